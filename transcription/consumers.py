@@ -1,0 +1,271 @@
+"""The WebSocket gateway, protocol v1 (see README): authenticate, validate, dispatch, persist.
+
+The consumer never runs a model. Every final is stored before it is sent, and whatever way a
+session ends (stop, error, idle, a vanished client), its open utterance is finalized and stored.
+"""
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from transcription import protocol, services
+from transcription.dispatch import EngineFailure, SessionHandle, get_dispatcher
+from transcription.engine import ConfigError, SessionConfig, SessionLimits, TranscriptEvent, parse_start
+from transcription.engine.audio import AudioFormatError, looks_like_wav, parse_wav_header
+from transcription.models import Session
+from transcription.protocol import ProtocolError
+
+logger = logging.getLogger(__name__)
+
+
+def session_limits(languages: tuple[str, ...]) -> SessionLimits:
+    return SessionLimits(
+        default_endpointing_ms=settings.ASR_DEFAULT_ENDPOINTING_MS,
+        default_max_utterance_s=settings.ASR_DEFAULT_MAX_UTTERANCE_S,
+        partial_interval_s=settings.ASR_PARTIAL_INTERVAL_S,
+        languages=languages,
+    )
+
+
+class TranscribeConsumer(AsyncWebsocketConsumer):
+    # State: "waiting" for start → "streaming" → "ending" (finishing the engine) → "closed".
+    state = "waiting"
+
+    async def connect(self) -> None:
+        await self.accept()
+        self.connected = True
+        self.principal = self.scope.get("principal")
+        self.session_id: uuid.UUID | None = None
+        self.config: SessionConfig | None = None
+        self.handle: SessionHandle | None = None
+        self.audio_bytes = 0
+        self.segments = 0
+        self.first_audio_checked = False
+        self.wav_declared_empty = False
+        self.end_lock = asyncio.Lock()
+        self.connected_at = self.last_activity = time.monotonic()
+        self.watchdog: asyncio.Task | None = None
+        if self.principal is None:
+            detail = "Invalid or revoked API key." if self.scope.get("presented_credentials") else (
+                "Missing API key: send the header 'Authorization: Bearer <key>'."
+            )
+            await self._send_error_and_close(ProtocolError("unauthenticated", detail, protocol.CLOSE_UNAUTHENTICATED))
+            self.state = "closed"
+            return
+        self.watchdog = asyncio.create_task(self._watch())
+
+    async def disconnect(self, code: int) -> None:
+        self.connected = False
+        if self.watchdog is not None:
+            self.watchdog.cancel()
+        await self._end(Session.CloseReason.DISCONNECT, utterance_reason="disconnect")
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.state in ("ending", "closed"):
+            return
+        try:
+            if bytes_data is not None:
+                await self._on_audio(bytes_data)
+            elif text_data is not None:
+                await self._on_text(text_data)
+        except ProtocolError as error:
+            await self._end(Session.CloseReason.BAD_REQUEST, utterance_reason="disconnect", error=error)
+        except Exception:
+            logger.exception("gateway failure session_id=%s", self.session_id)
+            await self._end(
+                Session.CloseReason.INTERNAL_ERROR,
+                utterance_reason="disconnect",
+                error=ProtocolError("internal_error", "Internal server error.", protocol.CLOSE_INTERNAL),
+            )
+
+    # --- client messages --------------------------------------------------------------------
+
+    async def _on_text(self, text: str) -> None:
+        message = protocol.parse_text_message(text, max_bytes=settings.ASR_MAX_TEXT_MESSAGE_BYTES)
+        self.last_activity = time.monotonic()
+        if message.type == "start":
+            if self.state != "waiting":
+                raise ProtocolError("already_started", "The session has already started; send 'start' only once, first.")
+            try:
+                config = parse_start(message.fields, self._limits())
+            except ConfigError as error:
+                raise ProtocolError("invalid_start", str(error)) from None
+            await self._start(config)
+        elif message.type == "finalize":
+            if self.handle is not None:
+                await self.handle.finalize()
+        elif message.type == "stop":
+            if self.wav_declared_empty and self.audio_bytes == 0:
+                raise ProtocolError("no_audio", "The WAV header declared no samples and no audio followed.")
+            await self._end(Session.CloseReason.STOP, utterance_reason="stop")
+        # keepalive: only resets the idle timer, done above.
+
+    async def _on_audio(self, data: bytes) -> None:
+        if len(data) > settings.ASR_MAX_FRAME_BYTES:
+            raise ProtocolError("frame_too_large", f"Audio frames are limited to {settings.ASR_MAX_FRAME_BYTES} bytes; got {len(data)}.")
+        self.last_activity = time.monotonic()
+        if not self.first_audio_checked:
+            self.first_audio_checked = True
+            data = await self._strip_wav_header(data)
+        if self.state == "waiting":
+            await self._start(parse_start({}, self._limits()))
+        assert self.config is not None and self.handle is not None
+        if len(data) % self.config.bytes_per_frame:
+            raise ProtocolError(
+                "bad_audio",
+                f"Audio frame of {len(data)} bytes is not a whole number of {self.config.encoding} samples "
+                f"({self.config.bytes_per_frame} bytes each, {self.config.channels} channel(s)).",
+            )
+        if data:
+            self.audio_bytes += len(data)
+            await self.handle.push_audio(data)
+
+    async def _strip_wav_header(self, data: bytes) -> bytes:
+        """Accept a client that sends a WAV file's bytes: check its header against the session."""
+        if not looks_like_wav(data):
+            return data
+        try:
+            header = parse_wav_header(data)
+        except AudioFormatError as error:
+            raise ProtocolError("bad_audio", f"Invalid WAV header: {error}") from None
+        if self.state == "waiting":
+            fields = {"sample_rate": header.sample_rate, "encoding": header.encoding, "channels": header.channels}
+            await self._start(parse_start(fields, self._limits()))
+        else:
+            assert self.config is not None
+            declared = (self.config.sample_rate, self.config.encoding, self.config.channels)
+            if (header.sample_rate, header.encoding, header.channels) != declared:
+                raise ProtocolError(
+                    "bad_audio",
+                    f"WAV header says {header.sample_rate} Hz {header.encoding} x{header.channels} but 'start' declared "
+                    f"{declared[0]} Hz {declared[1]} x{declared[2]}.",
+                )
+        self.wav_declared_empty = header.data_bytes == 0
+        return data[header.header_bytes :]
+
+    # --- session lifecycle ------------------------------------------------------------------
+
+    def _limits(self) -> SessionLimits:
+        return session_limits(get_dispatcher().languages())
+
+    async def _start(self, config: SessionConfig) -> None:
+        dispatcher = get_dispatcher()
+        session = await _session_start(self.principal, config, dispatcher.engine_name)
+        self.session_id, self.config, self.state = session.id, config, "streaming"
+        self.handle = await dispatcher.open_session(session_id=str(session.id), config=config, sink=self._on_event)
+        await self._send_json(
+            {
+                "type": "ready",
+                "session_id": str(session.id),
+                "config": config.public(),
+                "limits": {
+                    "max_frame_bytes": settings.ASR_MAX_FRAME_BYTES,
+                    "idle_timeout_s": settings.ASR_IDLE_TIMEOUT_S,
+                    "max_session_s": settings.ASR_MAX_SESSION_S,
+                },
+            }
+        )
+
+    async def _on_event(self, event: TranscriptEvent | EngineFailure) -> None:
+        """Results from the engine, in order: store finals first, then tell the client."""
+        if isinstance(event, EngineFailure):
+            close_code = protocol.CLOSE_BAD_REQUEST if event.code == "bad_audio" else protocol.CLOSE_INTERNAL
+            reason = Session.CloseReason.BAD_REQUEST if event.code == "bad_audio" else Session.CloseReason.INTERNAL_ERROR
+            # Not awaited: ending waits for the engine task, which is the caller.
+            asyncio.create_task(self._end(reason, utterance_reason="disconnect", error=ProtocolError(event.code, event.message, close_code)))
+            return
+        if event.is_final:
+            await _segment_store(self.principal.tenant_id, self.session_id, event)
+            self.segments += 1
+        await self._send_json(event.to_message())
+
+    async def _end(self, close_reason: str, *, utterance_reason: str, error: ProtocolError | None = None) -> None:
+        """End the session once, whoever asks first: finalize and store, then tell and close."""
+        async with self.end_lock:
+            if self.state in ("ending", "closed"):
+                return
+            self.state = "ending"
+            if self.handle is not None:
+                await self.handle.finish(utterance_reason)
+            audio_seconds = self.audio_bytes / self.config.bytes_per_second if self.config else 0.0
+            if self.session_id is not None:
+                await _session_finish(self.principal.tenant_id, self.session_id, close_reason, audio_seconds)
+            if error is not None:
+                await self._send_error_and_close(error)
+            elif self.connected:
+                await self._send_json(
+                    {
+                        "type": "closed",
+                        "session_id": str(self.session_id) if self.session_id else None,
+                        "audio_seconds": round(audio_seconds, 3),
+                        "segments": self.segments,
+                    }
+                )
+                await self.close(code=protocol.CLOSE_NORMAL)
+            self.state = "closed"
+            if self.watchdog is not None and self.watchdog is not asyncio.current_task():
+                self.watchdog.cancel()
+
+    async def _watch(self) -> None:
+        """Close sessions that went quiet or ran past the maximum length."""
+        period = min(1.0, settings.ASR_IDLE_TIMEOUT_S / 4)
+        while self.state not in ("ending", "closed"):
+            await asyncio.sleep(period)
+            now = time.monotonic()
+            if now - self.last_activity >= settings.ASR_IDLE_TIMEOUT_S:
+                error = ProtocolError(
+                    "idle_timeout", f"No audio or keepalive for {settings.ASR_IDLE_TIMEOUT_S:g} s.", protocol.CLOSE_IDLE
+                )
+                await self._end(Session.CloseReason.IDLE_TIMEOUT, utterance_reason="disconnect", error=error)
+            elif now - self.connected_at >= settings.ASR_MAX_SESSION_S:
+                error = ProtocolError(
+                    "session_limit", f"Sessions are limited to {settings.ASR_MAX_SESSION_S:g} s.", protocol.CLOSE_LIMIT
+                )
+                await self._end(Session.CloseReason.SESSION_LIMIT, utterance_reason="max_length", error=error)
+
+    async def _send_json(self, message: dict[str, Any]) -> None:
+        if self.connected:
+            await self.send(text_data=json.dumps(message, ensure_ascii=False))
+
+    async def _send_error_and_close(self, error: ProtocolError) -> None:
+        if not self.connected:
+            return
+        logger.info("session error session_id=%s code=%s", self.session_id, error.code)
+        await self._send_json(protocol.error_message(error.code, error.message))
+        await self.close(code=error.close_code)
+
+
+@database_sync_to_async
+def _session_start(principal: Any, config: SessionConfig, engine: str) -> Session:
+    return services.session_start(
+        tenant_id=principal.tenant_id,
+        api_key_id=principal.api_key_id,
+        language=config.language,
+        engine=engine,
+        sample_rate=config.sample_rate,
+    )
+
+
+@database_sync_to_async
+def _segment_store(tenant_id: int, session_id: uuid.UUID, event: TranscriptEvent) -> None:
+    services.segment_store(
+        tenant_id=tenant_id,
+        session_id=session_id,
+        index=event.segment,
+        start=event.start,
+        end=event.end,
+        text=event.text,
+        reason=event.reason or "",
+    )
+
+
+@database_sync_to_async
+def _session_finish(tenant_id: int, session_id: uuid.UUID, close_reason: str, audio_seconds: float) -> None:
+    services.session_finish(tenant_id=tenant_id, session_id=session_id, close_reason=close_reason, audio_seconds=audio_seconds)

@@ -1,0 +1,168 @@
+"""Embedded dispatch: every session's engine runs in a shared thread pool inside this process.
+
+Each session has one asyncio task that feeds its engine in arrival order, so the event loop never
+runs a model and one session's audio is never processed by two threads at once. Partials are
+decoded only when the session has caught up with its audio (the newest audio is all that matters).
+"""
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from transcription.dispatch.base import Dispatcher, EngineFailure, EventSink, SessionHandle
+from transcription.engine import SessionConfig, StreamingSession
+from transcription.engine.audio import AudioFormatError
+from transcription.engine.models import ModelSettings, load_models
+
+logger = logging.getLogger(__name__)
+
+MAX_BATCH_BYTES = 256 * 1024  # audio handed to the engine in one call when a backlog builds up
+
+
+@dataclass(frozen=True)
+class _Audio:
+    data: bytes
+
+
+@dataclass(frozen=True)
+class _Finalize:
+    pass
+
+
+@dataclass(frozen=True)
+class _Finish:
+    reason: str
+
+
+class LocalSessionHandle(SessionHandle):
+    def __init__(self, dispatcher: "LocalDispatcher", session_id: str, config: SessionConfig, sink: EventSink) -> None:
+        self.dispatcher = dispatcher
+        self.session_id = session_id
+        self.config = config
+        self.sink = sink
+        self.queue: asyncio.Queue[_Audio | _Finalize | _Finish] = asyncio.Queue()
+        self.queued_bytes = 0
+        self.max_queued_bytes = int(dispatcher.max_backlog_s * config.bytes_per_second)
+        self.drained = asyncio.Event()
+        self.drained.set()
+        self.done = asyncio.Event()
+        self.task = asyncio.create_task(self._run(), name=f"asr-session-{session_id}")
+
+    async def push_audio(self, data: bytes) -> None:
+        while self.queued_bytes >= self.max_queued_bytes and not self.done.is_set():
+            self.drained.clear()
+            await self.drained.wait()
+        if self.done.is_set():
+            return
+        self.queued_bytes += len(data)
+        self.queue.put_nowait(_Audio(data))
+
+    async def finalize(self) -> None:
+        self.queue.put_nowait(_Finalize())
+
+    async def finish(self, reason: str) -> None:
+        if not self.done.is_set():
+            self.queue.put_nowait(_Finish(reason))
+        await asyncio.shield(self.done.wait())
+
+    async def _call(self, fn, *args):  # type: ignore[no-untyped-def]
+        return await asyncio.get_running_loop().run_in_executor(self.dispatcher.executor, fn, *args)
+
+    async def _run(self) -> None:
+        try:
+            engine = await self._call(self.dispatcher.new_engine_session, self.config)
+            await self._serve(engine)
+        except AudioFormatError as exc:
+            await self.sink(EngineFailure(code="bad_audio", message=str(exc)))
+        except Exception:  # the engine must never take the gateway down with it
+            logger.exception("engine failure session_id=%s", self.session_id)
+            await self.sink(EngineFailure(code="internal_error", message="The recognizer failed on this session."))
+        finally:
+            self.done.set()
+            self.drained.set()
+
+    async def _serve(self, engine: StreamingSession) -> None:
+        while True:
+            now = time.monotonic()
+            if self.queue.empty() and engine.partial_due(now):
+                event = await self._call(engine.decode_partial)
+                if event is not None:
+                    await self.sink(event)
+                continue
+            if self.queue.empty():
+                try:
+                    # Wake for new audio, or when the next partial falls due.
+                    command = await asyncio.wait_for(self.queue.get(), timeout=engine.seconds_until_partial(now))
+                except TimeoutError:
+                    continue
+            else:
+                command = self.queue.get_nowait()
+            if isinstance(command, _Audio):
+                events = await self._call(engine.accept_audio, self._batch(command.data))
+            elif isinstance(command, _Finalize):
+                events = await self._call(engine.finalize, "client")
+            else:
+                events = await self._call(engine.finalize, command.reason)
+            for event in events:
+                await self.sink(event)
+            if isinstance(command, _Finish):
+                return
+
+    def _batch(self, first: bytes) -> bytes:
+        """Join queued audio behind ``first`` so a backlog is processed in few engine calls."""
+        parts, size = [first], len(first)
+        while size < MAX_BATCH_BYTES and not self.queue.empty():
+            head = self.queue._queue[0]  # type: ignore[attr-defined]
+            if not isinstance(head, _Audio):
+                break
+            parts.append(self.queue.get_nowait().data)  # type: ignore[union-attr]
+            size += len(parts[-1])
+        self.queued_bytes -= size
+        if self.queued_bytes < self.max_queued_bytes:
+            self.drained.set()
+        return b"".join(parts)
+
+
+class LocalDispatcher(Dispatcher):
+    def __init__(self, *, models: ModelSettings, workers: int, max_backlog_s: float) -> None:
+        self.model_settings = models
+        self.max_backlog_s = max_backlog_s
+        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="asr-engine")
+
+    @classmethod
+    def from_settings(cls) -> "LocalDispatcher":
+        from django.conf import settings
+
+        return cls(models=model_settings_from_django(), workers=settings.ASR_LOCAL_WORKERS, max_backlog_s=settings.ASR_MAX_BACKLOG_S)
+
+    @property
+    def engine_name(self) -> str:
+        return "whisper-tiny.en+fsmn-vad" if not self.model_settings.whisper_dir else "whisper+fsmn-vad"
+
+    def languages(self) -> tuple[str, ...]:
+        return ("en",)
+
+    def preload(self) -> None:
+        """Load the models in the background so the first session does not wait for them."""
+        self.executor.submit(load_models, self.model_settings)
+
+    def new_engine_session(self, config: SessionConfig) -> StreamingSession:
+        return StreamingSession(config, load_models(self.model_settings))
+
+    async def open_session(self, *, session_id: str, config: SessionConfig, sink: EventSink) -> SessionHandle:
+        return LocalSessionHandle(self, session_id, config, sink)
+
+
+def model_settings_from_django() -> ModelSettings:
+    from django.conf import settings
+
+    return ModelSettings(
+        whisper_dir=settings.ASR_WHISPER_MODEL_DIR,
+        vad_dir=settings.ASR_VAD_MODEL_DIR,
+        device=settings.ASR_DEVICE,
+        compute_type=settings.ASR_COMPUTE_TYPE,
+        cpu_threads=settings.ASR_CPU_THREADS,
+        beam_size=settings.ASR_BEAM_SIZE,
+    )

@@ -1,0 +1,64 @@
+"""FunASR's streaming FSMN-VAD, called the way FunASR's streaming API documents it.
+
+One model per process; one ``cache`` dict per session stream. FunASR's ``init_cache`` writes the
+session's silence threshold into the shared model options before copying it into the cache, so
+calls are serialised by a lock (each call is a few milliseconds).
+"""
+
+import logging
+import threading
+from pathlib import Path
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+CHUNK_MS = 200
+SAMPLES_PER_MS = 16
+
+
+class FsmnVad:
+    def __init__(self, model_dir: Path) -> None:
+        import torch
+        from funasr import AutoModel
+
+        # The VAD is tiny; keep torch from competing with the decoder for every core.
+        torch.set_num_threads(1)
+        self.model = AutoModel(
+            model=str(model_dir), disable_update=True, disable_pbar=True, disable_log=True, device="cpu"
+        )
+        self.lock = threading.Lock()
+
+    def open_stream(self, *, endpointing_ms: int) -> "VadStream":
+        return VadStream(self, endpointing_ms)
+
+
+class VadStream:
+    """Speech start/end detection over one session's audio, in milliseconds since the stream began."""
+
+    def __init__(self, vad: FsmnVad, endpointing_ms: int) -> None:
+        self.vad = vad
+        self.endpointing_ms = endpointing_ms
+        self.cache: dict = {}
+
+    def feed(self, samples: np.ndarray, *, is_final: bool = False) -> list[tuple[int, int]]:
+        """Return FunASR's segment list for this audio: [start_ms, -1], [-1, end_ms] or [start_ms, end_ms]."""
+        if not len(samples):
+            if not is_final:
+                return []
+            # FunASR returns early on empty input; one zero sample makes it flush what it holds.
+            samples = np.zeros(1, dtype=np.float32)
+        with self.vad.lock:
+            result = self.vad.model.generate(
+                input=samples,
+                cache=self.cache,
+                is_final=is_final,
+                chunk_size=CHUNK_MS,
+                max_end_silence_time=self.endpointing_ms,
+                disable_pbar=True,
+            )
+        if is_final:
+            # FunASR re-initialises a flushed cache with the shared default threshold; start clean.
+            self.cache = {}
+        segments = result[0]["value"] if result else []
+        return [(int(start), int(end)) for start, end in segments]

@@ -1,0 +1,59 @@
+"""Streaming sessions and the final segments they produced."""
+
+import uuid
+
+from django.db import models
+
+from accounts.models import ApiKey, Tenant
+
+
+class Session(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        CLOSED = "closed", "Closed"
+
+    class CloseReason(models.TextChoices):
+        STOP = "stop", "Client stopped"
+        DISCONNECT = "disconnect", "Connection dropped"
+        IDLE_TIMEOUT = "idle_timeout", "Idle timeout"
+        SESSION_LIMIT = "session_limit", "Session length limit"
+        BAD_REQUEST = "bad_request", "Bad message or audio"
+        INTERNAL_ERROR = "internal_error", "Internal error"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="sessions")
+    api_key = models.ForeignKey(ApiKey, on_delete=models.SET_NULL, null=True, blank=True, related_name="sessions")
+    started_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    close_reason = models.CharField(max_length=20, choices=CloseReason.choices, blank=True)
+    language = models.CharField(max_length=10, default="en")
+    engine = models.CharField(max_length=50, blank=True)
+    sample_rate = models.PositiveIntegerField(default=16000)
+    audio_seconds = models.FloatField(default=0.0)
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [models.Index(fields=["tenant", "-started_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.id} ({self.tenant})"
+
+
+class Segment(models.Model):
+    """One final utterance. Unique per (session, index) so a retried write never duplicates it."""
+
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="segments")
+    index = models.PositiveIntegerField()
+    start = models.FloatField()
+    end = models.FloatField()
+    text = models.TextField(blank=True)
+    reason = models.CharField(max_length=12)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["session", "index"]
+        constraints = [models.UniqueConstraint(fields=["session", "index"], name="unique_segment_per_session")]
+
+    def __str__(self) -> str:
+        return f"{self.session_id}#{self.index}"

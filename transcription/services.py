@@ -1,0 +1,47 @@
+"""Writes for sessions and segments. Each takes the tenant id and filters on it."""
+
+import logging
+import uuid
+
+from django.db import transaction
+from django.utils import timezone
+
+from transcription.models import Segment, Session
+
+logger = logging.getLogger(__name__)
+
+
+def session_start(*, tenant_id: int, api_key_id: int | None, language: str, engine: str, sample_rate: int) -> Session:
+    session = Session.objects.create(
+        tenant_id=tenant_id, api_key_id=api_key_id, language=language, engine=engine, sample_rate=sample_rate
+    )
+    logger.info("session started session_id=%s tenant_id=%s", session.id, tenant_id)
+    return session
+
+
+@transaction.atomic
+def segment_store(
+    *, tenant_id: int, session_id: uuid.UUID, index: int, start: float, end: float, text: str, reason: str
+) -> Segment:
+    """Store a final; storing the same (session, index) again returns the row already there."""
+    session = Session.objects.get(pk=session_id, tenant_id=tenant_id)
+    segment, _ = Segment.objects.get_or_create(
+        session=session, index=index, defaults={"start": start, "end": end, "text": text, "reason": reason}
+    )
+    return segment
+
+
+@transaction.atomic
+def session_finish(*, tenant_id: int, session_id: uuid.UUID, close_reason: str, audio_seconds: float) -> Session:
+    session = Session.objects.select_for_update().get(pk=session_id, tenant_id=tenant_id)
+    if session.status != Session.Status.CLOSED:
+        session.status = Session.Status.CLOSED
+        session.close_reason = close_reason
+        session.audio_seconds = audio_seconds
+        session.ended_at = timezone.now()
+        session.save(update_fields=["status", "close_reason", "audio_seconds", "ended_at"])
+        logger.info(
+            "session closed session_id=%s tenant_id=%s reason=%s audio_s=%.2f",
+            session_id, tenant_id, close_reason, audio_seconds,
+        )
+    return session
