@@ -1,6 +1,13 @@
-"""Settings for the test suite: the base settings with fast password hashing."""
+"""Settings for the test suite: the real PostgreSQL of this machine unless DATABASE_URL says otherwise."""
+
+import os
+
+import dj_database_url
 
 from .base import *  # noqa: F403
 
+DATABASES = {
+    "default": dj_database_url.parse(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/asrplatform"))
+}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 ASR_PRELOAD = False

@@ -1,0 +1,142 @@
+"""The engine on the 14 real eval clips: endpointing, accuracy against offline decoding, rates."""
+
+import numpy as np
+import pytest
+
+from transcription.engine import SessionLimits, StreamingSession, parse_start
+from transcription.engine.audio import AudioFormatError
+from transcription.evaluation import word_error_rate
+
+from .streaming import eval_session, finals_by_clip, spans_more_than_one_clip, stream_through_engine
+
+pytestmark = pytest.mark.slow
+WER_TOLERANCE = 0.02
+
+
+@pytest.fixture(scope="module")
+def offline_wer(engine_models, eval_dir):
+    """The same model decoding each clip on its own, with the same decode options."""
+    session = eval_session(eval_dir, gap_s=2.0)
+    hypotheses = [
+        engine_models.recognizer.transcribe(session.audio[c.start_sample : c.end_sample], language="en")
+        for c in session.clips
+    ]
+    return word_error_rate([c.reference for c in session.clips], hypotheses)
+
+
+def streamed_wer(outcome, clips) -> float:
+    per_clip = finals_by_clip(outcome.finals, clips)
+    return word_error_rate([c.reference for c in clips], [" ".join(f.text for f in fs) for fs in per_clip])
+
+
+@pytest.mark.parametrize(
+    ("sample_rate", "encoding"),
+    [(16000, "pcm_s16le"), (8000, "pcm_s16le"), (44100, "pcm_s16le"), (44100, "pcm_f32le")],
+)
+def test_one_final_per_clip_and_wer_close_to_offline(engine_models, eval_dir, offline_wer, sample_rate, encoding):
+    # Kennedy pauses for up to 1.2 s inside jfk.wav ("...fellow Americans — ask not — what..."),
+    # longer than a 1 s gap, so no silence endpointer can tell those apart (see the 1 s test
+    # below). Here the gaps are 3 s and the endpoint 1.5 s: the boundaries are unambiguous.
+    session = eval_session(eval_dir, gap_s=3.0)
+    outcome = stream_through_engine(
+        engine_models, session, sample_rate=sample_rate, encoding=encoding, endpointing_ms=1500
+    )
+    per_clip = finals_by_clip(outcome.finals, session.clips)
+    assert [len(fs) for fs in per_clip] == [1] * len(session.clips), [[f.text for f in fs] for fs in per_clip]
+    assert all(f.reason == "vad" for f in outcome.finals)
+    for (final,), clip in zip(per_clip, session.clips, strict=True):
+        assert clip.start_s - 0.4 <= final.start < final.end <= clip.end_s + 0.4, (final, clip)
+    assert [f.segment for f in outcome.finals] == list(range(len(outcome.finals)))
+    wer = streamed_wer(outcome, session.clips)
+    assert wer <= offline_wer + WER_TOLERANCE, (wer, offline_wer)
+
+
+def test_default_endpointing_with_one_second_gaps_never_merges_clips(engine_models, eval_dir, offline_wer):
+    session = eval_session(eval_dir, gap_s=1.0)
+    outcome = stream_through_engine(engine_models, session)
+    assert not [f.text for f in outcome.finals if spans_more_than_one_clip(f, session.clips)]
+    per_clip = finals_by_clip(outcome.finals, session.clips)
+    assert all(per_clip), "every clip gets at least one final"
+    assert streamed_wer(outcome, session.clips) <= offline_wer + WER_TOLERANCE
+
+
+class CountingRecognizer:
+    """The real recognizer, counting how much audio it was asked to decode."""
+
+    def __init__(self, real):
+        self.real, self.calls = real, 0
+
+    def transcribe(self, audio, **kwargs):
+        self.calls += 1
+        return self.real.transcribe(audio, **kwargs)
+
+
+def test_silence_and_noise_are_never_sent_to_the_decoder(engine_models):
+    models = type(engine_models)(vad=engine_models.vad, recognizer=CountingRecognizer(engine_models.recognizer))
+    engine = StreamingSession(parse_start({}, SessionLimits()), models)
+    rng = np.random.default_rng(0)
+    quiet = np.concatenate([np.zeros(16000 * 5), rng.normal(0, 0.002, 16000 * 5)]).astype(np.float32)
+    events = []
+    for i in range(0, len(quiet), 1600):
+        events += engine.accept_audio((quiet[i : i + 1600] * 32767).astype("<i2").tobytes())
+        if engine.partial_due(i / 16000 + 100):
+            events.append(engine.decode_partial(i / 16000 + 100))
+    events += engine.finalize("stop")
+    assert events == []
+    assert models.recognizer.calls == 0
+
+
+def test_partials_precede_the_final_of_the_same_segment(engine_models, eval_dir):
+    session = eval_session(eval_dir, gap_s=2.0)
+    jfk = next(c for c in session.clips if c.name == "jfk.wav")
+    clip_only = session.__class__(session.audio[jfk.start_sample - 8000 : jfk.end_sample + 32000], 16000, [])
+    outcome = stream_through_engine(engine_models, clip_only, partials=True, endpointing_ms=1500)
+    assert len(outcome.finals) == 1
+    assert len(outcome.partials) >= 3
+    assert {p.segment for p in outcome.partials} == {0}
+    assert all(p.start == outcome.finals[0].start for p in outcome.partials)
+
+
+def test_utterance_is_cut_at_max_utterance_s(engine_models, eval_dir):
+    session = eval_session(eval_dir, gap_s=2.0)
+    # librivox-0870 is 7.1 s of continuous reading: with a 3 s limit it must be cut at least twice.
+    clip = next(c for c in session.clips if c.name == "librivox-0870.wav")
+    audio = session.audio[clip.start_sample : clip.end_sample + 32000]
+    outcome = stream_through_engine(engine_models, session.__class__(audio, 16000, []), max_utterance_s=3, endpointing_ms=1200)
+    cut = [f for f in outcome.finals if f.reason == "max_length"]
+    assert len(cut) >= 2
+    assert all(f.end - f.start <= 3.0 + 1e-6 for f in outcome.finals)
+    joined = " ".join(f.text for f in outcome.finals)
+    assert word_error_rate([clip.reference], [joined]) < 0.35
+
+
+def test_client_finalize_ends_the_utterance_mid_speech(engine_models, eval_dir):
+    session = eval_session(eval_dir, gap_s=2.0)
+    clip = next(c for c in session.clips if c.name == "librivox-0870.wav")  # 7 s without a pause
+    audio = session.audio[clip.start_sample : clip.end_sample]
+    engine = StreamingSession(parse_start({}, SessionLimits()), engine_models)
+    events = []
+    half = len(audio) // 2 // 1600 * 1600
+    for i in range(0, half, 1600):
+        events += engine.accept_audio((audio[i : i + 1600] * 32767).astype("<i2").tobytes())
+    events += engine.finalize("client")
+    assert events and events[-1].reason == "client"
+    assert abs(events[-1].end - half / 16000) < 0.05
+    for i in range(half, len(audio), 1600):
+        events += engine.accept_audio((audio[i : i + 1600] * 32767).astype("<i2").tobytes())
+    events += engine.finalize("stop")
+    assert events[-1].reason == "stop" and events[-1].segment == events[-2].segment + 1
+    assert [e.segment for e in events] == list(range(len(events)))
+
+
+def test_non_finite_float_audio_is_rejected(engine_models):
+    engine = StreamingSession(parse_start({"encoding": "pcm_f32le"}, SessionLimits()), engine_models)
+    with pytest.raises(AudioFormatError, match="NaN"):
+        engine.accept_audio(np.array([0.0, np.nan, 0.1, 0.2], dtype="<f4").tobytes())
+
+
+def test_audio_seconds_are_exact_at_any_rate(engine_models):
+    engine = StreamingSession(parse_start({"sample_rate": 44100}, SessionLimits()), engine_models)
+    for _ in range(37):
+        engine.accept_audio(np.zeros(4410, dtype="<i2").tobytes())
+    assert engine.audio_seconds == pytest.approx(3.7, abs=1e-9)
