@@ -46,9 +46,9 @@ class ApiKey(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.name})"
+
     @property
     def is_revoked(self) -> bool:
         return self.revoked_at is not None
-
-    def __str__(self) -> str:
-        return f"{self.prefix}… ({self.name})"

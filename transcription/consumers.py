@@ -53,8 +53,10 @@ class TranscribeConsumer(AsyncWebsocketConsumer):
         self.connected_at = self.last_activity = time.monotonic()
         self.watchdog: asyncio.Task | None = None
         if self.principal is None:
-            detail = "Invalid or revoked API key." if self.scope.get("presented_credentials") else (
-                "Missing API key: send the header 'Authorization: Bearer <key>'."
+            detail = (
+                "Invalid or revoked API key."
+                if self.scope.get("presented_credentials")
+                else ("Missing API key: send the header 'Authorization: Bearer <key>'.")
             )
             await self._send_error_and_close(ProtocolError("unauthenticated", detail, protocol.CLOSE_UNAUTHENTICATED))
             self.state = "closed"
@@ -92,7 +94,9 @@ class TranscribeConsumer(AsyncWebsocketConsumer):
         self.last_activity = time.monotonic()
         if message.type == "start":
             if self.state != "waiting":
-                raise ProtocolError("already_started", "The session has already started; send 'start' only once, first.")
+                raise ProtocolError(
+                    "already_started", "The session has already started; send 'start' only once, first."
+                )
             try:
                 config = parse_start(message.fields, self._limits())
             except ConfigError as error:
@@ -109,7 +113,9 @@ class TranscribeConsumer(AsyncWebsocketConsumer):
 
     async def _on_audio(self, data: bytes) -> None:
         if len(data) > settings.ASR_MAX_FRAME_BYTES:
-            raise ProtocolError("frame_too_large", f"Audio frames are limited to {settings.ASR_MAX_FRAME_BYTES} bytes; got {len(data)}.")
+            raise ProtocolError(
+                "frame_too_large", f"Audio frames are limited to {settings.ASR_MAX_FRAME_BYTES} bytes; got {len(data)}."
+            )
         self.last_activity = time.monotonic()
         if not self.first_audio_checked:
             self.first_audio_checked = True
@@ -144,8 +150,8 @@ class TranscribeConsumer(AsyncWebsocketConsumer):
             if (header.sample_rate, header.encoding, header.channels) != declared:
                 raise ProtocolError(
                     "bad_audio",
-                    f"WAV header says {header.sample_rate} Hz {header.encoding} x{header.channels} but 'start' declared "
-                    f"{declared[0]} Hz {declared[1]} x{declared[2]}.",
+                    f"WAV header says {header.sample_rate} Hz {header.encoding} x{header.channels} "
+                    f"but 'start' declared {declared[0]} Hz {declared[1]} x{declared[2]}.",
                 )
         self.wav_declared_empty = header.data_bytes == 0
         return data[header.header_bytes :]
@@ -177,9 +183,15 @@ class TranscribeConsumer(AsyncWebsocketConsumer):
         """Results from the engine, in order: store finals first, then tell the client."""
         if isinstance(event, EngineFailure):
             close_code = protocol.CLOSE_BAD_REQUEST if event.code == "bad_audio" else protocol.CLOSE_INTERNAL
-            reason = Session.CloseReason.BAD_REQUEST if event.code == "bad_audio" else Session.CloseReason.INTERNAL_ERROR
+            reason = (
+                Session.CloseReason.BAD_REQUEST if event.code == "bad_audio" else Session.CloseReason.INTERNAL_ERROR
+            )
             # Not awaited: ending waits for the engine task, which is the caller.
-            asyncio.create_task(self._end(reason, utterance_reason="disconnect", error=ProtocolError(event.code, event.message, close_code)))
+            asyncio.create_task(
+                self._end(
+                    reason, utterance_reason="disconnect", error=ProtocolError(event.code, event.message, close_code)
+                )
+            )
             return
         if event.is_final:
             await _segment_store(self.principal.tenant_id, self.session_id, event)
@@ -268,4 +280,6 @@ def _segment_store(tenant_id: int, session_id: uuid.UUID, event: TranscriptEvent
 
 @database_sync_to_async
 def _session_finish(tenant_id: int, session_id: uuid.UUID, close_reason: str, audio_seconds: float) -> None:
-    services.session_finish(tenant_id=tenant_id, session_id=session_id, close_reason=close_reason, audio_seconds=audio_seconds)
+    services.session_finish(
+        tenant_id=tenant_id, session_id=session_id, close_reason=close_reason, audio_seconds=audio_seconds
+    )

@@ -42,6 +42,9 @@ def session_finish(*, tenant_id: int, session_id: uuid.UUID, close_reason: str, 
         session.save(update_fields=["status", "close_reason", "audio_seconds", "ended_at"])
         logger.info(
             "session closed session_id=%s tenant_id=%s reason=%s audio_s=%.2f",
-            session_id, tenant_id, close_reason, audio_seconds,
+            session_id,
+            tenant_id,
+            close_reason,
+            audio_seconds,
         )
     return session

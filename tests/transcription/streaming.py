@@ -22,8 +22,14 @@ def encode(samples: np.ndarray, encoding: str) -> bytes:
 
 
 def stream_through_engine(
-    models, session: ConcatenatedSession, *, sample_rate: int = 16000, encoding: str = "pcm_s16le",
-    frame_ms: int = 100, partials: bool = False, **start_fields,
+    models,
+    session: ConcatenatedSession,
+    *,
+    sample_rate: int = 16000,
+    encoding: str = "pcm_s16le",
+    frame_ms: int = 100,
+    partials: bool = False,
+    **start_fields,
 ) -> StreamOutcome:
     """Stream the session in frames as a client would (resampled first when asked), then stop."""
     audio = session.audio if sample_rate == 16000 else soxr.resample(session.audio, 16000, sample_rate, "HQ")

@@ -102,7 +102,9 @@ def test_utterance_is_cut_at_max_utterance_s(engine_models, eval_dir):
     # librivox-0870 is 7.1 s of continuous reading: with a 3 s limit it must be cut at least twice.
     clip = next(c for c in session.clips if c.name == "librivox-0870.wav")
     audio = session.audio[clip.start_sample : clip.end_sample + 32000]
-    outcome = stream_through_engine(engine_models, session.__class__(audio, 16000, []), max_utterance_s=3, endpointing_ms=1200)
+    outcome = stream_through_engine(
+        engine_models, session.__class__(audio, 16000, []), max_utterance_s=3, endpointing_ms=1200
+    )
     cut = [f for f in outcome.finals if f.reason == "max_length"]
     assert len(cut) >= 2
     assert all(f.end - f.start <= 3.0 + 1e-6 for f in outcome.finals)

@@ -135,7 +135,11 @@ class LocalDispatcher(Dispatcher):
     def from_settings(cls) -> "LocalDispatcher":
         from django.conf import settings
 
-        return cls(models=model_settings_from_django(), workers=settings.ASR_LOCAL_WORKERS, max_backlog_s=settings.ASR_MAX_BACKLOG_S)
+        return cls(
+            models=model_settings_from_django(),
+            workers=settings.ASR_LOCAL_WORKERS,
+            max_backlog_s=settings.ASR_MAX_BACKLOG_S,
+        )
 
     @property
     def engine_name(self) -> str:

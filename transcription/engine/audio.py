@@ -40,7 +40,11 @@ class Resampler:
 
     def __init__(self, input_rate: int) -> None:
         self.input_rate = input_rate
-        self._stream = None if input_rate == TARGET_RATE else soxr.ResampleStream(input_rate, TARGET_RATE, 1, dtype="float32", quality="HQ")
+        self._stream = (
+            None
+            if input_rate == TARGET_RATE
+            else soxr.ResampleStream(input_rate, TARGET_RATE, 1, dtype="float32", quality="HQ")
+        )
 
     def process(self, samples: np.ndarray, *, last: bool = False) -> np.ndarray:
         if self._stream is None:
@@ -126,7 +130,9 @@ def parse_wav_header(data: bytes) -> WavHeader:
 
 def _header_from_fmt(tag: int, channels: int, rate: int, bits: int, *, header_bytes: int, data_bytes: int) -> WavHeader:
     if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
-        raise AudioFormatError(f"WAV sample rate {rate} Hz is outside the supported {MIN_SAMPLE_RATE}–{MAX_SAMPLE_RATE} Hz.")
+        raise AudioFormatError(
+            f"WAV sample rate {rate} Hz is outside the supported {MIN_SAMPLE_RATE}–{MAX_SAMPLE_RATE} Hz."
+        )
     if channels not in (1, 2):
         raise AudioFormatError(f"WAV has {channels} channels; mono or stereo is supported.")
     if tag in (1, 0xFFFE) and bits == 16:
@@ -134,5 +140,9 @@ def _header_from_fmt(tag: int, channels: int, rate: int, bits: int, *, header_by
     elif tag in (3, 0xFFFE) and bits == 32:
         encoding = "pcm_f32le"
     else:
-        raise AudioFormatError(f"WAV format {tag} with {bits}-bit samples is not supported; send 16-bit PCM or 32-bit float.")
-    return WavHeader(sample_rate=rate, channels=channels, encoding=encoding, header_bytes=header_bytes, data_bytes=data_bytes)
+        raise AudioFormatError(
+            f"WAV format {tag} with {bits}-bit samples is not supported; send 16-bit PCM or 32-bit float."
+        )
+    return WavHeader(
+        sample_rate=rate, channels=channels, encoding=encoding, header_bytes=header_bytes, data_bytes=data_bytes
+    )

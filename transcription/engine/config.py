@@ -52,7 +52,16 @@ class SessionConfig:
         return data
 
 
-CLIENT_FIELDS = {"type", "sample_rate", "encoding", "channels", "language", "interim_results", "endpointing_ms", "max_utterance_s"}
+CLIENT_FIELDS = {
+    "type",
+    "sample_rate",
+    "encoding",
+    "channels",
+    "language",
+    "interim_results",
+    "endpointing_ms",
+    "max_utterance_s",
+}
 
 
 def _int_field(message: dict[str, Any], name: str, default: int, low: int, high: int) -> int:
@@ -68,7 +77,9 @@ def parse_start(message: dict[str, Any], limits: SessionLimits) -> SessionConfig
     """Validate a ``start`` message (every field optional) into a SessionConfig."""
     unknown = sorted(set(message) - CLIENT_FIELDS)
     if unknown:
-        raise ConfigError(f"Unknown field(s) in start: {', '.join(unknown)}. Allowed: {', '.join(sorted(CLIENT_FIELDS))}.")
+        raise ConfigError(
+            f"Unknown field(s) in start: {', '.join(unknown)}. Allowed: {', '.join(sorted(CLIENT_FIELDS))}."
+        )
     sample_rate = _int_field(message, "sample_rate", 16000, MIN_SAMPLE_RATE, MAX_SAMPLE_RATE)
     encoding = message.get("encoding", "pcm_s16le")
     if encoding not in ENCODINGS:
@@ -87,7 +98,9 @@ def parse_start(message: dict[str, Any], limits: SessionLimits) -> SessionConfig
     if isinstance(max_utterance_s, bool) or not isinstance(max_utterance_s, int | float):
         raise ConfigError(f"'max_utterance_s' must be a number, got {max_utterance_s!r}.")
     if not 1.0 <= max_utterance_s <= limits.max_max_utterance_s:
-        raise ConfigError(f"'max_utterance_s' must be between 1 and {limits.max_max_utterance_s:g}, got {max_utterance_s}.")
+        raise ConfigError(
+            f"'max_utterance_s' must be between 1 and {limits.max_max_utterance_s:g}, got {max_utterance_s}."
+        )
     return SessionConfig(
         sample_rate=sample_rate,
         encoding=encoding,

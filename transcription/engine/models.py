@@ -56,7 +56,12 @@ def load_models(settings: ModelSettings) -> EngineModels:
             from transcription.engine.vad import FsmnVad
 
             threads = settings.cpu_threads or os.cpu_count() or 1
-            logger.info("loading models whisper=%s vad=%s device=%s", whisper_model_dir(settings), vad_model_dir(settings), settings.device)
+            logger.info(
+                "loading models whisper=%s vad=%s device=%s",
+                whisper_model_dir(settings),
+                vad_model_dir(settings),
+                settings.device,
+            )
             _loaded[settings] = EngineModels(
                 vad=FsmnVad(vad_model_dir(settings)),
                 recognizer=WhisperRecognizer(

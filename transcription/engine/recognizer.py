@@ -37,8 +37,6 @@ class WhisperRecognizer:
             condition_on_previous_text=False,
         )
         words = [
-            s.text.strip()
-            for s in segments
-            if not (s.no_speech_prob > NO_SPEECH_PROB and s.avg_logprob < LOW_LOGPROB)
+            s.text.strip() for s in segments if not (s.no_speech_prob > NO_SPEECH_PROB and s.avg_logprob < LOW_LOGPROB)
         ]
         return " ".join(w for w in words if w)

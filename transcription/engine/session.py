@@ -136,7 +136,9 @@ class StreamingSession:
         if not text and not had_partial:
             # Nothing was said and nothing was promised: no segment number is used.
             return []
-        event = TranscriptEvent(self.next_segment, text, start / TARGET_RATE, end / TARGET_RATE, is_final=True, reason=reason)
+        event = TranscriptEvent(
+            self.next_segment, text, start / TARGET_RATE, end / TARGET_RATE, is_final=True, reason=reason
+        )
         self.next_segment += 1
         return [event]
 

