@@ -142,3 +142,19 @@ def test_audio_seconds_are_exact_at_any_rate(engine_models):
     for _ in range(37):
         engine.accept_audio(np.zeros(4410, dtype="<i2").tobytes())
     assert engine.audio_seconds == pytest.approx(3.7, abs=1e-9)
+
+
+def test_final_reuses_the_decode_made_during_trailing_silence(engine_models, eval_dir):
+    models = type(engine_models)(vad=engine_models.vad, recognizer=CountingRecognizer(engine_models.recognizer))
+    session = eval_session(eval_dir, gap_s=2.0)
+    clip = next(c for c in session.clips if c.name == "goforward.wav")
+    audio = session.audio[clip.start_sample : clip.end_sample + 32000]
+    engine = StreamingSession(parse_start({"interim_results": False}, SessionLimits()), models)
+    finals = []
+    for i in range(0, len(audio), 1600):
+        finals += engine.accept_audio((audio[i : i + 1600] * 32767).astype("<i2").tobytes())
+        if engine.partial_due(0.0):
+            assert engine.decode_partial(0.0) is None  # no partials were asked for
+    assert [f.reason for f in finals] == ["vad"]
+    assert word_error_rate([clip.reference], [finals[0].text]) == 0.0
+    assert models.recognizer.calls == 1, "the speculative decode was the final"

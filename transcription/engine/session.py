@@ -6,6 +6,7 @@ the audio arrived. Times are tracked as 16 kHz sample indices from the start of 
 
 import logging
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -19,7 +20,19 @@ logger = logging.getLogger(__name__)
 
 VAD_STEP = CHUNK_MS * SAMPLES_PER_MS  # feed the VAD in its own chunk size so cuts land on time
 MIN_PARTIAL_AUDIO_S = 0.3  # shorter than this, a partial is guesswork
+# Trailing silence after which the open utterance is decoded ahead of its endpoint: if the
+# endpoint follows with no new speech, that decode is the final and costs nothing more.
+SPECULATE_AFTER_MS = 300
 LOOKBACK_SAMPLES = TARGET_RATE  # audio kept before an utterance for VAD's start look-back
+
+
+@dataclass(frozen=True)
+class Speculation:
+    """A decode of an utterance made during its trailing silence, over samples [start, end)."""
+
+    start: int
+    end: int
+    text: str
 
 
 class StreamingSession:
@@ -38,6 +51,7 @@ class StreamingSession:
         self.partial_sent = False
         self.last_partial_at = 0.0
         self.last_partial_end = 0
+        self.speculation: Speculation | None = None
 
     @property
     def audio_seconds(self) -> float:
@@ -68,28 +82,55 @@ class StreamingSession:
         return events
 
     def partial_due(self, now: float) -> bool:
-        if not (self.config.interim_results and self.utterance_start is not None):
+        """Whether :meth:`decode_partial` has work now: a speculative final, or a partial."""
+        if self.speculation_due():
+            return True
+        if not self._partial_has_audio():
             return False
-        if now - self.last_partial_at < self.config.partial_interval_s:
+        return now - self.last_partial_at >= self.config.partial_interval_s
+
+    def seconds_until_partial(self, now: float) -> float | None:
+        """When a partial falls due; None when only new audio can make one due."""
+        if self.speculation_due():
+            return 0.0
+        if not self._partial_has_audio():
+            return None
+        return max(0.0, self.last_partial_at + self.config.partial_interval_s - now)
+
+    def speculation_due(self) -> bool:
+        if self.utterance_start is None:
+            return False
+        silence_ms = self.vad.trailing_silence_ms()
+        if silence_ms < SPECULATE_AFTER_MS:
+            return False
+        silence_start = self.buffer.end - len(self.pending) - silence_ms * SAMPLES_PER_MS
+        spec = self.speculation
+        return spec is None or spec.start != self.utterance_start or spec.end < silence_start
+
+    def _partial_has_audio(self) -> bool:
+        if not (self.config.interim_results and self.utterance_start is not None):
             return False
         new_audio = self.buffer.end - max(self.last_partial_end, self.utterance_start)
         length = self.buffer.end - self.utterance_start
         return new_audio > 0 and length >= MIN_PARTIAL_AUDIO_S * TARGET_RATE
 
-    def seconds_until_partial(self, now: float) -> float | None:
-        if not (self.config.interim_results and self.utterance_start is not None):
-            return None
-        return max(0.0, self.last_partial_at + self.config.partial_interval_s - now)
-
     def decode_partial(self, now: float | None = None) -> TranscriptEvent | None:
-        """Re-decode the open utterance so far; None when there is nothing new to say."""
+        """Re-decode the open utterance so far; None when there is nothing new to say.
+
+        In trailing silence this decode uses the final's settings and is kept as a speculation.
+        """
         if self.utterance_start is None:
             return None
+        speculative = self.speculation_due()
+        self.last_partial_at = time.monotonic() if now is None else now  # the rate counts from decode start
         start, end = self.utterance_start, self.buffer.end
-        text = self.recognizer.transcribe(self.buffer.slice(start, end), language=self.config.language, beam_size=1)  # type: ignore[attr-defined]
-        self.last_partial_at = time.monotonic() if now is None else now
+        text = self.recognizer.transcribe(  # type: ignore[attr-defined]
+            self.buffer.slice(start, end), language=self.config.language, beam_size=None if speculative else 1
+        )
+        if speculative:
+            self.speculation = Speculation(start=start, end=end, text=text)
         self.last_partial_end = end
-        if not text:
+        if not text or not self.config.interim_results:
             return None
         self.partial_sent = True
         return TranscriptEvent(self.next_segment, text, start / TARGET_RATE, end / TARGET_RATE, is_final=False)
@@ -130,7 +171,11 @@ class StreamingSession:
         assert start is not None
         end = max(end, start)
         self.utterance_start = None
-        text = self.recognizer.transcribe(self.buffer.slice(start, end), language=self.config.language)  # type: ignore[attr-defined]
+        spec, self.speculation = self.speculation, None
+        if spec is not None and spec.start == start and spec.end >= end:
+            text = spec.text  # decoded during the trailing silence; nothing was said since
+        else:
+            text = self.recognizer.transcribe(self.buffer.slice(start, end), language=self.config.language)  # type: ignore[attr-defined]
         had_partial, self.partial_sent = self.partial_sent, False
         self.last_partial_end = end
         if not text and not had_partial:

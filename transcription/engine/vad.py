@@ -15,6 +15,8 @@ logger = logging.getLogger(__name__)
 
 CHUNK_MS = 200
 SAMPLES_PER_MS = 16
+FRAME_MS = 10
+IN_SPEECH_SEGMENT = 2  # funasr VadStateMachine.kVadInStateInSpeechSegment
 
 
 class FsmnVad:
@@ -62,3 +64,14 @@ class VadStream:
             self.cache = {}
         segments = result[0]["value"] if result else []
         return [(int(start), int(end)) for start, end in segments]
+
+    def trailing_silence_ms(self) -> int:
+        """Silence heard since speech last stopped, while a speech segment is still open.
+
+        Read from FunASR's per-cache state machine (frames of 10 ms); 0 outside speech. This lets
+        the session start decoding before the endpoint is confirmed.
+        """
+        stats = self.cache.get("stats")
+        if stats is None or getattr(stats.vad_state_machine, "value", None) != IN_SPEECH_SEGMENT:
+            return 0
+        return int(stats.continous_silence_frame_count) * FRAME_MS

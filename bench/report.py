@@ -1,0 +1,67 @@
+"""Plain-text tables for the benchmark figures (the JSON file carries the same data)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _ms(value: Any) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
+def _stat_row(label: str, stats: dict[str, Any]) -> str:
+    cells = (_ms(stats["p50"]), _ms(stats["p95"]), _ms(stats["max"]), _ms(stats["mean"]))
+    return f"  {label:<34}" + "".join(f"{c:>9}" for c in cells) + f"{stats['n']:>6}"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def render(figures: dict[str, Any]) -> str:
+    """The summary tables followed by one line per clip."""
+    m = figures["stream"]
+    counts = m["counts"]
+    lines = [
+        f"asrplatform benchmark - {figures['audio_s']:.1f} s of audio, {counts['clips']} clips, "
+        f"{figures['config']['gap_s']:g} s gaps, {figures['config']['chunk_ms']} ms frames, "
+        f"endpointing {figures['config']['endpointing_ms']} ms, "
+        f"{'real time' if figures['config']['realtime'] else 'as fast as possible'}",
+        "",
+        f"  {'latency (ms)':<34}{'p50':>9}{'p95':>9}{'max':>9}{'mean':>9}{'n':>6}",
+        _stat_row("final after last sample sent", m["final_latency_ms"]),
+        _stat_row("first partial after first sample", m["first_partial_ms"]),
+        _stat_row("interval between partials", m["partial_interval_ms"]),
+        _stat_row("client send lag (schedule slip)", m["client_send_lag_ms"]),
+        "",
+        f"  {'accuracy':<34}{'WER':>9}",
+        f"  {'streamed finals (per clip)':<34}{_pct(m['wer_streamed']):>9}",
+        f"  {'streamed finals (whole session)':<34}{_pct(m['wer_streamed_session']):>9}",
+        f"  {'offline, each clip alone':<34}{_pct(figures.get('offline', {}).get('wer')):>9}",
+        "",
+        f"  endpointing: {counts['finals']} finals for {counts['clips']} clips; "
+        f"{counts['clips_split']} clips split, {counts['finals_merging_clips']} finals merging "
+        f"clips, {counts['clips_without_final']} clips without a final, "
+        f"{counts['finals_outside_speech']} finals outside speech, "
+        f"{counts['empty_finals']} empty finals; reasons {counts['final_reasons']}",
+    ]
+    server = figures.get("server") or {}
+    if server.get("cpu_s_per_audio_s") is not None:
+        lines.append(
+            f"  server: {server['cpu_s_per_audio_s']:.3f} CPU s per audio s "
+            f"({server['cpu_s']:.1f} CPU s), peak RSS {server['peak_rss_bytes'] / 2**20:.0f} MiB"
+        )
+    else:
+        lines.append("  server: CPU and memory not measured (external server without --server-pid)")
+    if server.get("warmup_problem"):
+        lines.append(f"  WARM-UP PROBLEM: {server['warmup_problem']}")
+    if figures.get("problem"):
+        lines.append(f"  PROBLEM: {figures['problem']}")
+    lines += ["", f"  {'clip':<18}{'at s':>7}{'finals':>7}{'final ms':>10}{'1st part':>10}  text"]
+    for row in m["clips"]:
+        lines.append(
+            f"  {row['clip']:<18}{row['start_s']:>7.1f}{row['finals']:>7}"
+            f"{_ms(row['final_latency_ms']):>10}{_ms(row['first_partial_ms']):>10}  "
+            f"{row['hypothesis'] or '-'}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,166 @@
+"""Start the embedded server (daphne + SQLite) in a subprocess and measure its CPU and memory.
+
+A real process, started the way an operator starts it, so the numbers include everything the
+server does (Channels, the database, the engine) and nothing the benchmark itself does.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+class ServerError(RuntimeError):
+    """The embedded server could not be prepared or started; the message says which step."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _stat_fields(pid: int) -> list[str]:
+    text = Path(f"/proc/{pid}/stat").read_text()
+    return text[text.rindex(")") + 2 :].split()  # fields from "state" on; comm may hold spaces
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int(_stat_fields(int(entry.name))[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    found, queue = [], [pid]
+    while queue:
+        for child in children.get(queue.pop(), []):
+            found.append(child)
+            queue.append(child)
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of the process and its live descendants (all threads included)."""
+    total = 0
+    for p in [pid, *_descendants(pid)]:
+        try:
+            fields = _stat_fields(p)
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / CLOCK_TICKS
+
+
+def memory_bytes(pid: int) -> dict[str, int]:
+    """Peak (VmHWM) and current (VmRSS) resident memory of the server process."""
+    values = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("VmHWM", "VmRSS"):
+            values[key] = int(rest.split()[0]) * 1024
+    return {"peak_rss": values.get("VmHWM", 0), "rss": values.get("VmRSS", 0)}
+
+
+class EmbeddedServer:
+    """migrate, create a tenant and key, run daphne on a free port; `stop()` ends only it."""
+
+    def __init__(self, workdir: Path, *, port: int | None = None, startup_timeout: float = 180.0):
+        self.workdir = workdir
+        self.port = port or free_port()
+        self.startup_timeout = startup_timeout
+        self.log_path = workdir / "server.log"
+        self.env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "asrplatform.settings.base",
+            "DATABASE_URL": f"sqlite:///{workdir / 'bench.sqlite3'}",
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.env.pop("REDIS_URL", None)  # embedded mode: in-memory layer, engine in-process
+        self.process: subprocess.Popen[bytes] | None = None
+        self.api_key = ""
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws/v1/transcribe"
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def _manage(self, *args: str) -> str:
+        command = [sys.executable, "manage.py", *args]
+        proc = subprocess.run(command, cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=300)
+        if proc.returncode != 0:
+            tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
+            raise ServerError(f"manage.py {' '.join(args)} failed ({proc.returncode}):\n{tail}")
+        return proc.stdout
+
+    def start(self) -> None:
+        self._manage("migrate", "--noinput")
+        self._manage("create_tenant", "bench")
+        lines = self._manage("create_api_key", "bench").strip().splitlines()
+        if not lines:
+            raise ServerError("create_api_key printed nothing")
+        self.api_key = lines[-1].strip()
+        daphne = Path(sys.executable).parent / "daphne"
+        command = [str(daphne)] if daphne.exists() else [sys.executable, "-m", "daphne"]
+        command += ["-b", "127.0.0.1", "-p", str(self.port), "asrplatform.asgi:application"]
+        log = open(self.log_path, "wb")  # noqa: SIM115 - owned by the child for its lifetime
+        self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=log)
+        log.close()
+        logger.info("server starting pid=%d port=%d", self.process.pid, self.port)
+        self._wait_until_listening()
+
+    def _wait_until_listening(self) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                code = self.process.returncode
+                raise ServerError(f"daphne exited with {code}:\n{self.log_tail()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.2)
+        raise ServerError(f"daphne did not listen within {self.startup_timeout:.0f} s")
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=5)
+
+    def __enter__(self) -> EmbeddedServer:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
