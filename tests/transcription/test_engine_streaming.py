@@ -158,3 +158,17 @@ def test_final_reuses_the_decode_made_during_trailing_silence(engine_models, eva
     assert [f.reason for f in finals] == ["vad"]
     assert word_error_rate([clip.reference], [finals[0].text]) == 0.0
     assert models.recognizer.calls == 1, "the speculative decode was the final"
+
+
+def test_a_session_continued_elsewhere_keeps_counting_time_and_segments(engine_models, eval_dir):
+    session = eval_session(eval_dir, gap_s=2.0)
+    clip = next(c for c in session.clips if c.name == "goforward.wav")
+    audio = session.audio[clip.start_sample : clip.end_sample + 32000]
+    config = parse_start({"interim_results": False}, SessionLimits())
+    engine = StreamingSession(config, engine_models, resume_at_s=100.0, first_segment=5)
+    finals = []
+    for i in range(0, len(audio), 1600):
+        finals += engine.accept_audio((audio[i : i + 1600] * 32767).astype("<i2").tobytes())
+    finals += engine.finalize("stop")
+    assert [f.segment for f in finals] == [5]
+    assert 100.0 <= finals[0].start < finals[0].end <= 100.0 + len(audio) / 16000

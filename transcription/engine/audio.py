@@ -58,10 +58,10 @@ class AudioBuffer:
     Appends are cheap (a list of chunks); only the audio an open utterance may still need is kept.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, start: int = 0) -> None:
         self._chunks: list[np.ndarray] = []
-        self._base = 0  # absolute index of the first kept sample
-        self.end = 0  # absolute index one past the last sample
+        self._base = start  # absolute index of the first kept sample
+        self.end = start  # absolute index one past the last sample
 
     def append(self, samples: np.ndarray) -> None:
         if len(samples):

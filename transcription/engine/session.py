@@ -36,18 +36,22 @@ class Speculation:
 
 
 class StreamingSession:
-    def __init__(self, config: SessionConfig, models: EngineModels) -> None:
+    def __init__(
+        self, config: SessionConfig, models: EngineModels, *, resume_at_s: float = 0.0, first_segment: int = 0
+    ) -> None:
+        """``resume_at_s``/``first_segment`` continue a session elsewhere (failover, resume): times and
+        segment numbers go on from there instead of starting at zero."""
         self.config = config
         self.recognizer = models.recognizer
         self.vad_model = models.vad
         self.resampler = Resampler(config.sample_rate)
-        self.buffer = AudioBuffer()
+        self.buffer = AudioBuffer(start=round(resume_at_s * TARGET_RATE))
         self.vad = self.vad_model.open_stream(endpointing_ms=config.endpointing_ms)  # type: ignore[attr-defined]
-        self.vad_origin = 0  # session sample index where the current VAD stream began
+        self.vad_origin = self.buffer.end  # session sample index where the current VAD stream began
         self.pending = np.zeros(0, dtype=np.float32)  # resampled audio not yet given to the VAD
         self.input_samples = 0  # samples received at the client's own rate (for exact metering)
         self.utterance_start: int | None = None
-        self.next_segment = 0
+        self.next_segment = first_segment
         self.partial_sent = False
         self.last_partial_at = 0.0
         self.last_partial_end = 0
