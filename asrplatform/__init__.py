@@ -1,0 +1,1 @@
+"""asrplatform: the Django project (settings, ASGI routing, the Celery app)."""

@@ -165,7 +165,9 @@ class TranscribeConsumer(AsyncWebsocketConsumer):
         dispatcher = get_dispatcher()
         session = await _session_start(self.principal, config, dispatcher.engine_name)
         self.session_id, self.config, self.state = session.id, config, "streaming"
-        self.handle = await dispatcher.open_session(session_id=str(session.id), config=config, sink=self._on_event)
+        self.handle = await dispatcher.open_session(
+            session_id=str(session.id), tenant_id=self.principal.tenant_id, config=config, sink=self._on_event
+        )
         await self._send_json(
             {
                 "type": "ready",

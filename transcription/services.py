@@ -11,9 +11,22 @@ from transcription.models import Segment, Session
 logger = logging.getLogger(__name__)
 
 
-def session_start(*, tenant_id: int, api_key_id: int | None, language: str, engine: str, sample_rate: int) -> Session:
+def session_start(
+    *,
+    tenant_id: int,
+    api_key_id: int | None,
+    language: str,
+    engine: str,
+    sample_rate: int,
+    session_id: uuid.UUID | None = None,
+) -> Session:
     session = Session.objects.create(
-        tenant_id=tenant_id, api_key_id=api_key_id, language=language, engine=engine, sample_rate=sample_rate
+        id=session_id or uuid.uuid4(),
+        tenant_id=tenant_id,
+        api_key_id=api_key_id,
+        language=language,
+        engine=engine,
+        sample_rate=sample_rate,
     )
     logger.info("session started session_id=%s tenant_id=%s", session.id, tenant_id)
     return session

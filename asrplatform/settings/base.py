@@ -92,7 +92,8 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            # Results of a busy session can queue up briefly: room for a few seconds of them.
+            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 60},
         }
     }
 else:
@@ -156,3 +157,30 @@ ASR_MAX_TEXT_MESSAGE_BYTES = env_int("ASR_MAX_TEXT_MESSAGE_BYTES", 4096)
 ASR_MAX_BACKLOG_S = env_float("ASR_MAX_BACKLOG_S", 30.0)
 # Serve /static/ from the ASGI app (embedded mode); set false behind a proxy that serves STATIC_ROOT.
 ASR_SERVE_STATIC = env_bool("ASR_SERVE_STATIC", True)
+
+# --- Distributed inference (ASR_DISPATCH=celery) ------------------------------------------
+
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL or "redis://127.0.0.1:6379/0")
+CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", REDIS_URL or "redis://127.0.0.1:6379/0")
+# Audio travels as bytes: msgpack is binary-safe; pickle is never accepted.
+CELERY_TASK_SERIALIZER = "msgpack"
+CELERY_RESULT_SERIALIZER = "msgpack"
+CELERY_ACCEPT_CONTENT = ["msgpack"]
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_SOFT_TIME_LIMIT = 30
+CELERY_TASK_TIME_LIMIT = 60
+CELERY_WORKER_PREFETCH_MULTIPLIER = 64  # tasks only hand audio to the in-process engine: fetch many
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Redis keys of the worker registry; one prefix per deployment sharing a Redis.
+ASR_REDIS_PREFIX = os.environ.get("ASR_REDIS_PREFIX", "asr")
+ASR_REGISTRY_URL = os.environ.get("ASR_REGISTRY_URL", REDIS_URL or "redis://127.0.0.1:6379/0")
+ASR_WORKER_HEARTBEAT_S = env_float("ASR_WORKER_HEARTBEAT_S", 0.5)
+# A worker whose heartbeat is older than this is dead: its sessions move (so detection < 3 s).
+ASR_WORKER_TTL_S = env_float("ASR_WORKER_TTL_S", 2.0)
+ASR_WORKER_CAPACITY = env_int("ASR_WORKER_CAPACITY", 8)
+# A worker lagging more than this behind real time gets no new sessions.
+ASR_WORKER_MAX_LAG_S = env_float("ASR_WORKER_MAX_LAG_S", 2.0)
+# A worker drops (finalizing and storing) a session it has not heard from for this long.
+ASR_WORKER_SESSION_IDLE_S = env_float("ASR_WORKER_SESSION_IDLE_S", 120.0)
+ASR_WORKER_OPEN_TIMEOUT_S = env_float("ASR_WORKER_OPEN_TIMEOUT_S", 10.0)
+ASR_FINISH_TIMEOUT_S = env_float("ASR_FINISH_TIMEOUT_S", 60.0)

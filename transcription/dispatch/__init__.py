@@ -7,19 +7,23 @@ from transcription.dispatch.base import Dispatcher, EngineFailure, EventSink, Se
 
 __all__ = ["Dispatcher", "EngineFailure", "EventSink", "SessionHandle", "get_dispatcher"]
 
-_dispatcher: Dispatcher | None = None
+_dispatchers: dict[str, Dispatcher] = {}
 
 
 def get_dispatcher() -> Dispatcher:
-    """The process's dispatcher, built once from Django settings."""
-    global _dispatcher
-    if _dispatcher is None:
-        from django.conf import settings
+    """The process's dispatcher for ``ASR_DISPATCH``, built once from Django settings."""
+    from django.conf import settings
 
-        if settings.ASR_DISPATCH == "local":
+    kind = settings.ASR_DISPATCH
+    if kind not in _dispatchers:
+        if kind == "local":
             from transcription.dispatch.local import LocalDispatcher
 
-            _dispatcher = LocalDispatcher.from_settings()
+            _dispatchers[kind] = LocalDispatcher.from_settings()
+        elif kind == "celery":
+            from transcription.dispatch.celery import CeleryDispatcher
+
+            _dispatchers[kind] = CeleryDispatcher()
         else:
-            raise RuntimeError(f"Unknown ASR_DISPATCH {settings.ASR_DISPATCH!r}; available: local")
-    return _dispatcher
+            raise RuntimeError(f"Unknown ASR_DISPATCH {kind!r}; available: local, celery")
+    return _dispatchers[kind]

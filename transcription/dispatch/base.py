@@ -43,7 +43,10 @@ class SessionHandle(abc.ABC):
 
 class Dispatcher(abc.ABC):
     @abc.abstractmethod
-    async def open_session(self, *, session_id: str, config: SessionConfig, sink: EventSink) -> SessionHandle: ...
+    async def open_session(
+        self, *, session_id: str, tenant_id: int, config: SessionConfig, sink: EventSink
+    ) -> SessionHandle:
+        """Start recognising a session; raises NoCapacity / Overloaded when nothing can take it."""
 
     @property
     @abc.abstractmethod

@@ -8,8 +8,10 @@ decoded only when the session has caught up with its audio (the newest audio is 
 import asyncio
 import logging
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 
 from transcription.dispatch.base import Dispatcher, EngineFailure, EventSink, SessionHandle
 from transcription.engine import SessionConfig, StreamingSession
@@ -37,27 +39,46 @@ class _Finish:
 
 
 class LocalSessionHandle(SessionHandle):
-    def __init__(self, dispatcher: "LocalDispatcher", session_id: str, config: SessionConfig, sink: EventSink) -> None:
+    def __init__(
+        self,
+        dispatcher: "LocalDispatcher",
+        session_id: str,
+        config: SessionConfig,
+        sink: EventSink,
+        *,
+        resume_at_s: float = 0.0,
+        first_segment: int = 0,
+    ) -> None:
         self.dispatcher = dispatcher
+        self.resume = {"resume_at_s": resume_at_s, "first_segment": first_segment}
         self.session_id = session_id
         self.config = config
         self.sink = sink
         self.queue: asyncio.Queue[_Audio | _Finalize | _Finish] = asyncio.Queue()
         self.queued_bytes = 0
+        self.enqueued_at: deque[float] = deque()  # wall time each queued audio frame was sent
+        self.last_command_at = time.time()
         self.max_queued_bytes = int(dispatcher.max_backlog_s * config.bytes_per_second)
         self.drained = asyncio.Event()
         self.drained.set()
         self.done = asyncio.Event()
+        self.engine: StreamingSession | None = None
         self.task = asyncio.create_task(self._run(), name=f"asr-session-{session_id}")
 
-    async def push_audio(self, data: bytes) -> None:
+    async def push_audio(self, data: bytes, *, sent_at: float | None = None) -> None:
         while self.queued_bytes >= self.max_queued_bytes and not self.done.is_set():
             self.drained.clear()
             await self.drained.wait()
         if self.done.is_set():
             return
         self.queued_bytes += len(data)
+        self.last_command_at = time.time()
+        self.enqueued_at.append(sent_at or self.last_command_at)
         self.queue.put_nowait(_Audio(data))
+
+    def lag_s(self, now: float) -> float:
+        """How far behind real time this session's processing is: age of its oldest queued audio."""
+        return now - self.enqueued_at[0] if self.enqueued_at else 0.0
 
     async def finalize(self) -> None:
         self.queue.put_nowait(_Finalize())
@@ -72,8 +93,8 @@ class LocalSessionHandle(SessionHandle):
 
     async def _run(self) -> None:
         try:
-            engine = await self._call(self.dispatcher.new_engine_session, self.config)
-            await self._serve(engine)
+            self.engine = await self._call(partial(self.dispatcher.new_engine_session, self.config, **self.resume))
+            await self._serve(self.engine)
         except AudioFormatError as exc:
             await self.sink(EngineFailure(code="bad_audio", message=str(exc)))
         except Exception:  # the engine must never take the gateway down with it
@@ -119,6 +140,9 @@ class LocalSessionHandle(SessionHandle):
                 break
             parts.append(self.queue.get_nowait().data)  # type: ignore[union-attr]
             size += len(parts[-1])
+        for _ in parts:
+            if self.enqueued_at:
+                self.enqueued_at.popleft()
         self.queued_bytes -= size
         if self.queued_bytes < self.max_queued_bytes:
             self.drained.set()
@@ -152,11 +176,20 @@ class LocalDispatcher(Dispatcher):
         """Load the models in the background so the first session does not wait for them."""
         self.executor.submit(load_models, self.model_settings)
 
-    def new_engine_session(self, config: SessionConfig) -> StreamingSession:
-        return StreamingSession(config, load_models(self.model_settings))
+    def new_engine_session(self, config: SessionConfig, **resume: float) -> StreamingSession:
+        return StreamingSession(config, load_models(self.model_settings), **resume)  # type: ignore[arg-type]
 
-    async def open_session(self, *, session_id: str, config: SessionConfig, sink: EventSink) -> SessionHandle:
-        return LocalSessionHandle(self, session_id, config, sink)
+    async def open_session(
+        self,
+        *,
+        session_id: str,
+        config: SessionConfig,
+        sink: EventSink,
+        tenant_id: int | None = None,
+        resume_at_s: float = 0.0,
+        first_segment: int = 0,
+    ) -> LocalSessionHandle:
+        return LocalSessionHandle(self, session_id, config, sink, resume_at_s=resume_at_s, first_segment=first_segment)
 
 
 def model_settings_from_django() -> ModelSettings:

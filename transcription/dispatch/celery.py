@@ -1,0 +1,210 @@
+"""Distributed dispatch: each session is pinned to one Celery inference worker.
+
+The gateway picks the least-loaded live worker from the Redis registry, sends the session's
+commands to that worker's own queue in order, and reads results from a channel-layer channel owned
+by the session's handle (read by the handle itself, so results flow even while the consumer is
+busy ending the session). A monitor watches the worker's heartbeat; if it stops, the session moves
+to another live worker and the audio of its still-open utterance is replayed. Results from an
+earlier assignment are told apart by ``epoch`` and dropped, and finals already delivered are never
+repeated.
+"""
+
+import asyncio
+import dataclasses
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+
+import redis.asyncio as aioredis
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from transcription.dispatch.base import Dispatcher, EngineFailure, EventSink, SessionHandle
+from transcription.dispatch.replay import ReplayBuffer
+from transcription.engine import SessionConfig, TranscriptEvent
+from transcription.workers import registry
+from transcription.workers.registry import NoCapacity, Overloaded
+
+logger = logging.getLogger(__name__)
+
+
+class CelerySessionHandle(SessionHandle):
+    def __init__(
+        self, dispatcher: "CeleryDispatcher", session_id: str, tenant_id: int, config: SessionConfig, sink: EventSink
+    ):
+        self.dispatcher = dispatcher
+        self.session_id = session_id
+        self.tenant_id = tenant_id
+        self.config = config
+        self.sink = sink
+        self.replay = ReplayBuffer(config, max_seconds=config.max_utterance_s + 5.0)
+        self.epoch = 0
+        self.worker: registry.WorkerInfo | None = None
+        self.next_segment = 0
+        self.finish_reason: str | None = None
+        self.opened = asyncio.Event()
+        self.finished = asyncio.Event()
+        self.lock = asyncio.Lock()  # keeps audio in order across a failover's replay
+        self.tasks: list[asyncio.Task] = []
+
+    async def open(self) -> None:
+        self.layer = get_channel_layer()
+        self.reply_channel = await self.layer.new_channel()
+        self.tasks.append(asyncio.create_task(self._read()))
+        try:
+            await self._assign(exclude=set(), max_lag_s=settings.ASR_WORKER_MAX_LAG_S)
+        except Exception:
+            self._stop_tasks()
+            raise
+        self.tasks.append(asyncio.create_task(self._monitor()))
+
+    async def push_audio(self, data: bytes) -> None:
+        if self.finished.is_set():
+            return
+        async with self.lock:
+            self.replay.append(data)
+            await self._publish("asr.audio", [self.session_id, self.epoch, data, time.time()])
+
+    async def finalize(self) -> None:
+        async with self.lock:
+            await self._publish("asr.finalize", [self.session_id, self.epoch])
+
+    async def finish(self, reason: str) -> None:
+        if not self.finished.is_set():
+            async with self.lock:
+                self.finish_reason = reason
+                await self._publish("asr.finish", [self.session_id, self.epoch, reason])
+            try:
+                await asyncio.wait_for(asyncio.shield(self.finished.wait()), settings.ASR_FINISH_TIMEOUT_S)
+            except TimeoutError:
+                logger.error(
+                    "worker did not finish session_id=%s worker=%s", self.session_id, self.worker and self.worker.id
+                )
+        self._stop_tasks()
+
+    # --- assignment and failover -------------------------------------------------------------
+
+    async def _assign(self, *, exclude: set[str], max_lag_s: float) -> None:
+        """Pin the session to a worker and wait until that worker holds it."""
+        while True:
+            workers = await registry.live_workers(self.dispatcher.redis(), settings.ASR_REDIS_PREFIX)
+            worker = registry.choose_worker(workers, max_lag_s=max_lag_s, exclude=exclude)
+            self.epoch += 1
+            self.worker = worker
+            self.opened.clear()
+            config = dataclasses.asdict(self.config)
+            await self._publish(
+                "asr.open",
+                [
+                    self.session_id,
+                    self.tenant_id,
+                    config,
+                    self.reply_channel,
+                    self.epoch,
+                    self.replay.start_s,
+                    self.next_segment,
+                ],
+            )
+            try:
+                await asyncio.wait_for(self.opened.wait(), settings.ASR_WORKER_OPEN_TIMEOUT_S)
+                logger.info("session pinned session_id=%s worker=%s epoch=%s", self.session_id, worker.id, self.epoch)
+                return
+            except TimeoutError:
+                logger.warning("worker did not open session worker=%s session_id=%s", worker.id, self.session_id)
+                exclude.add(worker.id)
+
+    async def _monitor(self) -> None:
+        period = min(0.5, settings.ASR_WORKER_TTL_S / 4)
+        while not self.finished.is_set():
+            await asyncio.sleep(period)
+            assert self.worker is not None
+            if not await registry.is_alive(self.dispatcher.redis(), settings.ASR_REDIS_PREFIX, self.worker.id):
+                await self._failover()
+
+    async def _failover(self) -> None:
+        dead = self.worker.id if self.worker else "?"
+        logger.warning("worker lost, moving session session_id=%s worker=%s", self.session_id, dead)
+        async with self.lock:
+            try:
+                # A session that is already running must move even if every worker is busy.
+                await self._assign(exclude={dead}, max_lag_s=float("inf"))
+            except (NoCapacity, Overloaded):
+                await self._fail("no_capacity", "The inference worker was lost and no other worker is available.")
+                return
+            for data in self.replay.chunks():
+                await self._publish("asr.audio", [self.session_id, self.epoch, data, time.time()])
+            if self.finish_reason is not None:
+                await self._publish("asr.finish", [self.session_id, self.epoch, self.finish_reason])
+
+    async def _fail(self, code: str, message: str) -> None:
+        await self.sink(EngineFailure(code=code, message=message))
+        self.finished.set()
+
+    # --- results ---------------------------------------------------------------------------------
+
+    async def _read(self) -> None:
+        while True:
+            message = await self.layer.receive(self.reply_channel)
+            if message.get("epoch") != self.epoch:
+                continue  # from a worker this session has moved away from
+            kind = message["type"]
+            if kind == "asr.opened":
+                self.opened.set()
+            elif kind == "asr.event":
+                await self._on_event(TranscriptEvent.from_message(message["event"]))
+            elif kind == "asr.failure":
+                await self._fail(message["code"], message["message"])
+            elif kind == "asr.finished":
+                self.finished.set()
+
+    async def _on_event(self, event: TranscriptEvent) -> None:
+        if event.segment < self.next_segment:
+            return  # already final (e.g. produced again from replayed audio)
+        if event.is_final:
+            self.next_segment = event.segment + 1
+            self.replay.trim_to(event.end)
+        await self.sink(event)
+
+    async def _publish(self, task: str, args: list) -> None:
+        assert self.worker is not None
+        await self.dispatcher.publish(task, args, self.worker.queue)
+
+    def _stop_tasks(self) -> None:
+        for task in self.tasks:
+            if task is not asyncio.current_task():
+                task.cancel()
+
+
+class CeleryDispatcher(Dispatcher):
+    def __init__(self) -> None:
+        # One thread publishes every task of this gateway process, in order, off the event loop.
+        self.publisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="asr-publish")
+        self._redis: dict[asyncio.AbstractEventLoop, aioredis.Redis] = {}
+
+    def redis(self) -> aioredis.Redis:
+        loop = asyncio.get_running_loop()
+        if loop not in self._redis:
+            self._redis[loop] = aioredis.Redis.from_url(settings.ASR_REGISTRY_URL)
+        return self._redis[loop]
+
+    async def publish(self, task: str, args: list, queue: str) -> None:
+        from asrplatform.celery import app
+
+        await asyncio.get_running_loop().run_in_executor(
+            self.publisher, partial(app.send_task, task, args=args, queue=queue)
+        )
+
+    @property
+    def engine_name(self) -> str:
+        return "whisper+fsmn-vad (celery)"
+
+    def languages(self) -> tuple[str, ...]:
+        return ("en",)
+
+    async def open_session(
+        self, *, session_id: str, tenant_id: int, config: SessionConfig, sink: EventSink
+    ) -> SessionHandle:
+        handle = CelerySessionHandle(self, session_id, tenant_id, config, sink)
+        await handle.open()
+        return handle

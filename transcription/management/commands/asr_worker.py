@@ -1,0 +1,46 @@
+"""``manage.py asr_worker``: an inference worker (a Celery worker on its own queue, holding sessions)."""
+
+import logging
+import os
+import secrets
+import socket
+
+from celery.signals import worker_ready, worker_shutdown
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from asrplatform.celery import app
+from transcription.workers.runtime import WorkerRuntime, set_runtime
+
+logger = logging.getLogger(__name__)
+
+
+class Command(BaseCommand):
+    help = "Run an inference worker: load the models, register in Redis, serve the sessions pinned to it."
+
+    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+        parser.add_argument("--capacity", type=int, default=settings.ASR_WORKER_CAPACITY, help="concurrent sessions")
+        parser.add_argument("--name", default="", help="worker id (default: host-pid-random)")
+        parser.add_argument("--loglevel", default="INFO")
+
+    def handle(self, *args, capacity: int, name: str, loglevel: str, **options) -> None:  # type: ignore[no-untyped-def]
+        worker_id = name or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
+        runtime = WorkerRuntime(
+            worker_id=worker_id, queue=f"asr.worker.{worker_id}", capacity=capacity, device=settings.ASR_DEVICE
+        )
+        self.stdout.write(f"Loading models for worker {worker_id} ...")
+        runtime.start()
+        set_runtime(runtime)
+        worker_ready.connect(lambda **kw: runtime.mark_ready(), weak=False)
+        worker_shutdown.connect(lambda **kw: runtime.stop(), weak=False)
+        app.worker_main(
+            [
+                "worker",
+                "--pool=solo",
+                f"--queues={runtime.queue}",
+                f"--hostname={worker_id}@%h",
+                f"--loglevel={loglevel}",
+                "--without-gossip",
+                "--without-mingle",
+            ]
+        )

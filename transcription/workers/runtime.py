@@ -1,0 +1,232 @@
+"""What an inference worker process holds: the models, the live sessions' engine state, a heartbeat.
+
+Celery tasks (transcription/tasks.py) only hand commands to this runtime. Sessions run on one
+asyncio loop thread with the same per-session machinery as embedded mode (LocalDispatcher), so a
+session's audio is processed in order and partials are decoded only when it has caught up.
+Results go back to the gateway's reply channel through the channel layer.
+"""
+
+import asyncio
+import logging
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+
+import redis
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from transcription.dispatch.base import EngineFailure
+from transcription.dispatch.local import LocalDispatcher, LocalSessionHandle, model_settings_from_django
+from transcription.engine import SessionConfig, TranscriptEvent
+from transcription.engine.models import load_models
+from transcription.workers import registry
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class WorkerSession:
+    handle: LocalSessionHandle
+    reply_channel: str
+    epoch: int
+    tenant_id: int
+    orphaned: bool = False  # the gateway stopped talking: store results here instead
+    finishing: bool = False
+
+
+@dataclass
+class WorkerRuntime:
+    worker_id: str
+    queue: str
+    capacity: int
+    device: str
+    sessions: dict[str, WorkerSession] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.prefix = settings.ASR_REDIS_PREFIX
+        self.redis = redis.Redis.from_url(settings.ASR_REGISTRY_URL)
+        self.loop = asyncio.new_event_loop()
+        self.dispatcher = LocalDispatcher(
+            models=model_settings_from_django(), workers=settings.ASR_LOCAL_WORKERS, max_backlog_s=1e9
+        )
+        self.ready = threading.Event()
+        self.stopping = threading.Event()
+        self.info = registry.WorkerInfo(
+            id=self.worker_id,
+            queue=self.queue,
+            capacity=self.capacity,
+            device=self.device,
+            model=self.dispatcher.engine_name,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            started_at=time.time(),
+        )
+
+    # --- lifecycle (worker main thread) -------------------------------------------------------
+
+    def start(self) -> None:
+        """Load the models, then run the session loop and the heartbeat in background threads."""
+        load_models(self.dispatcher.model_settings)
+        threading.Thread(target=self.loop.run_forever, name="asr-sessions", daemon=True).start()
+        threading.Thread(target=self._heartbeat, name="asr-heartbeat", daemon=True).start()
+        asyncio.run_coroutine_threadsafe(self._janitor(), self.loop)
+
+    def mark_ready(self) -> None:
+        """Called once Celery consumes our queue: from now on gateways may pick this worker."""
+        self.ready.set()
+        self.beat()
+        logger.info("worker ready worker_id=%s queue=%s", self.worker_id, self.queue)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        registry.remove_sync(self.redis, self.prefix, self.worker_id)
+        self.redis.delete(self.queue)  # our private Celery queue in Redis
+
+    def submit(self, coroutine) -> None:  # type: ignore[no-untyped-def]
+        """Run a command on the session loop; FIFO, so a session's commands keep their order."""
+        asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+
+    # --- heartbeat -----------------------------------------------------------------------------
+
+    def beat(self) -> None:
+        if not self.ready.is_set() or self.stopping.is_set():
+            return
+        now = time.time()
+        handles = list(self.sessions.items())
+        self.info.sessions = [sid for sid, _ in handles]
+        self.info.lag_s = round(max((s.handle.lag_s(now) for _, s in handles), default=0.0), 3)
+        registry.write_sync(self.redis, self.prefix, self.info, settings.ASR_WORKER_TTL_S)
+
+    def _heartbeat(self) -> None:
+        while not self.stopping.wait(settings.ASR_WORKER_HEARTBEAT_S):
+            try:
+                self.beat()
+            except Exception:
+                logger.exception("heartbeat failed worker_id=%s", self.worker_id)
+
+    # --- commands (session loop) ---------------------------------------------------------------
+
+    async def open(
+        self,
+        *,
+        session_id: str,
+        tenant_id: int,
+        config: dict,
+        reply_channel: str,
+        epoch: int,
+        resume_at_s: float,
+        first_segment: int,
+    ) -> None:
+        previous = self.sessions.pop(session_id, None)
+        if previous is not None:  # the gateway moved the session back here: start afresh
+            previous.finishing = True
+            await previous.handle.finish("disconnect")
+        session = WorkerSession(handle=None, reply_channel=reply_channel, epoch=epoch, tenant_id=tenant_id)  # type: ignore[arg-type]
+        session.handle = await self.dispatcher.open_session(
+            session_id=session_id,
+            config=SessionConfig(**config),
+            sink=lambda event: self._deliver(session_id, session, event),
+            resume_at_s=resume_at_s,
+            first_segment=first_segment,
+        )
+        self.sessions[session_id] = session
+        await asyncio.to_thread(self.beat)  # the gateway picking the next worker sees this session
+        await self._send(session, {"type": "asr.opened", "worker": self.worker_id})
+        logger.info("session opened worker_id=%s session_id=%s epoch=%s", self.worker_id, session_id, epoch)
+
+    async def audio(self, *, session_id: str, epoch: int, data: bytes, sent_at: float) -> None:
+        session = self._current(session_id, epoch)
+        if session is not None:
+            await session.handle.push_audio(data, sent_at=sent_at)
+
+    async def finalize(self, *, session_id: str, epoch: int) -> None:
+        session = self._current(session_id, epoch)
+        if session is not None:
+            session.handle.last_command_at = time.time()
+            await session.handle.finalize()
+
+    async def finish(self, *, session_id: str, epoch: int, reason: str) -> None:
+        session = self._current(session_id, epoch)
+        if session is None or session.finishing:
+            return
+        session.finishing = True
+        await session.handle.finish(reason)
+        self.sessions.pop(session_id, None)
+        await self._send(session, {"type": "asr.finished"})
+        await asyncio.to_thread(self.beat)
+        logger.info("session closed worker_id=%s session_id=%s", self.worker_id, session_id)
+
+    def _current(self, session_id: str, epoch: int) -> WorkerSession | None:
+        session = self.sessions.get(session_id)
+        return session if session is not None and session.epoch == epoch else None
+
+    async def _deliver(self, session_id: str, session: WorkerSession, event: TranscriptEvent | EngineFailure) -> None:
+        if session.orphaned:
+            if isinstance(event, TranscriptEvent) and event.is_final:
+                await sync_to_async(_store_final)(session.tenant_id, session_id, event)
+            return
+        if isinstance(event, EngineFailure):
+            await self._send(session, {"type": "asr.failure", "code": event.code, "message": event.message})
+        else:
+            await self._send(session, {"type": "asr.event", "event": event.to_message()})
+
+    async def _send(self, session: WorkerSession, message: dict) -> None:
+        await get_channel_layer().send(session.reply_channel, {**message, "epoch": session.epoch})
+
+    async def _janitor(self) -> None:
+        """Free sessions whose gateway vanished: finalize, store what they heard, drop the state."""
+        while True:
+            await asyncio.sleep(1.0)
+            cutoff = time.time() - settings.ASR_WORKER_SESSION_IDLE_S
+            for session_id, session in list(self.sessions.items()):
+                if session.handle.last_command_at < cutoff and not session.finishing:
+                    asyncio.create_task(self._expire(session_id, session))
+
+    async def _expire(self, session_id: str, session: WorkerSession) -> None:
+        logger.warning("session abandoned by its gateway worker_id=%s session_id=%s", self.worker_id, session_id)
+        session.orphaned = session.finishing = True
+        await session.handle.finish("disconnect")
+        self.sessions.pop(session_id, None)
+        audio_seconds = session.handle.engine.audio_seconds if session.handle.engine else 0.0
+        await sync_to_async(_close_orphan)(session.tenant_id, session_id, audio_seconds)
+        await asyncio.to_thread(self.beat)
+
+
+def _store_final(tenant_id: int, session_id: str, event: TranscriptEvent) -> None:
+    from transcription import services
+
+    services.segment_store(
+        tenant_id=tenant_id,
+        session_id=session_id,
+        index=event.segment,
+        start=event.start,
+        end=event.end,
+        text=event.text,
+        reason=event.reason or "",
+    )
+
+
+def _close_orphan(tenant_id: int, session_id: str, audio_seconds: float) -> None:
+    from transcription import services
+
+    services.session_finish(
+        tenant_id=tenant_id, session_id=session_id, close_reason="disconnect", audio_seconds=audio_seconds
+    )
+
+
+_runtime: WorkerRuntime | None = None
+
+
+def set_runtime(runtime: WorkerRuntime) -> None:
+    global _runtime
+    _runtime = runtime
+
+
+def current_runtime() -> WorkerRuntime:
+    if _runtime is None:
+        raise RuntimeError("Not an inference worker: start workers with `manage.py asr_worker`.")
+    return _runtime
