@@ -21,8 +21,11 @@ from transcription.engine import ConfigError, SessionConfig, SessionLimits, Tran
 from transcription.engine.audio import AudioFormatError, looks_like_wav, parse_wav_header
 from transcription.models import Session
 from transcription.protocol import ProtocolError
+from transcription.workers.registry import NoCapacity, Overloaded
 
 logger = logging.getLogger(__name__)
+
+ENGINE_FAILURE_CLOSE_CODES = {"bad_audio": protocol.CLOSE_BAD_REQUEST, "no_capacity": protocol.CLOSE_LIMIT}
 
 
 def session_limits(languages: tuple[str, ...]) -> SessionLimits:
@@ -163,11 +166,18 @@ class TranscribeConsumer(AsyncWebsocketConsumer):
 
     async def _start(self, config: SessionConfig) -> None:
         dispatcher = get_dispatcher()
-        session = await _session_start(self.principal, config, dispatcher.engine_name)
-        self.session_id, self.config, self.state = session.id, config, "streaming"
-        self.handle = await dispatcher.open_session(
-            session_id=str(session.id), tenant_id=self.principal.tenant_id, config=config, sink=self._on_event
-        )
+        session_id = uuid.uuid4()
+        try:
+            handle = await dispatcher.open_session(
+                session_id=str(session_id), tenant_id=self.principal.tenant_id, config=config, sink=self._on_event
+            )
+        except NoCapacity:
+            raise ProtocolError("no_capacity", "No inference worker is available; try again shortly.", 4029) from None
+        except Overloaded:
+            raise ProtocolError("overloaded", "Every inference worker is busy; try again shortly.", 4029) from None
+        # The row exists only for sessions a worker took, so a refused start leaves nothing behind.
+        session = await _session_start(self.principal, config, dispatcher.engine_name, session_id)
+        self.session_id, self.config, self.state, self.handle = session.id, config, "streaming", handle
         await self._send_json(
             {
                 "type": "ready",
@@ -184,7 +194,7 @@ class TranscribeConsumer(AsyncWebsocketConsumer):
     async def _on_event(self, event: TranscriptEvent | EngineFailure) -> None:
         """Results from the engine, in order: store finals first, then tell the client."""
         if isinstance(event, EngineFailure):
-            close_code = protocol.CLOSE_BAD_REQUEST if event.code == "bad_audio" else protocol.CLOSE_INTERNAL
+            close_code = ENGINE_FAILURE_CLOSE_CODES.get(event.code, protocol.CLOSE_INTERNAL)
             reason = (
                 Session.CloseReason.BAD_REQUEST if event.code == "bad_audio" else Session.CloseReason.INTERNAL_ERROR
             )
@@ -257,8 +267,9 @@ class TranscribeConsumer(AsyncWebsocketConsumer):
 
 
 @database_sync_to_async
-def _session_start(principal: Any, config: SessionConfig, engine: str) -> Session:
+def _session_start(principal: Any, config: SessionConfig, engine: str, session_id: uuid.UUID) -> Session:
     return services.session_start(
+        session_id=session_id,
         tenant_id=principal.tenant_id,
         api_key_id=principal.api_key_id,
         language=config.language,

@@ -10,7 +10,9 @@ CLOSE_FORBIDDEN = 4003
 CLOSE_IDLE = 4008
 CLOSE_LIMIT = 4029
 CLOSE_BAD_REQUEST = 4400
-CLOSE_INTERNAL = 1011
+# RFC 6455's 1011 cannot be sent by daphne (autobahn allows only 1000 and 3000–4999 from the
+# server), so internal errors close with 4500; the error message says internal_error either way.
+CLOSE_INTERNAL = 4500
 
 CLIENT_MESSAGE_TYPES = ("start", "finalize", "keepalive", "stop")
 
