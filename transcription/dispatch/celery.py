@@ -28,6 +28,8 @@ from transcription.workers.registry import NoCapacity, Overloaded
 
 logger = logging.getLogger(__name__)
 
+READ_RETRIES = 10
+
 
 class CelerySessionHandle(SessionHandle):
     def __init__(
@@ -144,8 +146,23 @@ class CelerySessionHandle(SessionHandle):
     # --- results ---------------------------------------------------------------------------------
 
     async def _read(self) -> None:
+        failures = 0
         while True:
-            message = await self.layer.receive(self.reply_channel)
+            try:
+                message = await self.layer.receive(self.reply_channel)
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a Redis hiccup must not orphan the session: results wait in Redis
+                failures += 1
+                logger.warning(
+                    "reading results failed session_id=%s attempt=%s", self.session_id, failures, exc_info=True
+                )
+                if failures >= READ_RETRIES:
+                    await self._fail("internal_error", "Lost contact with the result channel.")
+                    return
+                await asyncio.sleep(0.2 * failures)
+                continue
             if message.get("epoch") != self.epoch:
                 continue  # from a worker this session has moved away from
             kind = message["type"]

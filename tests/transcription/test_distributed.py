@@ -1,0 +1,221 @@
+"""ASR_DISPATCH=celery with real Redis, real PostgreSQL and real worker processes (kill -9 included)."""
+
+import asyncio
+import time
+import uuid
+
+import numpy as np
+import pytest
+from channels.layers import channel_layers
+
+from tests.conftest import to_s16
+from transcription import services
+from transcription.client.wav import read_wav
+from transcription.dispatch import get_dispatcher
+from transcription.engine import SessionLimits, parse_start
+from transcription.evaluation import word_error_rate
+from transcription.models import Segment, Session
+
+from .cluster import REDIS_URL, Cluster
+from .wsclient import Transcript, communicator, read_until_closed, send_audio, send_json
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+IDLE_TTL_S = 4.0
+CLIPS = ["cards-001.wav", "goforward.wav", "new-home.wav"]
+REFERENCES = ["ten of clubs", "go forward ten meters", "we must find a new home in the stars"]
+
+
+@pytest.fixture(scope="module")
+def cluster(django_db_setup, django_db_blocker):
+    cluster = Cluster(idle_ttl_s=IDLE_TTL_S)
+    cluster.start("w1")
+    cluster.start("w2")
+    try:
+        cluster.wait_live({"w1", "w2"})
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(autouse=True)
+def celery_dispatch(settings, cluster, engine_models):
+    """Point this process's gateway at the cluster: Celery dispatch, Redis channel layer and registry."""
+    settings.ASR_DISPATCH = "celery"
+    settings.ASR_REDIS_PREFIX = cluster.prefix
+    settings.ASR_REGISTRY_URL = REDIS_URL
+    settings.CELERY_BROKER_URL = REDIS_URL
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}], "capacity": 1000},
+        }
+    }
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
+
+
+@pytest.fixture
+def three_utterances(eval_dir) -> bytes:
+    silence = np.zeros(24000, dtype=np.float32)
+    parts = []
+    for name in CLIPS:
+        parts += [read_wav(eval_dir / "real" / name).samples.astype(np.float32) / 32768.0, silence]
+    return to_s16(np.concatenate(parts))
+
+
+async def stream(raw_key: str, pcm: bytes, *, pace_s: float = 0.0, on_frame=None) -> Transcript:
+    comm = communicator(raw_key)
+    await comm.connect()
+    transcript = Transcript()
+    try:
+        await send_json(comm, {"type": "start"})
+        for i in range(0, len(pcm), 3200):
+            await comm.send_to(bytes_data=pcm[i : i + 3200])
+            if on_frame is not None:
+                await on_frame(i // 3200, transcript, comm)
+            if pace_s:
+                await asyncio.sleep(pace_s)
+        await send_json(comm, {"type": "stop"})
+        return await read_until_closed(comm, transcript, timeout=90)
+    finally:
+        await comm.disconnect(timeout=30)
+
+
+async def wait_for(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await asyncio.to_thread(condition):
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met")
+        await asyncio.sleep(0.2)
+
+
+async def test_finals_through_workers_match_embedded_mode(tenant_a, three_utterances, settings, cluster):
+    distributed = await stream(tenant_a.raw_key, three_utterances)
+    settings.ASR_DISPATCH = "local"
+    embedded = await stream(tenant_a.raw_key, three_utterances)
+    assert distributed.close_code == embedded.close_code == 1000
+    assert [f["text"] for f in distributed.finals] == [f["text"] for f in embedded.finals]
+    assert word_error_rate(REFERENCES, [f["text"] for f in distributed.finals]) == 0.0
+    session = await Session.objects.aget(pk=distributed.messages[0]["session_id"])
+    assert await session.segments.acount() == 3 and session.close_reason == "stop"
+
+
+async def test_two_concurrent_sessions_land_on_different_workers(tenant_a, cluster):
+    first, second = communicator(tenant_a.raw_key), communicator(tenant_a.raw_key)
+    try:
+        for comm in (first, second):
+            await comm.connect()
+            await send_json(comm, {"type": "start"})
+            assert (await comm.receive_json_from(timeout=15))["type"] == "ready"
+        await wait_for(lambda: sorted(len(s) for s in cluster.sessions_by_worker().values()) == [1, 1])
+        for comm in (first, second):
+            await send_json(comm, {"type": "stop"})
+            await read_until_closed(comm, Transcript(), timeout=15)
+    finally:
+        await first.disconnect()
+        await second.disconnect()
+    # The workers drop a session's state when it closes.
+    await wait_for(lambda: all(not s for s in cluster.sessions_by_worker().values()))
+
+
+async def test_no_live_worker_refuses_with_no_capacity_and_leaves_no_session(tenant_a, settings):
+    settings.ASR_REDIS_PREFIX = f"empty-{uuid.uuid4().hex[:6]}"
+    comm = communicator(tenant_a.raw_key)
+    await comm.connect()
+    await send_json(comm, {"type": "start"})
+    transcript = await read_until_closed(comm, Transcript(), timeout=10)
+    await comm.disconnect()
+    assert transcript.close_code == 4029 and transcript.error["code"] == "no_capacity"
+    assert await Session.objects.acount() == 0
+
+
+async def test_workers_lagging_behind_real_time_refuse_new_sessions_with_overloaded(
+    tenant_a, eval_dir, settings, cluster
+):
+    settings.ASR_WORKER_MAX_LAG_S = 0.5
+    from transcription.evaluation import concatenate_clips
+
+    flood = to_s16(concatenate_clips(eval_dir / "real", gap_s=1.0).audio)  # 69 s of speech, sent at once
+    floods = [communicator(tenant_a.raw_key) for _ in range(2)]
+    try:
+        for comm in floods:
+            await comm.connect()
+            await send_json(comm, {"type": "start", "interim_results": False})
+            assert (await comm.receive_json_from(timeout=15))["type"] == "ready"
+        for comm in floods:
+            await send_audio(comm, flood, frame_bytes=32000)
+        await wait_for(lambda: all(w.lag_s > 0.5 for w in cluster.workers()), timeout=15)
+        late = communicator(tenant_a.raw_key)
+        await late.connect()
+        await send_json(late, {"type": "start"})
+        refused = await read_until_closed(late, Transcript(), timeout=10)
+        await late.disconnect()
+        assert refused.close_code == 4029 and refused.error["code"] == "overloaded"
+    finally:
+        for comm in floods:
+            await comm.disconnect(timeout=60)
+    await wait_for(lambda: all(w.lag_s == 0 and not w.sessions for w in cluster.workers()), timeout=60)
+
+
+async def test_kill_9_of_the_session_s_worker_mid_utterance_loses_no_final(tenant_a, three_utterances, cluster):
+    killed: list[str] = []
+    long_clip_frames = len(three_utterances) // 3200
+
+    async def kill_during_second_utterance(frame: int, transcript: Transcript, comm) -> None:
+        # cards-001 (1.1 s) + 1.5 s silence: frame 32 is half a second into "go forward ten meters".
+        if frame == 32 and not killed:
+            holder = next(w for w, sessions in cluster.sessions_by_worker().items() if sessions)
+            cluster.kill9(holder)
+            killed.append(holder)
+
+    transcript = await stream(tenant_a.raw_key, three_utterances, pace_s=0.05, on_frame=kill_during_second_utterance)
+    assert killed and long_clip_frames > 32
+    assert transcript.close_code == 1000 and transcript.messages[-1]["type"] == "closed"
+    finals = transcript.finals
+    assert [f["segment"] for f in finals] == [0, 1, 2]
+    assert word_error_rate(REFERENCES, [f["text"] for f in finals]) == 0.0
+    stored = [
+        s async for s in Segment.objects.filter(session_id=transcript.messages[0]["session_id"]).order_by("index")
+    ]
+    assert [s.text for s in stored] == [f["text"] for f in finals]
+    cluster.start(killed[0])  # back to two workers for the tests that follow
+    await asyncio.to_thread(cluster.wait_live, {"w1", "w2"})
+
+
+async def test_a_worker_frees_and_stores_a_session_whose_gateway_vanished(tenant_a, eval_dir, cluster):
+    speech = read_wav(eval_dir / "real" / "librivox-0870.wav").samples.astype(np.float32) / 32768.0
+    session_id = uuid.uuid4()
+    await asyncio.to_thread(
+        services.session_start,
+        session_id=session_id,
+        tenant_id=tenant_a.tenant.pk,
+        api_key_id=None,
+        language="en",
+        engine="test",
+        sample_rate=16000,
+    )
+    events = []
+
+    async def sink(event):
+        events.append(event)
+
+    config = parse_start({"interim_results": False}, SessionLimits())
+    handle = await get_dispatcher().open_session(
+        session_id=str(session_id), tenant_id=tenant_a.tenant.pk, config=config, sink=sink
+    )
+    pcm = to_s16(speech[: 16000 * 4])
+    for i in range(0, len(pcm), 3200):
+        await handle.push_audio(pcm[i : i + 3200])
+    await wait_for(lambda: any(str(session_id) in s for s in cluster.sessions_by_worker().values()))
+    handle._stop_tasks()  # the gateway vanishes: it never sends finish
+
+    await wait_for(
+        lambda: not any(str(session_id) in s for s in cluster.sessions_by_worker().values()), timeout=IDLE_TTL_S + 6
+    )
+    session = await Session.objects.aget(pk=session_id)
+    segments = [s async for s in session.segments.all()]
+    assert session.status == "closed" and session.close_reason == "disconnect"
+    assert session.audio_seconds == pytest.approx(4.0)
+    assert len(segments) == 1 and segments[0].reason == "disconnect" and "dashwood" in segments[0].text.lower()
+    assert events == []  # nothing reached the vanished gateway
