@@ -50,3 +50,10 @@ def asr_finalize(session_id: str, epoch: int) -> None:
 def asr_finish(session_id: str, epoch: int, reason: str) -> None:
     runtime = current_runtime()
     runtime.submit(runtime.finish(session_id=session_id, epoch=epoch, reason=reason))
+
+
+@shared_task(name="asr.ping", ignore_result=True)
+def asr_ping(reply_channel: str, seq: int, sent_at: float) -> None:
+    """Answer on ``reply_channel`` through the same path results take (for the hop benchmark)."""
+    runtime = current_runtime()
+    runtime.submit(runtime.pong(reply_channel=reply_channel, seq=seq, sent_at=sent_at))

@@ -160,6 +160,11 @@ class WorkerRuntime:
         await asyncio.to_thread(self.beat)
         logger.info("session closed worker_id=%s session_id=%s", self.worker_id, session_id)
 
+    async def pong(self, *, reply_channel: str, seq: int, sent_at: float) -> None:
+        await get_channel_layer().send(
+            reply_channel, {"type": "asr.pong", "seq": seq, "sent_at": sent_at, "worker": self.worker_id}
+        )
+
     def _current(self, session_id: str, epoch: int) -> WorkerSession | None:
         session = self.sessions.get(session_id)
         return session if session is not None and session.epoch == epoch else None
