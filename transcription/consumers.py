@@ -19,6 +19,7 @@ from transcription import protocol, services
 from transcription.dispatch import EngineFailure, SessionHandle, get_dispatcher
 from transcription.engine import ConfigError, SessionConfig, SessionLimits, TranscriptEvent, parse_start
 from transcription.engine.audio import AudioFormatError, looks_like_wav, parse_wav_header
+from transcription.engine_settings import model_catalogue
 from transcription.models import Session
 from transcription.protocol import ProtocolError
 from transcription.workers.registry import NoCapacity, Overloaded
@@ -28,12 +29,16 @@ logger = logging.getLogger(__name__)
 ENGINE_FAILURE_CLOSE_CODES = {"bad_audio": protocol.CLOSE_BAD_REQUEST, "no_capacity": protocol.CLOSE_LIMIT}
 
 
-def session_limits(languages: tuple[str, ...]) -> SessionLimits:
+def session_limits() -> SessionLimits:
+    """Bounds and the model catalogue a ``start`` is validated against (see engine_settings)."""
+    catalogue = model_catalogue()
     return SessionLimits(
         default_endpointing_ms=settings.ASR_DEFAULT_ENDPOINTING_MS,
         default_max_utterance_s=settings.ASR_DEFAULT_MAX_UTTERANCE_S,
         partial_interval_s=settings.ASR_PARTIAL_INTERVAL_S,
-        languages=languages,
+        languages=catalogue.default_info().languages,
+        models=catalogue.models,
+        default_model=catalogue.default,
     )
 
 
@@ -162,7 +167,7 @@ class TranscribeConsumer(AsyncWebsocketConsumer):
     # --- session lifecycle ------------------------------------------------------------------
 
     def _limits(self) -> SessionLimits:
-        return session_limits(get_dispatcher().languages())
+        return session_limits()
 
     async def _start(self, config: SessionConfig) -> None:
         dispatcher = get_dispatcher()
@@ -288,6 +293,8 @@ def _segment_store(tenant_id: int, session_id: uuid.UUID, event: TranscriptEvent
         end=event.end,
         text=event.text,
         reason=event.reason or "",
+        language=event.language or "",
+        words=None if event.words is None else [w.to_message() for w in event.words],
     )
 
 

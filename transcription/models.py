@@ -49,6 +49,10 @@ class Segment(models.Model):
     end = models.FloatField()
     text = models.TextField(blank=True)
     reason = models.CharField(max_length=12)
+    # The language the text is in (detected when the session asked for "auto"); "" if unknown.
+    language = models.CharField(max_length=10, blank=True, default="")
+    # [{"word", "start", "end", "probability"}] in session seconds, when the session asked for them.
+    words = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -34,13 +34,21 @@ def session_start(
 
 @transaction.atomic
 def segment_store(
-    *, tenant_id: int, session_id: uuid.UUID, index: int, start: float, end: float, text: str, reason: str
+    *,
+    tenant_id: int,
+    session_id: uuid.UUID,
+    index: int,
+    start: float,
+    end: float,
+    text: str,
+    reason: str,
+    language: str = "",
+    words: list[dict] | None = None,
 ) -> Segment:
     """Store a final; storing the same (session, index) again returns the row already there."""
     session = Session.objects.get(pk=session_id, tenant_id=tenant_id)
-    segment, _ = Segment.objects.get_or_create(
-        session=session, index=index, defaults={"start": start, "end": end, "text": text, "reason": reason}
-    )
+    defaults = {"start": start, "end": end, "text": text, "reason": reason, "language": language, "words": words}
+    segment, _ = Segment.objects.get_or_create(session=session, index=index, defaults=defaults)
     return segment
 
 

@@ -16,7 +16,8 @@ from functools import partial
 from transcription.dispatch.base import Dispatcher, EngineFailure, EventSink, SessionHandle
 from transcription.engine import SessionConfig, StreamingSession
 from transcription.engine.audio import AudioFormatError
-from transcription.engine.models import ModelSettings, load_models
+from transcription.engine.models import ModelSettings, load_models, model_registry
+from transcription.engine_settings import model_settings_from_django
 
 logger = logging.getLogger(__name__)
 
@@ -167,10 +168,10 @@ class LocalDispatcher(Dispatcher):
 
     @property
     def engine_name(self) -> str:
-        return "whisper-tiny.en+fsmn-vad" if not self.model_settings.whisper_dir else "whisper+fsmn-vad"
+        return f"{self.model_settings.default_model}+fsmn-vad"
 
     def languages(self) -> tuple[str, ...]:
-        return ("en",)
+        return model_registry(self.model_settings).default_info().languages
 
     def preload(self) -> None:
         """Load the models in the background so the first session does not wait for them."""
@@ -190,16 +191,3 @@ class LocalDispatcher(Dispatcher):
         first_segment: int = 0,
     ) -> LocalSessionHandle:
         return LocalSessionHandle(self, session_id, config, sink, resume_at_s=resume_at_s, first_segment=first_segment)
-
-
-def model_settings_from_django() -> ModelSettings:
-    from django.conf import settings
-
-    return ModelSettings(
-        whisper_dir=settings.ASR_WHISPER_MODEL_DIR,
-        vad_dir=settings.ASR_VAD_MODEL_DIR,
-        device=settings.ASR_DEVICE,
-        compute_type=settings.ASR_COMPUTE_TYPE,
-        cpu_threads=settings.ASR_CPU_THREADS,
-        beam_size=settings.ASR_BEAM_SIZE,
-    )

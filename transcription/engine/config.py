@@ -3,9 +3,14 @@
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from transcription.engine.registry import ModelInfo
+
 ENCODINGS = {"pcm_s16le": 2, "pcm_f32le": 4}  # bytes per sample
 MIN_SAMPLE_RATE = 8000
 MAX_SAMPLE_RATE = 48000
+MAX_PROMPT_CHARS = 200  # Whisper keeps at most 223 prompt tokens; this stays well inside it
+MAX_HOTWORDS = 20
+MAX_HOTWORD_CHARS = 50
 
 
 class ConfigError(ValueError):
@@ -22,7 +27,9 @@ class SessionLimits:
     default_max_utterance_s: float = 30.0
     max_max_utterance_s: float = 60.0
     partial_interval_s: float = 0.5
-    languages: tuple[str, ...] = ("en",)
+    languages: tuple[str, ...] = ("en",)  # used only when no model catalogue is given
+    models: tuple[ModelInfo, ...] = ()  # the registry's models; empty: the engine's default model only
+    default_model: str = ""
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,10 @@ class SessionConfig:
     endpointing_ms: int = 800
     max_utterance_s: float = 30.0
     partial_interval_s: float = field(default=0.5, repr=False)
+    model: str = ""  # a registry name; "" → the engine's default
+    word_timestamps: bool = False
+    prompt: str = ""
+    hotwords: tuple[str, ...] = ()
 
     @property
     def bytes_per_frame(self) -> int:
@@ -49,6 +60,7 @@ class SessionConfig:
         """The effective settings as sent back to the client in ``ready``."""
         data = asdict(self)
         data.pop("partial_interval_s")
+        data["hotwords"] = list(self.hotwords)
         return data
 
 
@@ -61,6 +73,10 @@ CLIENT_FIELDS = {
     "interim_results",
     "endpointing_ms",
     "max_utterance_s",
+    "model",
+    "word_timestamps",
+    "prompt",
+    "hotwords",
 }
 
 
@@ -85,12 +101,20 @@ def parse_start(message: dict[str, Any], limits: SessionLimits) -> SessionConfig
     if encoding not in ENCODINGS:
         raise ConfigError(f"'encoding' must be one of {', '.join(ENCODINGS)}, got {encoding!r}.")
     channels = _int_field(message, "channels", 1, 1, 2)
-    language = message.get("language", limits.languages[0])
-    if language not in limits.languages:
-        raise ConfigError(f"Language {language!r} is not available; available: {', '.join(limits.languages)}.")
-    interim = message.get("interim_results", True)
-    if not isinstance(interim, bool):
-        raise ConfigError(f"'interim_results' must be true or false, got {interim!r}.")
+    model = _model(message, limits)
+    if model is None:
+        language = message.get("language", limits.languages[0])
+        if language not in limits.languages:
+            raise ConfigError(f"Language {language!r} is not available; available: {', '.join(limits.languages)}.")
+    else:
+        language = _language(message, model)
+    interim = _bool_field(message, "interim_results", True)
+    word_timestamps = _bool_field(message, "word_timestamps", False)
+    prompt, hotwords = _prompt(message)
+    if model is not None and word_timestamps and not model.word_timestamps:
+        raise ConfigError(f"Model {model.name!r} does not give word timestamps.")
+    if model is not None and (prompt or hotwords) and not model.prompt:
+        raise ConfigError(f"Model {model.name!r} does not take a prompt or hotwords.")
     endpointing_ms = _int_field(
         message, "endpointing_ms", limits.default_endpointing_ms, limits.min_endpointing_ms, limits.max_endpointing_ms
     )
@@ -110,7 +134,66 @@ def parse_start(message: dict[str, Any], limits: SessionLimits) -> SessionConfig
         endpointing_ms=endpointing_ms,
         max_utterance_s=float(max_utterance_s),
         partial_interval_s=limits.partial_interval_s,
+        model=model.name if model is not None else "",
+        word_timestamps=word_timestamps,
+        prompt=prompt,
+        hotwords=hotwords,
     )
+
+
+def _bool_field(message: dict[str, Any], name: str, default: bool) -> bool:
+    value = message.get(name, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"'{name}' must be true or false, got {value!r}.")
+    return value
+
+
+def _available_names(limits: SessionLimits) -> str:
+    names = [m.name for m in limits.models if m.available]
+    return ", ".join(names) if names else "none"
+
+
+def _model(message: dict[str, Any], limits: SessionLimits) -> ModelInfo | None:
+    """The registry entry the session asks for (or the default); None when there is no catalogue."""
+    if not limits.models:
+        if "model" in message:
+            raise ConfigError("This server does not offer a choice of model.")
+        return None
+    name = message.get("model", limits.default_model)
+    if not isinstance(name, str):
+        raise ConfigError(f"'model' must be a string, got {name!r}.")
+    info = next((m for m in limits.models if m.name == name), None)
+    if info is None:
+        raise ConfigError(f"Unknown model {name!r}; available: {_available_names(limits)}.")
+    if not info.available:
+        raise ConfigError(f"Model {name!r} is not available on this server ({info.detail}); available: "
+                          f"{_available_names(limits)}.")  # fmt: skip
+    return info
+
+
+def _language(message: dict[str, Any], model: ModelInfo) -> str:
+    language = message.get("language", model.default_language)
+    if not isinstance(language, str) or language not in model.languages:
+        shown = ", ".join(model.languages) if len(model.languages) <= 12 else ", ".join(model.languages[:12]) + ", …"
+        raise ConfigError(f"Language {language!r} is not available with model {model.name!r}; available: {shown}.")
+    return language
+
+
+def _prompt(message: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
+    prompt = message.get("prompt", "")
+    if not isinstance(prompt, str) or len(prompt) > MAX_PROMPT_CHARS:
+        raise ConfigError(f"'prompt' must be a string of at most {MAX_PROMPT_CHARS} characters.")
+    hotwords = message.get("hotwords", [])
+    if (
+        not isinstance(hotwords, list)
+        or len(hotwords) > MAX_HOTWORDS
+        or not all(isinstance(h, str) and 0 < len(h.strip()) <= MAX_HOTWORD_CHARS for h in hotwords)
+    ):
+        raise ConfigError(
+            f"'hotwords' must be a list of at most {MAX_HOTWORDS} non-empty strings of at most "
+            f"{MAX_HOTWORD_CHARS} characters each."
+        )
+    return prompt.strip(), tuple(h.strip() for h in hotwords)
 
 
 def default_config(limits: SessionLimits) -> SessionConfig:

@@ -7,8 +7,30 @@ FINAL_REASONS = ("vad", "client", "max_length", "stop", "disconnect")
 
 
 @dataclass(frozen=True)
+class WordTiming:
+    """One word of a final, in seconds of session audio."""
+
+    word: str
+    start: float
+    end: float
+    probability: float
+
+    def to_message(self) -> dict[str, Any]:
+        return {
+            "word": self.word,
+            "start": round(self.start, 2),  # as the final's own times: rounding keeps the order
+            "end": round(self.end, 2),
+            "probability": round(self.probability, 3),
+        }
+
+
+@dataclass(frozen=True)
 class TranscriptEvent:
-    """A partial or final hypothesis for one segment; times are seconds of session audio."""
+    """A partial or final hypothesis for one segment; times are seconds of session audio.
+
+    ``language`` is set on finals (the detected one when the session asked for ``auto``);
+    ``words`` on finals of sessions that asked for ``word_timestamps``.
+    """
 
     segment: int
     text: str
@@ -16,6 +38,8 @@ class TranscriptEvent:
     end: float
     is_final: bool
     reason: str | None = None
+    language: str | None = None
+    words: tuple[WordTiming, ...] | None = None
 
     def to_message(self) -> dict[str, Any]:
         message: dict[str, Any] = {
@@ -28,10 +52,15 @@ class TranscriptEvent:
         }
         if self.is_final:
             message["reason"] = self.reason
+        if self.language is not None:
+            message["language"] = self.language
+        if self.words is not None:
+            message["words"] = [w.to_message() for w in self.words]
         return message
 
     @classmethod
     def from_message(cls, message: dict[str, Any]) -> "TranscriptEvent":
+        words = message.get("words")
         return cls(
             segment=message["segment"],
             text=message["text"],
@@ -39,4 +68,6 @@ class TranscriptEvent:
             end=message["end"],
             is_final=message["is_final"],
             reason=message.get("reason"),
+            language=message.get("language"),
+            words=None if words is None else tuple(WordTiming(**w) for w in words),
         )

@@ -1,9 +1,23 @@
-"""Whisper decoding through faster-whisper (CTranslate2), one model shared by every session."""
+"""Recognizers behind one interface, and Whisper through faster-whisper (CTranslate2).
 
+A recognizer is loaded once per process and shared. Each session opens a *stream* on it that
+holds what is per session: the requested or detected language, word timings, prompt, and for
+streaming models their decoder cache. The session calls ``stream.decode(audio, ...)`` with the
+audio of the open utterance from its start; an ``incremental`` stream consumes only the audio it
+has not seen yet, a non-incremental one re-decodes it all.
+"""
+
+import functools
 import logging
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
+
+from transcription.engine.config import SessionConfig
+from transcription.engine.registry import AUTO
+from transcription.engine.text import join_pieces, output_text
 
 logger = logging.getLogger(__name__)
 
@@ -11,32 +25,166 @@ logger = logging.getLogger(__name__)
 # low average log-probability. Keeps noise that VAD let through from turning into words.
 NO_SPEECH_PROB = 0.6
 LOW_LOGPROB = -1.0
+# With "auto", a final whose language was detected at least this surely fixes the session's language.
+LOCK_LANGUAGE_PROB = 0.5
+
+
+@dataclass(frozen=True)
+class Word:
+    """A word (a character or two in Chinese) in seconds from the start of the decoded audio."""
+
+    word: str
+    start: float
+    end: float
+    probability: float
+
+
+@dataclass(frozen=True)
+class Transcription:
+    text: str
+    language: str | None = None
+    language_probability: float = 1.0
+    words: tuple[Word, ...] = ()
+
+
+class RecognizerStream(Protocol):
+    incremental: bool
+
+    def decode(self, audio: np.ndarray, *, utterance: int, final: bool, beam_size: int | None) -> Transcription:
+        """Transcribe the utterance that started at session sample ``utterance``; ``audio`` is all of it so far."""
+        ...
+
+
+class LanguageState:
+    """The session's language: fixed, or with ``auto`` detected per decode until a confident final fixes it."""
+
+    def __init__(self, requested: str) -> None:
+        self.requested = requested
+        self.fixed: str | None = None if requested == AUTO else requested
+
+    def observe(self, result: Transcription, *, final: bool) -> None:
+        if (
+            self.fixed is None
+            and final
+            and result.text
+            and result.language
+            and result.language_probability >= LOCK_LANGUAGE_PROB
+        ):
+            self.fixed = result.language
+            logger.info("language detected language=%s probability=%.2f", result.language, result.language_probability)
 
 
 class WhisperRecognizer:
-    def __init__(self, model_dir: Path, *, device: str, compute_type: str, cpu_threads: int, beam_size: int) -> None:
+    def __init__(
+        self,
+        model_dir: Path,
+        *,
+        device: str,
+        compute_type: str,
+        cpu_threads: int,
+        beam_size: int,
+        name: str = "",
+    ) -> None:
         from faster_whisper import WhisperModel
 
         self.model = WhisperModel(
             str(model_dir), device=device, compute_type=compute_type, cpu_threads=cpu_threads, local_files_only=True
         )
         self.beam_size = beam_size
-        self.name = model_dir.name
+        self.name = name or model_dir.name
 
     def transcribe(self, audio: np.ndarray, *, language: str, beam_size: int | None = None) -> str:
         """Text of one utterance (16 kHz float32); empty when Whisper judges it not to be speech."""
+        return self.recognize(audio, language=language, beam_size=beam_size).text
+
+    def recognize(
+        self,
+        audio: np.ndarray,
+        *,
+        language: str | None,
+        beam_size: int | None = None,
+        word_timestamps: bool = False,
+        prompt: str = "",
+        hotwords: tuple[str, ...] = (),
+    ) -> Transcription:
+        """One utterance; ``language=None`` detects it. Chinese comes out in simplified characters."""
         if len(audio) < 1600:  # under 0.1 s: nothing Whisper can use
-            return ""
-        segments, _ = self.model.transcribe(
+            return Transcription("", language)
+        segments, info = self.model.transcribe(
             audio,
             language=language,
             beam_size=beam_size or self.beam_size,
             temperature=0.0,
             vad_filter=False,
             without_timestamps=True,
+            word_timestamps=word_timestamps,
             condition_on_previous_text=False,
+            initial_prompt=prompt or None,
+            hotwords=" ".join(hotwords) or None,
         )
-        words = [
-            s.text.strip() for s in segments if not (s.no_speech_prob > NO_SPEECH_PROB and s.avg_logprob < LOW_LOGPROB)
-        ]
-        return " ".join(w for w in words if w)
+        kept = [s for s in segments if not (s.no_speech_prob > NO_SPEECH_PROB and s.avg_logprob < LOW_LOGPROB)]
+        detected = info.language
+        text = functools.reduce(join_pieces, (s.text.strip() for s in kept), "")
+        words = tuple(
+            Word(output_text(w.word.strip(), detected), float(w.start), float(w.end), float(w.probability))
+            for s in kept
+            for w in (s.words or ())
+            if w.word.strip()
+        )
+        return Transcription(output_text(text, detected), detected, float(info.language_probability), words)
+
+    def open_stream(self, config: SessionConfig) -> "WhisperStream":
+        return WhisperStream(self, config)
+
+
+class WhisperStream:
+    """A session's view of a shared Whisper model: each decode re-reads the whole utterance."""
+
+    incremental = False
+
+    def __init__(self, recognizer: WhisperRecognizer, config: SessionConfig) -> None:
+        self.recognizer = recognizer
+        self.config = config
+        self.language = LanguageState(config.language)
+
+    def decode(self, audio: np.ndarray, *, utterance: int, final: bool, beam_size: int | None) -> Transcription:
+        result = self.recognizer.recognize(
+            audio,
+            language=self.language.fixed,
+            beam_size=beam_size,
+            word_timestamps=final and self.config.word_timestamps,
+            prompt=self.config.prompt,
+            hotwords=self.config.hotwords,
+        )
+        self.language.observe(result, final=final)
+        return result
+
+
+class TextOnlyStream:
+    """For a recognizer that only has ``transcribe(audio, language=, beam_size=) -> str`` (test doubles)."""
+
+    incremental = False
+
+    def __init__(self, recognizer: object, config: SessionConfig) -> None:
+        self.recognizer = recognizer
+        self.language = config.language
+
+    def decode(self, audio: np.ndarray, *, utterance: int, final: bool, beam_size: int | None) -> Transcription:
+        text = self.recognizer.transcribe(audio, language=self.language, beam_size=beam_size)  # type: ignore[attr-defined]
+        return Transcription(text, self.language)
+
+
+def open_stream(recognizer: object, config: SessionConfig) -> RecognizerStream:
+    opener = getattr(recognizer, "open_stream", None)
+    return opener(config) if opener is not None else TextOnlyStream(recognizer, config)
+
+
+def shift_words(words: tuple[Word, ...], offset: float, start: float, end: float) -> tuple[Word, ...]:
+    """Utterance-relative word times → session times, inside [start, end] and never going backwards."""
+    shifted, floor = [], start
+    for w in words:
+        w_start = min(max(w.start + offset, floor), end)
+        w_end = min(max(w.end + offset, w_start), end)
+        shifted.append(replace(w, start=w_start, end=w_end))
+        floor = w_end
+    return tuple(shifted)

@@ -12,8 +12,9 @@ import numpy as np
 
 from transcription.engine.audio import TARGET_RATE, AudioBuffer, Resampler, decode_pcm
 from transcription.engine.config import SessionConfig
-from transcription.engine.events import TranscriptEvent
+from transcription.engine.events import TranscriptEvent, WordTiming
 from transcription.engine.models import EngineModels
+from transcription.engine.recognizer import Transcription, open_stream, shift_words
 from transcription.engine.vad import CHUNK_MS, SAMPLES_PER_MS
 
 logger = logging.getLogger(__name__)
@@ -32,7 +33,11 @@ class Speculation:
 
     start: int
     end: int
-    text: str
+    result: Transcription
+
+    @property
+    def text(self) -> str:
+        return self.result.text
 
 
 class StreamingSession:
@@ -42,7 +47,8 @@ class StreamingSession:
         """``resume_at_s``/``first_segment`` continue a session elsewhere (failover, resume): times and
         segment numbers go on from there instead of starting at zero."""
         self.config = config
-        self.recognizer = models.recognizer
+        self.recognizer = models.recognizer_for(config.model)  # type: ignore[attr-defined]
+        self.stream = open_stream(self.recognizer, config)
         self.vad_model = models.vad
         self.resampler = Resampler(config.sample_rate)
         self.buffer = AudioBuffer(start=round(resume_at_s * TARGET_RATE))
@@ -102,8 +108,8 @@ class StreamingSession:
         return max(0.0, self.last_partial_at + self.config.partial_interval_s - now)
 
     def speculation_due(self) -> bool:
-        if self.utterance_start is None:
-            return False
+        if self.utterance_start is None or self.stream.incremental:
+            return False  # an incremental decoder's final flushes its cache: it cannot be taken back
         silence_ms = self.vad.trailing_silence_ms()
         if silence_ms < SPECULATE_AFTER_MS:
             return False
@@ -128,11 +134,12 @@ class StreamingSession:
         speculative = self.speculation_due()
         self.last_partial_at = time.monotonic() if now is None else now  # the rate counts from decode start
         start, end = self.utterance_start, self.buffer.end
-        text = self.recognizer.transcribe(  # type: ignore[attr-defined]
-            self.buffer.slice(start, end), language=self.config.language, beam_size=None if speculative else 1
+        result = self.stream.decode(
+            self.buffer.slice(start, end), utterance=start, final=speculative, beam_size=None if speculative else 1
         )
+        text = result.text
         if speculative:
-            self.speculation = Speculation(start=start, end=end, text=text)
+            self.speculation = Speculation(start=start, end=end, result=result)
         self.last_partial_end = end
         if not text or not self.config.interim_results:
             return None
@@ -177,19 +184,34 @@ class StreamingSession:
         self.utterance_start = None
         spec, self.speculation = self.speculation, None
         if spec is not None and spec.start == start and spec.end >= end:
-            text = spec.text  # decoded during the trailing silence; nothing was said since
+            result = spec.result  # decoded during the trailing silence; nothing was said since
         else:
-            text = self.recognizer.transcribe(self.buffer.slice(start, end), language=self.config.language)  # type: ignore[attr-defined]
+            result = self.stream.decode(self.buffer.slice(start, end), utterance=start, final=True, beam_size=None)
+        text = result.text
         had_partial, self.partial_sent = self.partial_sent, False
         self.last_partial_end = end
         if not text and not had_partial:
             # Nothing was said and nothing was promised: no segment number is used.
             return []
         event = TranscriptEvent(
-            self.next_segment, text, start / TARGET_RATE, end / TARGET_RATE, is_final=True, reason=reason
+            self.next_segment,
+            text,
+            start / TARGET_RATE,
+            end / TARGET_RATE,
+            is_final=True,
+            reason=reason,
+            language=result.language or self.config.language,
+            words=self._word_timings(result, start, end) if self.config.word_timestamps else None,
         )
         self.next_segment += 1
         return [event]
+
+    @staticmethod
+    def _word_timings(result: Transcription, start: int, end: int) -> tuple[WordTiming, ...]:
+        offset, start_s, end_s = start / TARGET_RATE, start / TARGET_RATE, end / TARGET_RATE
+        return tuple(
+            WordTiming(w.word, w.start, w.end, w.probability) for w in shift_words(result.words, offset, start_s, end_s)
+        )
 
     def _trim_buffer(self) -> None:
         keep_from = self.utterance_start if self.utterance_start is not None else self.buffer.end

@@ -1,0 +1,25 @@
+"""Django settings → the engine's model settings and model catalogue (the engine itself knows no Django)."""
+
+from django.conf import settings
+
+from transcription.engine.models import ModelSettings, model_registry
+from transcription.engine.registry import ModelRegistry
+
+
+def model_settings_from_django() -> ModelSettings:
+    return ModelSettings(
+        whisper_dir=settings.ASR_WHISPER_MODEL_DIR,
+        vad_dir=settings.ASR_VAD_MODEL_DIR,
+        device=settings.ASR_DEVICE,
+        compute_type=settings.ASR_COMPUTE_TYPE,
+        cpu_threads=settings.ASR_CPU_THREADS,
+        beam_size=settings.ASR_BEAM_SIZE,
+        models_dir=str(settings.ASR_MODELS_DIR),
+        default_model=settings.ASR_MODEL,
+        funasr_dirs=tuple(d for d in settings.ASR_FUNASR_MODEL_DIR.split(",") if d.strip()),
+    )
+
+
+def model_catalogue() -> ModelRegistry:
+    """The models a session may ask for; rebuilt on each call (cheap) so an install shows up at once."""
+    return model_registry(model_settings_from_django())
