@@ -278,3 +278,65 @@ def concatenate_clips(
         position += len(samples)
     parts.append(np.zeros(round((gap_s if tail_s is None else tail_s) * sample_rate), np.float32))
     return ConcatenatedSession(np.concatenate(parts), sample_rate, spans)
+
+
+# --- Chinese: character error rate --------------------------------------------------------
+
+_ZH_DIGITS = "零一二三四五六七八九"
+_ZH_UNITS = ((10**8, "亿"), (10**4, "万"), (1000, "千"), (100, "百"), (10, "十"))
+
+
+def int_to_chinese(n: int, *, leading: bool = True) -> str:
+    """Cardinal reading: 105 -> 一百零五, 110 -> 一百一十, 12345 -> 一万二千三百四十五, 15 -> 十五."""
+    if n < 10:
+        return _ZH_DIGITS[n]
+    for value, unit in _ZH_UNITS:
+        if n >= value:
+            head, rest = divmod(n, value)
+            text = ("" if (value == 10 and head == 1 and leading) else int_to_chinese(head, leading=leading)) + unit
+            if rest:
+                text += ("零" if rest < value // 10 else "") + int_to_chinese(rest, leading=False)
+            return text
+    raise AssertionError("unreachable")
+
+
+def _zh_number(match: re.Match[str]) -> str:
+    whole, fraction, percent, suffix = match[1], match[2], match[3], match[4] or ""
+    if suffix == "年" and len(whole) == 4 and not fraction and not percent:
+        spoken = "".join(_ZH_DIGITS[int(d)] for d in whole)  # 2023年: 二零二三年
+    elif len(whole) > 1 and whole.startswith("0"):
+        spoken = "".join(_ZH_DIGITS[int(d)] for d in whole)
+    else:
+        spoken = int_to_chinese(int(whole))
+    if fraction:
+        spoken += "点" + "".join(_ZH_DIGITS[int(d)] for d in fraction)
+    return ("百分之" + spoken if percent else spoken) + suffix
+
+
+_ZH_NUMBER = re.compile(r"(\d+)(?:\.(\d+))?\s*(%)?(年)?")
+
+
+def normalize_chinese(text: str) -> str:
+    """Simplified characters, numbers read out in Chinese, no punctuation, symbols or spaces.
+
+    "富士康…已下降超50%。" and "富士康…已下降超百分之五十" normalise to the same string.
+    """
+    from transcription.engine.text import to_simplified
+
+    text = to_simplified(unicodedata.normalize("NFKC", text)).lower()
+    text = _ZH_NUMBER.sub(_zh_number, text.replace(",", "") if re.search(r"\d,\d{3}", text) else text)
+    return "".join(ch for ch in text if unicodedata.category(ch)[0] in "LN")
+
+
+def character_error_rate(references: Sequence[str], hypotheses: Sequence[str]) -> float:
+    """Corpus CER after :func:`normalize_chinese`: character edits / reference characters."""
+    if len(references) != len(hypotheses):
+        raise ValueError(f"{len(references)} references but {len(hypotheses)} hypotheses")
+    edits = chars = 0
+    for reference, hypothesis in zip(references, hypotheses, strict=True):
+        ref, hyp = normalize_chinese(reference), normalize_chinese(hypothesis)
+        edits += edit_distance(list(ref), list(hyp))
+        chars += len(ref)
+    if chars == 0:
+        raise ValueError("the references contain no characters")
+    return edits / chars
