@@ -26,8 +26,8 @@ def test_database_url() -> str:
 
 
 class LiveServer:
-    def __init__(self, extra_env: dict[str, str] | None = None) -> None:
-        self.port = free_port()
+    def __init__(self, extra_env: dict[str, str] | None = None, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.url = f"ws://127.0.0.1:{self.port}/ws/v1/transcribe"
         env = dict(
             os.environ,

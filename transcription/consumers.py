@@ -15,7 +15,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from transcription import protocol, services
+from transcription import protocol, resume, selectors, services
 from transcription.dispatch import EngineFailure, SessionHandle, get_dispatcher
 from transcription.engine import ConfigError, SessionConfig, SessionLimits, TranscriptEvent, parse_start
 from transcription.engine.audio import AudioFormatError, looks_like_wav, parse_wav_header
@@ -55,6 +55,8 @@ class TranscribeConsumer(AsyncWebsocketConsumer):
         self.handle: SessionHandle | None = None
         self.audio_bytes = 0
         self.segments = 0
+        self.next_segment = 0
+        self.resume_token_hash = ""
         self.first_audio_checked = False
         self.wav_declared_empty = False
         self.end_lock = asyncio.Lock()
@@ -75,7 +77,10 @@ class TranscribeConsumer(AsyncWebsocketConsumer):
         self.connected = False
         if self.watchdog is not None:
             self.watchdog.cancel()
-        await self._end(Session.CloseReason.DISCONNECT, utterance_reason="disconnect")
+        if self.state == "streaming" and settings.ASR_RESUME_GRACE_S > 0:
+            await self._park()  # the client may come back: keep the engine for the grace period
+        else:
+            await self._end(Session.CloseReason.DISCONNECT, utterance_reason="disconnect")
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.state in ("ending", "closed"):
@@ -105,11 +110,16 @@ class TranscribeConsumer(AsyncWebsocketConsumer):
                 raise ProtocolError(
                     "already_started", "The session has already started; send 'start' only once, first."
                 )
+            fields = dict(message.fields)
+            resume_request = fields.pop("resume", None)
             try:
-                config = parse_start(message.fields, self._limits())
+                config = parse_start(fields, self._limits())
             except ConfigError as error:
                 raise ProtocolError("invalid_start", str(error)) from None
-            await self._start(config)
+            if resume_request is not None:
+                await self._resume(resume_request, config)
+            else:
+                await self._start(config)
         elif message.type == "finalize":
             if self.handle is not None:
                 await self.handle.finalize()
@@ -180,21 +190,127 @@ class TranscribeConsumer(AsyncWebsocketConsumer):
             raise ProtocolError("no_capacity", "No inference worker is available; try again shortly.", 4029) from None
         except Overloaded:
             raise ProtocolError("overloaded", "Every inference worker is busy; try again shortly.", 4029) from None
+        token, self.resume_token_hash = resume.new_resume_token()
         # The row exists only for sessions a worker took, so a refused start leaves nothing behind.
-        session = await _session_start(self.principal, config, dispatcher.engine_name, session_id)
+        session = await _session_start(
+            self.principal, config, dispatcher.engine_name, session_id, self.resume_token_hash
+        )
         self.session_id, self.config, self.state, self.handle = session.id, config, "streaming", handle
+        resume.live_consumers[str(session.id)] = self
+        await self._send_ready(token)
+
+    async def _send_ready(self, resume_token: str, **extra: Any) -> None:
+        assert self.config is not None
         await self._send_json(
             {
                 "type": "ready",
-                "session_id": str(session.id),
-                "config": config.public(),
+                "session_id": str(self.session_id),
+                "config": self.config.public(),
+                "resume_token": resume_token,
+                **extra,
                 "limits": {
                     "max_frame_bytes": settings.ASR_MAX_FRAME_BYTES,
                     "idle_timeout_s": settings.ASR_IDLE_TIMEOUT_S,
                     "max_session_s": settings.ASR_MAX_SESSION_S,
+                    "resume_grace_s": settings.ASR_RESUME_GRACE_S,
                 },
             }
         )
+
+    async def _park(self) -> None:
+        """Keep the session's engine running for the resume grace period; see transcription/resume.py."""
+        async with self.end_lock:
+            if self.state != "streaming":
+                return
+            self.state = "closed"
+            assert self.config is not None and self.handle is not None
+            session_id, tenant_id = str(self.session_id), self.principal.tenant_id
+            if resume.live_consumers.get(session_id) is self:
+                del resume.live_consumers[session_id]
+            resume.parking_lot.park(
+                resume.ParkedSession(
+                    session_id=session_id,
+                    tenant_id=tenant_id,
+                    api_key_id=self.principal.api_key_id,
+                    resume_token_hash=self.resume_token_hash,
+                    config=self.config,
+                    handle=self.handle,
+                    audio_bytes=self.audio_bytes,
+                    segments=self.segments,
+                    next_segment=self.next_segment,
+                    store_final=lambda event: _segment_store(tenant_id, self.session_id, event),
+                    expire=_close_parked,
+                ),
+                settings.ASR_RESUME_GRACE_S,
+            )
+            await _session_interrupt(tenant_id, self.session_id, self.audio_bytes / self.config.bytes_per_second)
+
+    async def _resume(self, request: Any, config: SessionConfig) -> None:
+        """Continue a dropped session: on its parked engine here, or from its stored finals."""
+        if self.state != "waiting":
+            raise ProtocolError("already_started", "The session has already started; send 'start' only once, first.")
+        ask = resume.parse_resume_request(request)
+        tenant_id = self.principal.tenant_id
+        other = resume.live_consumers.get(ask.session_id)
+        if other is not None and other is not self and other.principal.tenant_id == tenant_id:
+            if resume.token_matches(ask.token, other.resume_token_hash):
+                await other._yield_to_resume()  # the client noticed the drop before this server did
+        parked = resume.parking_lot.peek(ask.session_id)
+        if parked is not None:
+            if parked.tenant_id != tenant_id or not resume.token_matches(ask.token, parked.resume_token_hash):
+                raise resume.resume_failed()
+            resume.parking_lot.claim(ask.session_id)
+            self.config, self.handle = parked.config, parked.handle
+            self.audio_bytes, self.segments, self.next_segment = (
+                parked.audio_bytes,
+                parked.segments,
+                parked.next_segment,
+            )
+            async with parked.lock:  # let a final being stored while away land first
+                self.handle.sink = self._on_event  # type: ignore[attr-defined]
+            resend_from = parked.next_segment_at_park if ask.last_segment is None else ask.last_segment + 1
+        else:
+            row = await _resumable_session(tenant_id, ask.session_id)
+            if row is None or not resume.token_matches(ask.token, row.resume_token_hash):
+                raise resume.resume_failed()
+            resume_at_s, first_segment, stored = await _resume_point(tenant_id, ask.session_id)
+            try:
+                self.handle = await get_dispatcher().open_session(
+                    session_id=ask.session_id,
+                    tenant_id=tenant_id,
+                    config=config,
+                    sink=self._on_event,
+                    resume_at_s=resume_at_s,
+                    first_segment=first_segment,
+                )
+            except (NoCapacity, Overloaded):
+                raise ProtocolError(
+                    "no_capacity", "No inference worker is available; try again shortly.", 4029
+                ) from None
+            self.config, self.segments, self.next_segment = config, stored, first_segment
+            self.audio_bytes = round(resume_at_s * config.sample_rate) * config.bytes_per_frame
+            resend_from = first_segment if ask.last_segment is None else ask.last_segment + 1
+        token, self.resume_token_hash = resume.new_resume_token()
+        self.session_id, self.state = uuid.UUID(ask.session_id), "streaming"
+        resume.live_consumers[ask.session_id] = self
+        await _session_resumed(tenant_id, self.session_id, self.resume_token_hash)
+        resume_from_s = self.audio_bytes / self.config.bytes_per_second
+        await self._send_ready(
+            token, resumed=True, resume_from_s=round(resume_from_s, 3), next_segment=self.next_segment
+        )
+        for event in await _finals_from(tenant_id, self.session_id, resend_from):
+            await self._send_json(event.to_message())
+        logger.info("session resumed session_id=%s from_s=%.2f", ask.session_id, resume_from_s)
+
+    async def _yield_to_resume(self) -> None:
+        """Another connection of the same client resumes this session: park it and let go of the socket."""
+        await self._park()
+        if self.connected:
+            await self._send_json(
+                protocol.error_message("resumed_elsewhere", "This session continues on a new connection.")
+            )
+            self.connected = False
+            await self.close(code=protocol.CLOSE_NORMAL)
 
     async def _on_event(self, event: TranscriptEvent | EngineFailure) -> None:
         """Results from the engine, in order: store finals first, then tell the client."""
@@ -213,6 +329,7 @@ class TranscribeConsumer(AsyncWebsocketConsumer):
         if event.is_final:
             await _segment_store(self.principal.tenant_id, self.session_id, event)
             self.segments += 1
+            self.next_segment = event.segment + 1
         await self._send_json(event.to_message())
 
     async def _end(self, close_reason: str, *, utterance_reason: str, error: ProtocolError | None = None) -> None:
@@ -239,6 +356,8 @@ class TranscribeConsumer(AsyncWebsocketConsumer):
                 )
                 await self.close(code=protocol.CLOSE_NORMAL)
             self.state = "closed"
+            if self.session_id is not None and resume.live_consumers.get(str(self.session_id)) is self:
+                del resume.live_consumers[str(self.session_id)]
             if self.watchdog is not None and self.watchdog is not asyncio.current_task():
                 self.watchdog.cancel()
 
@@ -272,9 +391,12 @@ class TranscribeConsumer(AsyncWebsocketConsumer):
 
 
 @database_sync_to_async
-def _session_start(principal: Any, config: SessionConfig, engine: str, session_id: uuid.UUID) -> Session:
+def _session_start(
+    principal: Any, config: SessionConfig, engine: str, session_id: uuid.UUID, resume_token_hash: str
+) -> Session:
     return services.session_start(
         session_id=session_id,
+        resume_token_hash=resume_token_hash,
         tenant_id=principal.tenant_id,
         api_key_id=principal.api_key_id,
         language=config.language,
@@ -302,4 +424,48 @@ def _segment_store(tenant_id: int, session_id: uuid.UUID, event: TranscriptEvent
 def _session_finish(tenant_id: int, session_id: uuid.UUID, close_reason: str, audio_seconds: float) -> None:
     services.session_finish(
         tenant_id=tenant_id, session_id=session_id, close_reason=close_reason, audio_seconds=audio_seconds
+    )
+
+
+@database_sync_to_async
+def _session_interrupt(tenant_id: int, session_id: uuid.UUID, audio_seconds: float) -> None:
+    services.session_interrupt(tenant_id=tenant_id, session_id=session_id, audio_seconds=audio_seconds)
+
+
+@database_sync_to_async
+def _session_resumed(tenant_id: int, session_id: uuid.UUID, resume_token_hash: str) -> None:
+    services.session_resume(tenant_id=tenant_id, session_id=session_id, resume_token_hash=resume_token_hash)
+
+
+@database_sync_to_async
+def _resumable_session(tenant_id: int, session_id: str) -> Session | None:
+    return selectors.session_resumable(
+        tenant_id=tenant_id,
+        session_id=session_id,
+        grace_s=settings.ASR_RESUME_GRACE_S,
+        owner_may_be_alive=settings.ASR_DISPATCH != "local",
+    )
+
+
+@database_sync_to_async
+def _resume_point(tenant_id: int, session_id: str) -> tuple[float, int, int]:
+    return selectors.session_resume_point(tenant_id=tenant_id, session_id=session_id)
+
+
+@database_sync_to_async
+def _finals_from(tenant_id: int, session_id: uuid.UUID, first_index: int) -> list[TranscriptEvent]:
+    return [
+        TranscriptEvent(s.index, s.text, s.start, s.end, is_final=True, reason=s.reason)
+        for s in selectors.segment_list(tenant_id=tenant_id, session_id=session_id).filter(index__gte=first_index)
+    ]
+
+
+async def _close_parked(parked: "resume.ParkedSession") -> None:
+    """The resume grace period ran out: finalize and store the open utterance, close the session."""
+    await parked.handle.finish("disconnect")
+    await _session_finish(
+        parked.tenant_id,
+        uuid.UUID(parked.session_id),
+        Session.CloseReason.DISCONNECT,
+        parked.audio_bytes / parked.config.bytes_per_second,
     )

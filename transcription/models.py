@@ -10,6 +10,7 @@ from accounts.models import ApiKey, Tenant
 class Session(models.Model):
     class Status(models.TextChoices):
         ACTIVE = "active", "Active"
+        INTERRUPTED = "interrupted", "Interrupted (resumable)"
         CLOSED = "closed", "Closed"
 
     class CloseReason(models.TextChoices):
@@ -25,12 +26,15 @@ class Session(models.Model):
     api_key = models.ForeignKey(ApiKey, on_delete=models.SET_NULL, null=True, blank=True, related_name="sessions")
     started_at = models.DateTimeField(auto_now_add=True, db_index=True)
     ended_at = models.DateTimeField(null=True, blank=True)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.ACTIVE)
     close_reason = models.CharField(max_length=20, choices=CloseReason.choices, blank=True)
     language = models.CharField(max_length=10, default="en")
     engine = models.CharField(max_length=50, blank=True)
     sample_rate = models.PositiveIntegerField(default=16000)
     audio_seconds = models.FloatField(default=0.0)
+    # SHA-256 of the current resume token (sent once, in 'ready'); when the connection dropped.
+    resume_token_hash = models.CharField(max_length=64, blank=True)
+    interrupted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-started_at"]

@@ -1,8 +1,11 @@
 """Reads for sessions and segments, always scoped to one tenant."""
 
 import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from django.db.models import QuerySet
+from django.db.models import Count, Max, Prefetch, QuerySet, Sum
+from django.utils import timezone
 
 from transcription.models import Segment, Session
 
@@ -17,3 +20,60 @@ def session_get(*, tenant_id: int, session_id: uuid.UUID) -> Session:
 
 def segment_list(*, tenant_id: int, session_id: uuid.UUID) -> QuerySet[Segment]:
     return Segment.objects.filter(session__tenant_id=tenant_id, session_id=session_id).order_by("index")
+
+
+def session_resumable(*, tenant_id: int, session_id: str, grace_s: float, owner_may_be_alive: bool) -> Session | None:
+    """A session of this tenant that a reconnecting client may continue, or None.
+
+    Interrupted sessions qualify within the grace period. An ``active`` one qualifies only when
+    no other process can still be serving it (embedded mode: its server process is gone).
+    """
+    session = Session.objects.filter(tenant_id=tenant_id, pk=session_id).first()
+    if session is None or session.status == Session.Status.CLOSED:
+        return None
+    if session.status == Session.Status.INTERRUPTED:
+        fresh = session.interrupted_at and session.interrupted_at >= timezone.now() - timedelta(seconds=grace_s)
+        return session if fresh else None
+    return None if owner_may_be_alive else session
+
+
+def session_resume_point(*, tenant_id: int, session_id: str) -> tuple[float, int, int]:
+    """Where a session continues from its stored finals: (time in s, next segment, finals stored)."""
+    agg = Segment.objects.filter(session__tenant_id=tenant_id, session_id=session_id).aggregate(
+        end=Max("end"), last=Max("index"), count=Count("id")
+    )
+    return (agg["end"] or 0.0, (agg["last"] + 1) if agg["last"] is not None else 0, agg["count"])
+
+
+@dataclass(frozen=True)
+class SessionSummary:
+    """A session with the figures the transcript list shows."""
+
+    session: Session
+    segments: int
+    words: int
+
+
+def session_summarize(*, session: Session) -> SessionSummary:
+    """Figures of one session whose segments were prefetched (see session_list_with_segments)."""
+    segments = list(session.segments.all())
+    return SessionSummary(session=session, segments=len(segments), words=sum(len(s.text.split()) for s in segments))
+
+
+def session_list_with_segments(*, tenant_id: int) -> QuerySet[Session]:
+    return session_list(tenant_id=tenant_id).prefetch_related(
+        Prefetch("segments", queryset=Segment.objects.only("session_id", "index", "text"))
+    )
+
+
+def month_start(now: datetime | None = None) -> datetime:
+    now = now or timezone.now()
+    return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def usage_seconds_this_month(*, tenant_id: int, now: datetime | None = None) -> float:
+    """Audio seconds of the tenant's sessions started this calendar month (UTC), as metered."""
+    total = Session.objects.filter(tenant_id=tenant_id, started_at__gte=month_start(now)).aggregate(
+        total=Sum("audio_seconds")
+    )["total"]
+    return float(total or 0.0)

@@ -19,9 +19,11 @@ def session_start(
     engine: str,
     sample_rate: int,
     session_id: uuid.UUID | None = None,
+    resume_token_hash: str = "",
 ) -> Session:
     session = Session.objects.create(
         id=session_id or uuid.uuid4(),
+        resume_token_hash=resume_token_hash,
         tenant_id=tenant_id,
         api_key_id=api_key_id,
         language=language,
@@ -69,3 +71,17 @@ def session_finish(*, tenant_id: int, session_id: uuid.UUID, close_reason: str, 
             audio_seconds,
         )
     return session
+
+
+def session_interrupt(*, tenant_id: int, session_id: uuid.UUID, audio_seconds: float) -> None:
+    """The client dropped; the session may still be resumed within the grace period."""
+    Session.objects.filter(pk=session_id, tenant_id=tenant_id, status=Session.Status.ACTIVE).update(
+        status=Session.Status.INTERRUPTED, interrupted_at=timezone.now(), audio_seconds=audio_seconds
+    )
+
+
+def session_resume(*, tenant_id: int, session_id: uuid.UUID, resume_token_hash: str) -> None:
+    """Active again, with a new resume token (the previous one is spent)."""
+    Session.objects.filter(pk=session_id, tenant_id=tenant_id).exclude(status=Session.Status.CLOSED).update(
+        status=Session.Status.ACTIVE, interrupted_at=None, resume_token_hash=resume_token_hash
+    )

@@ -116,6 +116,10 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "record"
+LOGOUT_REDIRECT_URL = "login"
+
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
@@ -165,6 +169,8 @@ ASR_MAX_FRAME_BYTES = env_int("ASR_MAX_FRAME_BYTES", 64 * 1024)
 ASR_IDLE_TIMEOUT_S = env_float("ASR_IDLE_TIMEOUT_S", 30.0)
 ASR_MAX_SESSION_S = env_float("ASR_MAX_SESSION_S", 4 * 3600.0)
 ASR_MAX_TEXT_MESSAGE_BYTES = env_int("ASR_MAX_TEXT_MESSAGE_BYTES", 4096)
+# How long a dropped session's engine waits for its client to resume (0: no resume).
+ASR_RESUME_GRACE_S = env_float("ASR_RESUME_GRACE_S", 30.0)
 # Audio accepted but not yet processed, per session, before the gateway stops reading.
 ASR_MAX_BACKLOG_S = env_float("ASR_MAX_BACKLOG_S", 30.0)
 # Serve /static/ from the ASGI app (embedded mode); set false behind a proxy that serves STATIC_ROOT.

@@ -23,7 +23,13 @@ EventSink = Callable[[TranscriptEvent | EngineFailure], Awaitable[None]]
 
 
 class SessionHandle(abc.ABC):
-    """One session's link to its engine state. Audio is processed in the order it was pushed."""
+    """One session's link to its engine state. Audio is processed in the order it was pushed.
+
+    ``sink`` (set at open) receives the results; it may be replaced while the session runs, as a
+    resumed session moves from its parked sink to the new connection.
+    """
+
+    sink: EventSink
 
     @abc.abstractmethod
     async def push_audio(self, data: bytes) -> None:
@@ -44,9 +50,17 @@ class SessionHandle(abc.ABC):
 class Dispatcher(abc.ABC):
     @abc.abstractmethod
     async def open_session(
-        self, *, session_id: str, tenant_id: int, config: SessionConfig, sink: EventSink
+        self,
+        *,
+        session_id: str,
+        tenant_id: int,
+        config: SessionConfig,
+        sink: EventSink,
+        resume_at_s: float = 0.0,
+        first_segment: int = 0,
     ) -> SessionHandle:
-        """Start recognising a session; raises NoCapacity / Overloaded when nothing can take it."""
+        """Start recognising a session (continuing at ``resume_at_s`` / ``first_segment`` after a
+        resume); raises NoCapacity / Overloaded when nothing can take it."""
 
     @property
     @abc.abstractmethod

@@ -220,8 +220,17 @@ class CeleryDispatcher(Dispatcher):
         return ("en",)
 
     async def open_session(
-        self, *, session_id: str, tenant_id: int, config: SessionConfig, sink: EventSink
+        self,
+        *,
+        session_id: str,
+        tenant_id: int,
+        config: SessionConfig,
+        sink: EventSink,
+        resume_at_s: float = 0.0,
+        first_segment: int = 0,
     ) -> SessionHandle:
         handle = CelerySessionHandle(self, session_id, tenant_id, config, sink)
+        handle.replay.start = handle.replay.end = round(resume_at_s * config.sample_rate)
+        handle.next_segment = first_segment
         await handle.open()
         return handle
