@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import to_s16
 from transcription.client.wav import read_wav
+from transcription.dispatch import get_dispatcher
 from transcription.engine import SessionLimits, StreamingSession, parse_start
 from transcription.engine.config import SessionConfig
 from transcription.engine.funasr_adapters import (
@@ -21,6 +22,7 @@ from transcription.engine.funasr_adapters import (
     parse_sensevoice,
 )
 from transcription.engine.models import ModelSettings, load_models, model_registry
+from transcription.engine_settings import model_settings_from_django
 from transcription.evaluation import load_manifest
 
 from .funasr_models import make_paraformer_streaming, make_sensevoice_small
@@ -168,9 +170,11 @@ def test_the_registry_recognises_downloaded_funasr_folders(paraformer_dir, sense
 
 @pytest.mark.django_db(transaction=True)
 async def test_a_session_can_ask_for_the_paraformer_through_the_gateway(
-    tenant_a, settings, paraformer_dir, speech, engine_models
+    tenant_a, settings, paraformer_dir, speech, engine_models, monkeypatch
 ):
+    # As a server started with ASR_FUNASR_MODEL_DIR set: the gateway's catalogue and the engine agree.
     settings.ASR_FUNASR_MODEL_DIR = str(paraformer_dir)
+    monkeypatch.setattr(get_dispatcher(), "model_settings", model_settings_from_django())
     comm = communicator(tenant_a.raw_key)
     await comm.connect()
     transcript = Transcript()
