@@ -47,3 +47,11 @@ def hash_secret(secret: str, *, pepper: str) -> str:
 
 def secret_matches(secret: str, stored_hash: str, *, pepper: str) -> bool:
     return hmac.compare_digest(hash_secret(secret, pepper=pepper), stored_hash)
+
+
+STREAM_TOKEN_BYTES = 32
+
+
+def generate_stream_token() -> str:
+    """A random single-use WebSocket token; only its hash is stored."""
+    return secrets.token_urlsafe(STREAM_TOKEN_BYTES)

@@ -52,3 +52,23 @@ class ApiKey(models.Model):
     @property
     def is_revoked(self) -> bool:
         return self.revoked_at is not None
+
+
+class StreamToken(models.Model):
+    """A short-lived, single-use WebSocket credential minted for a logged-in browser.
+
+    The page never holds a long-lived key: it mints one of these just before it connects. Only a
+    keyed hash is stored, and consuming it is a single conditional UPDATE, so it works once.
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="stream_tokens")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="stream_tokens"
+    )
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(db_index=True)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"stream token {self.pk} ({self.tenant})"

@@ -1,9 +1,11 @@
 """Reads for tenants and API keys."""
 
 from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import QuerySet
 
 from accounts import keys
-from accounts.models import ApiKey, Tenant
+from accounts.models import ApiKey, Membership, Tenant
 
 
 def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
@@ -27,3 +29,24 @@ def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
 
 def tenant_get_by_name(*, name: str) -> Tenant:
     return Tenant.objects.get(name=name)
+
+
+def membership_for_user(*, user: AbstractBaseUser | AnonymousUser) -> Membership | None:
+    """The user's membership of an active tenant (the oldest, if several); None for anyone else."""
+    if not user.is_authenticated:
+        return None
+    return (
+        Membership.objects.select_related("tenant")
+        .filter(user=user, tenant__is_active=True)
+        .order_by("created_at", "pk")
+        .first()
+    )
+
+
+def api_key_list(*, tenant: Tenant) -> QuerySet[ApiKey]:
+    """The tenant's keys, active ones first, newest first."""
+    return ApiKey.objects.filter(tenant=tenant).order_by("revoked_at", "-created_at")
+
+
+def tenant_name_taken(*, name: str) -> bool:
+    return Tenant.objects.filter(name__iexact=name).exists()

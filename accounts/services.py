@@ -1,13 +1,17 @@
 """Writes for tenants and API keys."""
 
 import logging
+from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
 from accounts import keys
-from accounts.models import ApiKey, Tenant
+from accounts.models import ApiKey, Membership, StreamToken, Tenant
 
 logger = logging.getLogger(__name__)
 
@@ -45,3 +49,61 @@ def api_key_revoke(*, tenant: Tenant, prefix: str) -> ApiKey:
 
 def api_key_mark_used(*, api_key_id: int) -> None:
     ApiKey.objects.filter(pk=api_key_id).update(last_used_at=timezone.now())
+
+
+@dataclass(frozen=True)
+class SignupResult:
+    user: AbstractBaseUser
+    tenant: Tenant
+    api_key: ApiKey
+    raw_key: str
+
+
+@transaction.atomic
+def account_signup(*, tenant_name: str, username: str, email: str, password: str) -> SignupResult:
+    """A new tenant, its owner and its first API key (the raw key is returned once, never stored)."""
+    tenant = tenant_create(name=tenant_name)
+    user = get_user_model().objects.create_user(username=username, email=email, password=password)
+    Membership.objects.create(user=user, tenant=tenant, role=Membership.Role.OWNER)
+    api_key, raw = api_key_create(tenant=tenant, name="default")
+    logger.info("signup tenant_id=%s user_id=%s", tenant.pk, user.pk)
+    return SignupResult(user=user, tenant=tenant, api_key=api_key, raw_key=raw)
+
+
+STREAM_TOKEN_TTL = timedelta(seconds=60)
+
+
+def _stream_token_hash(raw_token: str) -> str:
+    return keys.hash_secret(raw_token, pepper=settings.SECRET_KEY)
+
+
+@transaction.atomic
+def stream_token_mint(*, tenant: Tenant, user: AbstractBaseUser | None = None) -> tuple[str, StreamToken]:
+    """A WebSocket token valid for STREAM_TOKEN_TTL and a single connection; returns the raw token."""
+    now = timezone.now()
+    StreamToken.objects.filter(expires_at__lt=now - timedelta(hours=1)).delete()
+    raw = keys.generate_stream_token()
+    token = StreamToken.objects.create(
+        tenant=tenant, user=user, token_hash=_stream_token_hash(raw), expires_at=now + STREAM_TOKEN_TTL
+    )
+    logger.info("stream token minted tenant_id=%s token_id=%s", tenant.pk, token.pk)
+    return raw, token
+
+
+def stream_token_consume(*, raw_token: str) -> StreamToken | None:
+    """Use a token: the unexpired, unused token of an active tenant, marked used; None otherwise.
+
+    One conditional UPDATE, so two connections racing with the same token cannot both win.
+    """
+    if not raw_token or len(raw_token) > 200:
+        return None
+    now = timezone.now()
+    token_hash = _stream_token_hash(raw_token)
+    # Conditions on the row itself only (no join), so PostgreSQL rechecks them under the row lock.
+    claimed = StreamToken.objects.filter(token_hash=token_hash, used_at__isnull=True, expires_at__gt=now).update(
+        used_at=now
+    )
+    if claimed != 1:
+        return None
+    token = StreamToken.objects.select_related("tenant").get(token_hash=token_hash)
+    return token if token.tenant.is_active else None
