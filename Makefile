@@ -10,7 +10,7 @@ PORT ?= 8000
 # The suite runs against this machine's PostgreSQL; pytest-django creates test_asrplatform.
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/asrplatform
 
-.PHONY: install models run test lint bench clean
+.PHONY: install models run test lint bench stack clean
 
 $(STAMP): requirements.txt requirements-nodeps.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,22 @@ lint: install
 
 bench: install
 	$(PY) -m bench
+
+# `make stack`: the distributed stack on this machine (Procfile.stack, run by honcho; Ctrl-C stops
+# it): one daphne with ASR_DISPATCH=celery on $(HOST):$(PORT) and two inference workers, against
+# this machine's PostgreSQL (database $(STACK_DB), created if missing) and Redis.
+STACK_PG ?= postgres://postgres@127.0.0.1:5432
+STACK_DB ?= asrplatform
+STACK_REDIS_URL ?= redis://127.0.0.1:6379/0
+STACK_ENV = DATABASE_URL=$(STACK_PG)/$(STACK_DB) REDIS_URL=$(STACK_REDIS_URL) ASR_DISPATCH=celery
+
+stack: install
+	psql "$(STACK_PG)/postgres" -tAc "select 1 from pg_database where datname = '$(STACK_DB)'" | grep -q 1 \
+		|| psql "$(STACK_PG)/postgres" -qc 'create database "$(STACK_DB)"'
+	$(STACK_ENV) $(PY) manage.py migrate --noinput
+	$(STACK_ENV) $(PY) manage.py demo_tenant --url ws://$(HOST):$(PORT)/ws/v1/transcribe
+	$(STACK_ENV) ASR_STACK_HOST=$(HOST) ASR_STACK_PORT=$(PORT) PATH="$(abspath $(VENV))/bin:$$PATH" \
+		$(VENV)/bin/honcho -f Procfile.stack start
 
 clean:
 	rm -rf $(VENV) db.sqlite3 staticfiles

@@ -154,3 +154,48 @@ def analyse(stream: StreamResult, session: ConcatenatedSession) -> dict[str, Any
         },
         "client_send_lag_ms": summary(send_lag),
     }
+
+
+STATS = ("p50", "p95", "max", "mean")
+HOP_TARGET_P95_MS = 10.0  # issue 4: the Celery hop adds at most 10 ms p95 on loopback
+
+
+def _minus(b: dict[str, Any], a: dict[str, Any]) -> dict[str, float | None]:
+    return {k: None if a.get(k) is None or b.get(k) is None else round(b[k] - a[k], 1) for k in STATS}
+
+
+def compare(embedded: dict[str, Any], celery: dict[str, Any], hop: dict[str, Any]) -> dict[str, Any]:
+    """Celery dispatch against embedded dispatch on the same audio (both from `analyse`)."""
+    out: dict[str, Any] = {}
+    for key in ("final_latency_ms", "first_partial_ms", "partial_interval_ms"):
+        out[key] = {
+            "embedded": embedded[key],
+            "celery": celery[key],
+            "celery_minus_embedded": _minus(celery[key], embedded[key]),
+        }
+    pairs = [
+        (e["clip"], e["final_latency_ms"], c["final_latency_ms"])
+        for e, c in zip(embedded["clips"], celery["clips"], strict=True)
+    ]
+    diffs = [c - e for _, e, c in pairs if e is not None and c is not None]
+    out["final_latency_per_clip_diff_ms"] = summary(diffs, scale=1.0)  # celery - embedded, clip by clip
+    out["clips"] = [
+        {
+            "clip": name,
+            "embedded_ms": e,
+            "celery_ms": c,
+            "same_text": ec["hypothesis"] == cc["hypothesis"],
+        }
+        for (name, e, c), ec, cc in zip(pairs, embedded["clips"], celery["clips"], strict=True)
+    ]
+    out["same_text_clips"] = sum(row["same_text"] for row in out["clips"])
+    out["wer_streamed"] = {"embedded": embedded["wer_streamed"], "celery": celery["wer_streamed"]}
+    out["finals"] = {"embedded": embedded["counts"]["finals"], "celery": celery["counts"]["finals"]}
+    hop_p95 = hop["round_trip_ms"]["p95"]
+    out["hop_round_trip_ms"] = hop["round_trip_ms"]
+    out["target"] = {
+        "hop_p95_ms_at_most": HOP_TARGET_P95_MS,
+        "hop_p95_ms": hop_p95,
+        "met": hop_p95 is not None and hop_p95 <= HOP_TARGET_P95_MS and not hop["lost"],
+    }
+    return out

@@ -65,3 +65,74 @@ def render(figures: dict[str, Any]) -> str:
             f"{row['hypothesis'] or '-'}"
         )
     return "\n".join(lines)
+
+
+def _diff_row(label: str, diff: dict[str, Any]) -> str:
+    cells = [("-" if diff[k] is None else f"{diff[k]:+.0f}") for k in ("p50", "p95", "max", "mean")]
+    return f"  {label:<34}" + "".join(f"{c:>9}" for c in cells)
+
+
+def _cpu(server: dict[str, Any]) -> str:
+    if server.get("cpu_s_per_audio_s") is None:
+        return "-"
+    text = f"{server['cpu_s_per_audio_s']:.3f}"
+    if server.get("workers_cpu_s") is not None:
+        workers = sum(server["workers_cpu_s"].values())
+        text += f" (gateway {server['gateway_cpu_s']:.1f} CPU s, workers {workers:.1f} CPU s)"
+    return text
+
+
+def _header(label: str) -> str:
+    return f"  {label:<34}{'p50':>9}{'p95':>9}{'max':>9}{'mean':>9}{'n':>6}"
+
+
+def render_comparison(figures: dict[str, Any]) -> str:
+    """Embedded against Celery dispatch (same audio, same run), and the worker hop."""
+    c = figures["comparison"]
+    hop = figures["hop"]
+    celery = figures["celery"]
+    workers = ", ".join(w["id"] for w in celery["stack"]["workers"])
+    pinned = celery["stack"].get("sessions_pinned_to") or []
+    if pinned:
+        workers += f" (warm-ups on {', '.join(pinned[:-1]) or '-'}; measured session on {pinned[-1]})"
+    final, first = c["final_latency_ms"], c["first_partial_ms"]
+    lines = [
+        f"embedded vs Celery dispatch - the same {figures['audio_s']:.1f} s stream, one run",
+        f"  workers {workers}",
+        "",
+        _header("final after last sample sent (ms)"),
+        _stat_row("embedded", final["embedded"]),
+        _stat_row("celery", final["celery"]),
+        _diff_row("celery - embedded", final["celery_minus_embedded"]),
+        _stat_row("clip by clip, celery - embedded", c["final_latency_per_clip_diff_ms"]),
+        "",
+        _header("first partial (ms)"),
+        _stat_row("embedded", first["embedded"]),
+        _stat_row("celery", first["celery"]),
+        _diff_row("celery - embedded", first["celery_minus_embedded"]),
+    ]
+    lines += [
+        "",
+        _header("hop gateway>worker>gateway (ms)"),
+        _stat_row("asr.ping round trip", hop["round_trip_ms"]),
+        _stat_row("  of which publishing (send_task)", hop["publish_ms"]),
+        f"  {hop['received']} of {hop['sent']} pongs back ({hop['lost']} lost), one every "
+        f"{hop['interval_ms']:g} ms to {hop['queue']}, after {hop['warmup']} unmeasured",
+        "",
+        f"  target: the hop adds <= {c['target']['hop_p95_ms_at_most']:g} ms p95 - measured p95 "
+        f"{_ms(c['target']['hop_p95_ms'])} ms: {'met' if c['target']['met'] else 'NOT met'}",
+        f"  accuracy: streamed WER embedded {_pct(c['wer_streamed']['embedded'])}, "
+        f"celery {_pct(c['wer_streamed']['celery'])}; finals {c['finals']['embedded']} / "
+        f"{c['finals']['celery']}; same text on {c['same_text_clips']} of {len(c['clips'])} clips",
+        f"  CPU s per audio s: embedded {_cpu(figures.get('server') or {})}; celery {_cpu(celery.get('server') or {})}",
+    ]
+    if celery.get("server", {}).get("warmup_problem"):
+        lines.append(f"  CELERY WARM-UP PROBLEM: {celery['server']['warmup_problem']}")
+    if celery.get("problem"):
+        lines.append(f"  CELERY PROBLEM: {celery['problem']}")
+    lines += ["", f"  {'clip':<18}{'embedded':>10}{'celery':>10}{'diff':>8}  same text"]
+    for row in c["clips"]:
+        e, k = row["embedded_ms"], row["celery_ms"]
+        diff = "-" if e is None or k is None else f"{k - e:+.0f}"
+        lines.append(f"  {row['clip']:<18}{_ms(e):>10}{_ms(k):>10}{diff:>8}  {'yes' if row['same_text'] else 'NO'}")
+    return "\n".join(lines)

@@ -74,21 +74,25 @@ def memory_bytes(pid: int) -> dict[str, int]:
     return {"peak_rss": values.get("VmHWM", 0), "rss": values.get("VmRSS", 0)}
 
 
-class EmbeddedServer:
+class DaphneServer:
     """migrate, create a tenant and key, run daphne on a free port; `stop()` ends only it."""
 
-    def __init__(self, workdir: Path, *, port: int | None = None, startup_timeout: float = 180.0):
+    def __init__(
+        self,
+        workdir: Path,
+        env: dict[str, str],
+        *,
+        port: int | None = None,
+        startup_timeout: float = 180.0,
+        tenant: str = "bench",
+        log_name: str = "server.log",
+    ):
         self.workdir = workdir
+        self.env = env
         self.port = port or free_port()
         self.startup_timeout = startup_timeout
-        self.log_path = workdir / "server.log"
-        self.env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "asrplatform.settings.base",
-            "DATABASE_URL": f"sqlite:///{workdir / 'bench.sqlite3'}",
-            "PYTHONUNBUFFERED": "1",
-        }
-        self.env.pop("REDIS_URL", None)  # embedded mode: in-memory layer, engine in-process
+        self.tenant = tenant
+        self.log_path = workdir / log_name
         self.process: subprocess.Popen[bytes] | None = None
         self.api_key = ""
 
@@ -110,12 +114,19 @@ class EmbeddedServer:
         return proc.stdout
 
     def start(self) -> None:
+        self.prepare()
+        self.launch()
+
+    def prepare(self) -> None:
+        """Migrate the database and mint a key for a tenant of this run."""
         self._manage("migrate", "--noinput")
-        self._manage("create_tenant", "bench")
-        lines = self._manage("create_api_key", "bench").strip().splitlines()
+        lines = self._manage("create_tenant", self.tenant).strip().splitlines()
         if not lines:
-            raise ServerError("create_api_key printed nothing")
+            raise ServerError("create_tenant printed nothing")
         self.api_key = lines[-1].strip()
+
+    def launch(self) -> None:
+        """Start daphne and wait until it accepts connections."""
         daphne = Path(sys.executable).parent / "daphne"
         command = [str(daphne)] if daphne.exists() else [sys.executable, "-m", "daphne"]
         command += ["-b", "127.0.0.1", "-p", str(self.port), "asrplatform.asgi:application"]
@@ -154,7 +165,7 @@ class EmbeddedServer:
             self.process.kill()
             self.process.wait(timeout=5)
 
-    def __enter__(self) -> EmbeddedServer:
+    def __enter__(self) -> DaphneServer:
         try:
             self.start()
         except BaseException:
@@ -164,3 +175,18 @@ class EmbeddedServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+class EmbeddedServer(DaphneServer):
+    """The embedded platform as `make run` serves it: SQLite, in-memory layer, engine in-process."""
+
+    def __init__(self, workdir: Path, *, port: int | None = None, startup_timeout: float = 180.0):
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "asrplatform.settings.base",
+            "DATABASE_URL": f"sqlite:///{workdir / 'bench.sqlite3'}",
+            "PYTHONUNBUFFERED": "1",
+        }
+        env.pop("REDIS_URL", None)  # embedded mode: in-memory layer, engine in-process
+        env.pop("ASR_DISPATCH", None)
+        super().__init__(workdir, env, port=port, startup_timeout=startup_timeout)

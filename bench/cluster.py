@@ -1,0 +1,218 @@
+"""Celery dispatch for the benchmark: PostgreSQL, Redis, inference workers and a gateway.
+
+Real processes, started the way `make stack` starts them (`manage.py asr_worker`, daphne with
+ASR_DISPATCH=celery), under a registry prefix and worker names of this run's own: workers of any
+other stack sharing the Redis are never picked, and never get this run's tasks (a worker's Celery
+queue is named after the worker alone, not after the prefix).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from .server import ROOT, DaphneServer, ServerError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_PG_URL = "postgres://postgres@127.0.0.1:5432"
+DEFAULT_DATABASE = "asrbench"
+
+
+def ensure_database(pg_url: str, name: str) -> None:
+    """Create the PostgreSQL database `name` on the server at `pg_url` unless it exists."""
+    import psycopg
+    from psycopg import sql
+
+    try:
+        with psycopg.connect(f"{pg_url}/postgres", autocommit=True, connect_timeout=10) as conn:
+            if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+                return
+            try:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            except psycopg.errors.DuplicateDatabase:
+                pass  # created meanwhile by someone else
+    except psycopg.Error as exc:
+        raise ServerError(f"PostgreSQL at {pg_url}: {exc}") from exc
+
+
+class CeleryStack:
+    """N inference workers and one gateway (daphne, ASR_DISPATCH=celery) on PostgreSQL + Redis.
+
+    `start()` migrates, starts the workers (they load their models while daphne starts) and
+    waits until every one of them heartbeats in the registry; `stop()` ends every process it
+    started and removes what they left in Redis.
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        redis_url: str = DEFAULT_REDIS_URL,
+        pg_url: str = DEFAULT_PG_URL,
+        database: str = DEFAULT_DATABASE,
+        workers: int = 2,
+        worker_loglevel: str = "INFO",
+        startup_timeout: float = 240.0,
+    ):
+        self.workdir = workdir
+        self.run_id = uuid.uuid4().hex[:8]
+        self.prefix = f"asrbench-{self.run_id}"
+        self.redis_url = redis_url
+        self.pg_url = pg_url.rstrip("/")
+        self.database = database
+        self.worker_names = [f"bench-{self.run_id}-w{i + 1}" for i in range(workers)]
+        self.worker_loglevel = worker_loglevel
+        self.startup_timeout = startup_timeout
+        self.env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "asrplatform.settings.base",
+            "DATABASE_URL": f"{self.pg_url}/{database}",
+            "REDIS_URL": redis_url,
+            "ASR_DISPATCH": "celery",
+            "ASR_REDIS_PREFIX": self.prefix,
+            "PYTHONUNBUFFERED": "1",
+        }
+        for name in ("ASR_REGISTRY_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"):
+            self.env.pop(name, None)  # all three follow REDIS_URL
+        self.gateway = DaphneServer(
+            workdir,
+            self.env,
+            startup_timeout=startup_timeout,
+            tenant=f"bench-{self.run_id}",
+            log_name="celery-gateway.log",
+        )
+        self.workers: dict[str, subprocess.Popen[bytes]] = {}
+        self._redis = None
+
+    # --- what the benchmark reads --------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return self.gateway.url
+
+    @property
+    def api_key(self) -> str:
+        return self.gateway.api_key
+
+    @property
+    def pid(self) -> int:
+        return self.gateway.pid
+
+    @property
+    def worker_pids(self) -> dict[str, int]:
+        return {name: p.pid for name, p in self.workers.items()}
+
+    def worker_log(self, name: str) -> Path:
+        return self.workdir / f"celery-{name}.log"
+
+    def log_paths(self) -> list[Path]:
+        return [self.gateway.log_path, *(self.worker_log(n) for n in self.worker_names)]
+
+    def redis(self):  # type: ignore[no-untyped-def]
+        if self._redis is None:
+            import redis
+
+            self._redis = redis.Redis.from_url(self.redis_url, socket_timeout=10)
+        return self._redis
+
+    def live_workers(self) -> list:  # type: ignore[type-arg]
+        from transcription.workers.registry import live_workers_sync
+
+        return live_workers_sync(self.redis(), self.prefix)
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        try:
+            self.redis().ping()
+        except Exception as exc:
+            raise ServerError(f"Redis at {self.redis_url}: {exc}") from exc
+        ensure_database(self.pg_url, self.database)
+        self.gateway.prepare()
+        for name in self.worker_names:
+            self._start_worker(name)
+        self.gateway.launch()
+        self._wait_for_workers()
+
+    def _start_worker(self, name: str) -> None:
+        command = [sys.executable, "manage.py", "asr_worker", "--name", name, "--loglevel", self.worker_loglevel]
+        log = open(self.worker_log(name), "wb")  # noqa: SIM115 - owned by the child for its lifetime
+        self.workers[name] = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=log)
+        log.close()
+        logger.info("worker starting name=%s pid=%d", name, self.workers[name].pid)
+
+    def _wait_for_workers(self) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        wanted = set(self.worker_names)
+        while time.monotonic() < deadline:
+            for name, process in self.workers.items():
+                if process.poll() is not None:
+                    raise ServerError(f"worker {name} exited with {process.returncode}:\n{self.log_tail(name)}")
+            if wanted <= {w.id for w in self.live_workers()}:
+                return
+            time.sleep(0.3)
+        raise ServerError(f"workers {sorted(wanted)} did not register within {self.startup_timeout:.0f} s")
+
+    def pinned(self) -> list[str]:
+        """The worker of each session so far, in order, from the gateway's log."""
+        try:
+            text = self.gateway.log_path.read_text(errors="replace")
+        except OSError:
+            return []
+        return re.findall(r"session pinned session_id=\S+ worker=(\S+)", text)
+
+    def log_tail(self, name: str, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.worker_log(name).read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        """End the gateway and every worker (SIGTERM, then SIGKILL), then tidy this run's keys."""
+        try:
+            self.gateway.stop()
+        finally:
+            running = [p for p in self.workers.values() if p.poll() is None]
+            for process in running:
+                process.terminate()  # Celery's warm shutdown: deregisters, deletes its queue
+            for process in running:
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(timeout=5)
+            self._tidy_redis()
+
+    def _tidy_redis(self) -> None:
+        """Remove registry keys, queues and kombu bindings of this run (a killed worker leaves them)."""
+        if self._redis is None:
+            return
+        try:
+            keys = [f"{self.prefix}:workers"]
+            for name in self.worker_names:
+                queue = f"asr.worker.{name}"
+                keys += [f"{self.prefix}:worker:{name}", queue, f"_kombu.binding.{queue}"]
+                keys += [f"_kombu.binding_permanent.{queue}"]
+            self._redis.delete(*keys)
+            self._redis.close()
+        except Exception:
+            logger.warning("could not tidy Redis keys of %s", self.prefix, exc_info=True)
+
+    def __enter__(self) -> CeleryStack:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
