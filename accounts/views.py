@@ -1,0 +1,88 @@
+"""Sign up, log in and out, and the tenant's dashboard (API keys, usage, recent sessions)."""
+
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.views import LoginView, LogoutView
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+
+from accounts import selectors, services
+from accounts.decorators import member_required
+from accounts.forms import ApiKeyCreateForm, SignupForm
+from accounts.models import ApiKey
+from transcription import selectors as transcription_selectors
+
+RECENT_SESSIONS = 5
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    return redirect("dashboard" if request.user.is_authenticated else "login")
+
+
+@never_cache
+def signup(request: HttpRequest) -> HttpResponse:
+    form = SignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        result = services.account_signup(
+            tenant_name=form.cleaned_data["tenant_name"],
+            username=form.cleaned_data["username"],
+            email=form.cleaned_data.get("email") or "",
+            password=form.cleaned_data["password1"],
+        )
+        login(request, result.user, backend="django.contrib.auth.backends.ModelBackend")
+        # Rendered, not redirected: the key is in this one response and nowhere else.
+        context = {"api_key": result.api_key, "raw_key": result.raw_key, "welcome": True}
+        return render(request, "accounts/key_created.html", context)
+    return render(request, "accounts/signup.html", {"form": form})
+
+
+class AccountLoginView(LoginView):
+    template_name = "accounts/login.html"
+    redirect_authenticated_user = True
+
+
+class AccountLogoutView(LogoutView):
+    pass
+
+
+@member_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    tenant = request.tenant  # type: ignore[attr-defined]
+    used = transcription_selectors.usage_seconds_this_month(tenant_id=tenant.pk)
+    quota = tenant.monthly_audio_seconds_quota
+    recent = transcription_selectors.session_list_with_segments(tenant_id=tenant.pk)[:RECENT_SESSIONS]
+    context = {
+        "tenant": tenant,
+        "api_keys": selectors.api_key_list(tenant=tenant),
+        "key_form": ApiKeyCreateForm(),
+        "usage_seconds": used,
+        "quota_seconds": quota,
+        "usage_percent": min(100, round(100 * used / quota)) if quota else 100,
+        "recent": [transcription_selectors.session_summarize(session=s) for s in recent],
+    }
+    return render(request, "accounts/dashboard.html", context)
+
+
+@never_cache
+@require_POST
+@member_required
+def api_key_create(request: HttpRequest) -> HttpResponse:
+    form = ApiKeyCreateForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Give the key a name of 1 to 100 characters.")
+        return redirect("dashboard")
+    api_key, raw = services.api_key_create(tenant=request.tenant, name=form.cleaned_data["name"])  # type: ignore[attr-defined]
+    return render(request, "accounts/key_created.html", {"api_key": api_key, "raw_key": raw, "welcome": False})
+
+
+@require_POST
+@member_required
+def api_key_revoke(request: HttpRequest, prefix: str) -> HttpResponse:
+    try:
+        api_key = services.api_key_revoke(tenant=request.tenant, prefix=prefix)  # type: ignore[attr-defined]
+    except ApiKey.DoesNotExist:
+        raise Http404("No such key.") from None
+    messages.success(request, f"Key “{api_key.name}” ({api_key.prefix}…) is revoked; it no longer works.")
+    return redirect("dashboard")

@@ -1,0 +1,86 @@
+"""Browser pages: the recording page, its WebSocket token, and the tenant's transcripts."""
+
+import json
+import uuid
+
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+
+from accounts import services as account_services
+from accounts.decorators import member_required
+from transcription import exports, selectors
+from transcription.models import Session
+
+ENDPOINTING_CHOICES = (500, 800, 1200)
+TRANSCRIPTS_PER_PAGE = 25
+
+
+@member_required
+def record(request: HttpRequest) -> HttpResponse:
+    context = {
+        "endpointing_choices": ENDPOINTING_CHOICES,
+        "default_endpointing": 800,
+        "token_url": reverse("stream_token"),
+        "ws_path": "/ws/v1/transcribe",
+    }
+    return render(request, "transcription/record.html", context)
+
+
+@never_cache
+@require_POST
+@member_required(json=True)
+def stream_token(request: HttpRequest) -> JsonResponse:
+    """A 60-second single-use token for the page's next WebSocket (CSRF-checked like any POST)."""
+    raw, token = account_services.stream_token_mint(tenant=request.tenant, user=request.user)  # type: ignore[attr-defined]
+    expires_in = round((token.expires_at - token.created_at).total_seconds())
+    return JsonResponse({"token": raw, "expires_in": expires_in})
+
+
+@member_required
+def transcript_list(request: HttpRequest) -> HttpResponse:
+    sessions = selectors.session_list_with_segments(tenant_id=request.tenant.pk)  # type: ignore[attr-defined]
+    page = Paginator(sessions, TRANSCRIPTS_PER_PAGE).get_page(request.GET.get("page"))
+    rows = [selectors.session_summarize(session=s) for s in page.object_list]
+    return render(request, "transcription/transcript_list.html", {"page": page, "rows": rows})
+
+
+def _session_or_404(request: HttpRequest, session_id: uuid.UUID) -> Session:
+    try:
+        return selectors.session_get(tenant_id=request.tenant.pk, session_id=session_id)  # type: ignore[attr-defined]
+    except Session.DoesNotExist:
+        raise Http404("No such transcript.") from None
+
+
+@member_required
+def transcript_detail(request: HttpRequest, session_id: uuid.UUID) -> HttpResponse:
+    session = _session_or_404(request, session_id)
+    segments = list(selectors.segment_list(tenant_id=request.tenant.pk, session_id=session.pk))  # type: ignore[attr-defined]
+    context = {
+        "session": session,
+        "segments": segments,
+        "words": sum(len(s.text.split()) for s in segments),
+        "formats": list(exports.FORMATS),
+    }
+    return render(request, "transcription/transcript_detail.html", context)
+
+
+@member_required
+def transcript_download(request: HttpRequest, session_id: uuid.UUID, fmt: str) -> HttpResponse:
+    if fmt not in exports.FORMATS:
+        raise Http404("Unknown format.")
+    session = _session_or_404(request, session_id)
+    segments = list(selectors.segment_list(tenant_id=request.tenant.pk, session_id=session.pk))  # type: ignore[attr-defined]
+    if fmt == "txt":
+        body = exports.transcript_txt(segments)
+    elif fmt == "srt":
+        body = exports.transcript_srt(segments)
+    else:
+        body = json.dumps(exports.transcript_json(session, segments), ensure_ascii=False, indent=2) + "\n"
+    response = HttpResponse(body, content_type=exports.FORMATS[fmt])
+    filename = f"transcript-{session.started_at:%Y%m%d-%H%M%S}-{str(session.pk)[:8]}.{fmt}"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
