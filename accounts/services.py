@@ -18,7 +18,10 @@ logger = logging.getLogger(__name__)
 
 @transaction.atomic
 def tenant_create(*, name: str, plan: str = "free") -> Tenant:
-    tenant = Tenant.objects.create(name=name, plan=plan)
+    """A tenant with its plan's quota and stream cap (each can then be changed for this tenant)."""
+    if plan not in settings.ASR_PLANS:
+        raise ValueError(f"Unknown plan {plan!r}; plans: {', '.join(settings.ASR_PLANS)}")
+    tenant = Tenant.objects.create(name=name, plan=plan, **settings.ASR_PLANS[plan])
     logger.info("tenant created tenant_id=%s", tenant.pk)
     return tenant
 

@@ -40,7 +40,7 @@ class TenantWithKey:
 def make_tenant(name: str) -> TenantWithKey:
     from accounts import services
 
-    tenant = services.tenant_create(name=name)
+    tenant = services.tenant_create(name=name, plan="pro")  # room for the streams a test opens
     api_key, raw = services.api_key_create(tenant=tenant, name="test")
     return TenantWithKey(tenant, api_key, raw)
 

@@ -16,6 +16,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from transcription import protocol, resume, selectors, services
+from transcription.admission import get_admission
 from transcription.dispatch import EngineFailure, SessionHandle, get_dispatcher
 from transcription.engine import ConfigError, SessionConfig, SessionLimits, TranscriptEvent, parse_start
 from transcription.engine.audio import AudioFormatError, looks_like_wav, parse_wav_header
@@ -57,6 +58,9 @@ class TranscribeConsumer(AsyncWebsocketConsumer):
         self.segments = 0
         self.next_segment = 0
         self.resume_token_hash = ""
+        self.allowance: selectors.TenantAllowance | None = None
+        self.slot_held = False
+        self.last_flush = time.monotonic()
         self.first_audio_checked = False
         self.wav_declared_empty = False
         self.end_lock = asyncio.Lock()
@@ -147,9 +151,16 @@ class TranscribeConsumer(AsyncWebsocketConsumer):
                 f"Audio frame of {len(data)} bytes is not a whole number of {self.config.encoding} samples "
                 f"({self.config.bytes_per_frame} bytes each, {self.config.channels} channel(s)).",
             )
-        if data:
-            self.audio_bytes += len(data)
-            await self.handle.push_audio(data)
+        allowed = self._audio_allowed(len(data))
+        if allowed:
+            self.audio_bytes += allowed
+            await self.handle.push_audio(data[:allowed])
+        if allowed < len(data):
+            await self._end(
+                Session.CloseReason.QUOTA_EXCEEDED,
+                utterance_reason="disconnect",
+                error=ProtocolError("quota_exceeded", "This month's audio quota is used up.", protocol.CLOSE_LIMIT),
+            )
 
     async def _strip_wav_header(self, data: bytes) -> bytes:
         """Accept a client that sends a WAV file's bytes: check its header against the session."""
@@ -182,13 +193,17 @@ class TranscribeConsumer(AsyncWebsocketConsumer):
     async def _start(self, config: SessionConfig) -> None:
         dispatcher = get_dispatcher()
         session_id = uuid.uuid4()
+        await self._admit(session_id)
         try:
             handle = await dispatcher.open_session(
                 session_id=str(session_id), tenant_id=self.principal.tenant_id, config=config, sink=self._on_event
             )
-        except NoCapacity:
-            raise ProtocolError("no_capacity", "No inference worker is available; try again shortly.", 4029) from None
-        except Overloaded:
+        except (NoCapacity, Overloaded) as refusal:
+            await self._release_slot(session_id)
+            if isinstance(refusal, NoCapacity):
+                raise ProtocolError(
+                    "no_capacity", "No inference worker is available; try again shortly.", 4029
+                ) from None
             raise ProtocolError("overloaded", "Every inference worker is busy; try again shortly.", 4029) from None
         token, self.resume_token_hash = resume.new_resume_token()
         # The row exists only for sessions a worker took, so a refused start leaves nothing behind.
@@ -198,6 +213,36 @@ class TranscribeConsumer(AsyncWebsocketConsumer):
         self.session_id, self.config, self.state, self.handle = session.id, config, "streaming", handle
         resume.live_consumers[str(session.id)] = self
         await self._send_ready(token)
+
+    async def _admit(self, session_id: uuid.UUID) -> None:
+        """Refuse a session over the tenant's monthly quota or concurrent-stream cap (4029)."""
+        tenant_id = self.principal.tenant_id
+        self.allowance = await _tenant_allowance(tenant_id, session_id)
+        if self.allowance.used_seconds >= self.allowance.quota_seconds:
+            raise ProtocolError(
+                "quota_exceeded",
+                f"This month's audio quota ({self.allowance.quota_seconds:g} s) is used up.",
+                protocol.CLOSE_LIMIT,
+            )
+        if not await get_admission().acquire(tenant_id, str(session_id), self.allowance.max_concurrent_streams):
+            raise ProtocolError(
+                "concurrency_limit",
+                f"At most {self.allowance.max_concurrent_streams} concurrent streams are allowed for this account.",
+                protocol.CLOSE_LIMIT,
+            )
+        self.slot_held = True
+
+    async def _release_slot(self, session_id: uuid.UUID | str | None) -> None:
+        if self.slot_held and session_id is not None:
+            self.slot_held = False
+            await get_admission().release(self.principal.tenant_id, str(session_id))
+
+    def _audio_allowed(self, nbytes: int) -> int:
+        """How many of ``nbytes`` fit in the tenant's quota (the rest is refused, exactly)."""
+        assert self.config is not None and self.allowance is not None
+        left_s = self.allowance.quota_seconds - self.allowance.used_seconds
+        left_bytes = int(left_s * self.config.sample_rate) * self.config.bytes_per_frame - self.audio_bytes
+        return max(0, min(nbytes, left_bytes))
 
     async def _send_ready(self, resume_token: str, **extra: Any) -> None:
         assert self.config is not None
@@ -290,6 +335,19 @@ class TranscribeConsumer(AsyncWebsocketConsumer):
             self.config, self.segments, self.next_segment = config, stored, first_segment
             self.audio_bytes = round(resume_at_s * config.sample_rate) * config.bytes_per_frame
             resend_from = first_segment if ask.last_segment is None else ask.last_segment + 1
+        try:
+            await self._admit(uuid.UUID(ask.session_id))
+        except ProtocolError:
+            if self.handle is not None:  # keep nothing half-attached: store what it heard and close
+                await self.handle.finish("disconnect")
+                await _session_finish(
+                    tenant_id,
+                    uuid.UUID(ask.session_id),
+                    Session.CloseReason.DISCONNECT,
+                    self.audio_bytes / self.config.bytes_per_second,
+                )
+            self.handle = None
+            raise
         token, self.resume_token_hash = resume.new_resume_token()
         self.session_id, self.state = uuid.UUID(ask.session_id), "streaming"
         resume.live_consumers[ask.session_id] = self
@@ -356,6 +414,7 @@ class TranscribeConsumer(AsyncWebsocketConsumer):
                 )
                 await self.close(code=protocol.CLOSE_NORMAL)
             self.state = "closed"
+            await self._release_slot(self.session_id)
             if self.session_id is not None and resume.live_consumers.get(str(self.session_id)) is self:
                 del resume.live_consumers[str(self.session_id)]
             if self.watchdog is not None and self.watchdog is not asyncio.current_task():
@@ -367,6 +426,9 @@ class TranscribeConsumer(AsyncWebsocketConsumer):
         while self.state not in ("ending", "closed"):
             await asyncio.sleep(period)
             now = time.monotonic()
+            if self.state == "streaming" and now - self.last_flush >= settings.ASR_USAGE_FLUSH_S:
+                self.last_flush = now
+                await self._flush_usage()
             if now - self.last_activity >= settings.ASR_IDLE_TIMEOUT_S:
                 error = ProtocolError(
                     "idle_timeout", f"No audio or keepalive for {settings.ASR_IDLE_TIMEOUT_S:g} s.", protocol.CLOSE_IDLE
@@ -377,6 +439,14 @@ class TranscribeConsumer(AsyncWebsocketConsumer):
                     "session_limit", f"Sessions are limited to {settings.ASR_MAX_SESSION_S:g} s.", protocol.CLOSE_LIMIT
                 )
                 await self._end(Session.CloseReason.SESSION_LIMIT, utterance_reason="max_length", error=error)
+
+    async def _flush_usage(self) -> None:
+        """Write metered seconds, keep the stream slot alive, and see what other sessions used."""
+        assert self.config is not None and self.session_id is not None
+        tenant_id = self.principal.tenant_id
+        await _session_meter(tenant_id, self.session_id, self.audio_bytes / self.config.bytes_per_second)
+        await get_admission().heartbeat(tenant_id, str(self.session_id))
+        self.allowance = await _tenant_allowance(tenant_id, self.session_id)
 
     async def _send_json(self, message: dict[str, Any]) -> None:
         if self.connected:
@@ -462,6 +532,7 @@ def _finals_from(tenant_id: int, session_id: uuid.UUID, first_index: int) -> lis
 
 async def _close_parked(parked: "resume.ParkedSession") -> None:
     """The resume grace period ran out: finalize and store the open utterance, close the session."""
+    await get_admission().release(parked.tenant_id, parked.session_id)
     await parked.handle.finish("disconnect")
     await _session_finish(
         parked.tenant_id,
@@ -469,3 +540,13 @@ async def _close_parked(parked: "resume.ParkedSession") -> None:
         Session.CloseReason.DISCONNECT,
         parked.audio_bytes / parked.config.bytes_per_second,
     )
+
+
+@database_sync_to_async
+def _tenant_allowance(tenant_id: int, session_id: uuid.UUID) -> selectors.TenantAllowance:
+    return selectors.tenant_allowance(tenant_id=tenant_id, excluding_session_id=session_id)
+
+
+@database_sync_to_async
+def _session_meter(tenant_id: int, session_id: uuid.UUID, audio_seconds: float) -> None:
+    services.session_meter(tenant_id=tenant_id, session_id=session_id, audio_seconds=audio_seconds)

@@ -18,6 +18,7 @@ class Session(models.Model):
         DISCONNECT = "disconnect", "Connection dropped"
         IDLE_TIMEOUT = "idle_timeout", "Idle timeout"
         SESSION_LIMIT = "session_limit", "Session length limit"
+        QUOTA_EXCEEDED = "quota_exceeded", "Monthly quota used up"
         BAD_REQUEST = "bad_request", "Bad message or audio"
         INTERNAL_ERROR = "internal_error", "Internal error"
 

@@ -77,3 +77,23 @@ def usage_seconds_this_month(*, tenant_id: int, now: datetime | None = None) -> 
         total=Sum("audio_seconds")
     )["total"]
     return float(total or 0.0)
+
+
+@dataclass(frozen=True)
+class TenantAllowance:
+    """What a tenant may still stream: its cap on live streams and its monthly audio left."""
+
+    max_concurrent_streams: int
+    quota_seconds: float
+    used_seconds: float  # this month, by sessions other than the one asking
+
+
+def tenant_allowance(*, tenant_id: int, excluding_session_id: uuid.UUID | None = None) -> TenantAllowance:
+    from accounts.models import Tenant
+
+    tenant = Tenant.objects.get(pk=tenant_id)
+    sessions = Session.objects.filter(tenant_id=tenant_id, started_at__gte=month_start())
+    if excluding_session_id is not None:
+        sessions = sessions.exclude(pk=excluding_session_id)
+    used = sessions.aggregate(total=Sum("audio_seconds"))["total"] or 0.0
+    return TenantAllowance(tenant.max_concurrent_streams, float(tenant.monthly_audio_seconds_quota), float(used))

@@ -85,3 +85,10 @@ def session_resume(*, tenant_id: int, session_id: uuid.UUID, resume_token_hash: 
     Session.objects.filter(pk=session_id, tenant_id=tenant_id).exclude(status=Session.Status.CLOSED).update(
         status=Session.Status.ACTIVE, interrupted_at=None, resume_token_hash=resume_token_hash
     )
+
+
+def session_meter(*, tenant_id: int, session_id: uuid.UUID, audio_seconds: float) -> None:
+    """Record a live session's metered audio so far (usage survives a gateway crash)."""
+    Session.objects.filter(pk=session_id, tenant_id=tenant_id).exclude(status=Session.Status.CLOSED).update(
+        audio_seconds=audio_seconds
+    )

@@ -169,6 +169,18 @@ ASR_MAX_FRAME_BYTES = env_int("ASR_MAX_FRAME_BYTES", 64 * 1024)
 ASR_IDLE_TIMEOUT_S = env_float("ASR_IDLE_TIMEOUT_S", 30.0)
 ASR_MAX_SESSION_S = env_float("ASR_MAX_SESSION_S", 4 * 3600.0)
 ASR_MAX_TEXT_MESSAGE_BYTES = env_int("ASR_MAX_TEXT_MESSAGE_BYTES", 4096)
+# Concurrency slots live in Redis when there is one (every gateway sees them), else in memory.
+ASR_ADMISSION_REDIS_URL = os.environ.get("ASR_ADMISSION_REDIS_URL", REDIS_URL)
+# A live session's slot expires this long after its last heartbeat (a crashed gateway's sessions).
+ASR_STREAM_TTL_S = env_float("ASR_STREAM_TTL_S", 15.0)
+# Live sessions write their metered audio seconds this often, so usage survives a crash.
+ASR_USAGE_FLUSH_S = env_float("ASR_USAGE_FLUSH_S", 5.0)
+# Plans: the defaults a new tenant gets; each tenant's own values override them.
+ASR_PLANS = {
+    "free": {"monthly_audio_seconds_quota": 3600, "max_concurrent_streams": 2},
+    "pro": {"monthly_audio_seconds_quota": 100 * 3600, "max_concurrent_streams": 20},
+    "enterprise": {"monthly_audio_seconds_quota": 2000 * 3600, "max_concurrent_streams": 200},
+}
 # How long a dropped session's engine waits for its client to resume (0: no resume).
 ASR_RESUME_GRACE_S = env_float("ASR_RESUME_GRACE_S", 30.0)
 # Audio accepted but not yet processed, per session, before the gateway stops reading.

@@ -1,5 +1,6 @@
 """``manage.py create_tenant NAME``: a tenant and its first API key; the key is the last line."""
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import IntegrityError, transaction
 
@@ -11,7 +12,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):  # type: ignore[no-untyped-def]
         parser.add_argument("name")
-        parser.add_argument("--plan", default="free")
+        parser.add_argument("--plan", default="free", choices=list(settings.ASR_PLANS))
 
     def handle(self, *args, name: str, plan: str, **options) -> None:  # type: ignore[no-untyped-def]
         name = name.strip()

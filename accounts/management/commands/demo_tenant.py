@@ -23,7 +23,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, url: str, **options) -> None:  # type: ignore[no-untyped-def]
         with transaction.atomic():
-            tenant = Tenant.objects.filter(name=DEMO_TENANT).first() or services.tenant_create(name=DEMO_TENANT)
+            tenant = Tenant.objects.filter(name=DEMO_TENANT).first() or services.tenant_create(
+                name=DEMO_TENANT, plan="pro"
+            )
             ApiKey.objects.filter(tenant=tenant, name=DEMO_KEY_NAME, revoked_at__isnull=True).update(
                 revoked_at=timezone.now()
             )

@@ -1,0 +1,141 @@
+"""Concurrency caps, monthly quotas and exact metering, enforced by the gateway."""
+
+import asyncio
+import uuid
+
+import numpy as np
+import pytest
+
+from accounts.models import Tenant
+from tests.conftest import to_s16
+from transcription import selectors
+from transcription.admission import LocalAdmission, RedisAdmission
+from transcription.client.wav import read_wav
+from transcription.models import Session
+
+from .wsclient import Transcript, communicator, read_until_closed, send_audio, send_json
+
+pytestmark = [pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(autouse=True)
+def models_loaded(engine_models):
+    return engine_models
+
+
+async def set_tenant(tenant, **fields):
+    await Tenant.objects.filter(pk=tenant.pk).aupdate(**fields)
+
+
+async def test_over_the_concurrency_cap_is_refused_with_4029_and_leaves_no_session(tenant_a):
+    await set_tenant(tenant_a.tenant, max_concurrent_streams=1)
+    first = communicator(tenant_a.raw_key)
+    await first.connect()
+    await send_json(first, {"type": "start"})
+    assert (await first.receive_json_from(timeout=10))["type"] == "ready"
+    second = communicator(tenant_a.raw_key)
+    await second.connect()
+    await send_json(second, {"type": "start"})
+    refused = await read_until_closed(second, Transcript(), timeout=10)
+    await second.disconnect()
+    assert refused.close_code == 4029 and refused.error["code"] == "concurrency_limit"
+    assert await Session.objects.acount() == 1
+    await send_json(first, {"type": "stop"})
+    await read_until_closed(first, Transcript(), timeout=10)
+    await first.disconnect()
+    third = communicator(tenant_a.raw_key)  # the slot is free again
+    await third.connect()
+    await send_json(third, {"type": "start"})
+    assert (await third.receive_json_from(timeout=10))["type"] == "ready"
+    await third.disconnect()
+
+
+async def test_one_tenant_at_its_cap_does_not_block_another(tenant_a, tenant_b):
+    await set_tenant(tenant_a.tenant, max_concurrent_streams=1)
+    comms = [communicator(tenant_a.raw_key), communicator(tenant_b.raw_key)]
+    try:
+        for comm in comms:
+            await comm.connect()
+            await send_json(comm, {"type": "start"})
+            assert (await comm.receive_json_from(timeout=10))["type"] == "ready"
+    finally:
+        for comm in comms:
+            await comm.disconnect()
+
+
+@pytest.mark.parametrize("kind", ["redis", "local"])
+async def test_slots_of_a_crashed_gateway_expire_and_are_shared_across_gateways(kind):
+    tenant = 10**9 + np.random.randint(10**6)
+    if kind == "redis":
+        prefix = f"asrtest-{uuid.uuid4().hex[:6]}"
+        gateway_1 = RedisAdmission("redis://127.0.0.1:6379/0", prefix, ttl_s=1.0)
+        gateway_2 = RedisAdmission("redis://127.0.0.1:6379/0", prefix, ttl_s=1.0)
+    else:
+        gateway_1 = gateway_2 = LocalAdmission(ttl_s=1.0)
+    assert await gateway_1.acquire(tenant, "s1", 2)
+    assert await gateway_2.acquire(tenant, "s2", 2)
+    assert not await gateway_2.acquire(tenant, "s3", 2)  # the cap holds across gateways
+    assert await gateway_1.acquire(tenant, "s1", 2)  # re-acquiring your own slot is fine
+    await asyncio.sleep(0.6)
+    await gateway_2.heartbeat(tenant, "s2")  # gateway 2 is alive, gateway 1 has "crashed"
+    await asyncio.sleep(0.6)
+    assert await gateway_2.live_count(tenant) == 1
+    assert await gateway_2.acquire(tenant, "s3", 2)
+    await gateway_2.release(tenant, "s2")
+    assert await gateway_2.live_count(tenant) == 1
+
+
+async def test_used_up_quota_is_refused_at_connect(tenant_a):
+    await set_tenant(tenant_a.tenant, monthly_audio_seconds_quota=0)
+    comm = communicator(tenant_a.raw_key)
+    await comm.connect()
+    await send_json(comm, {"type": "start"})
+    refused = await read_until_closed(comm, Transcript(), timeout=10)
+    await comm.disconnect()
+    assert refused.close_code == 4029 and refused.error["code"] == "quota_exceeded"
+    assert await Session.objects.acount() == 0
+
+
+async def test_quota_running_out_mid_stream_stores_the_open_utterance_then_closes(tenant_a, eval_dir):
+    await set_tenant(tenant_a.tenant, monthly_audio_seconds_quota=3)
+    speech = read_wav(eval_dir / "real" / "librivox-0870.wav").samples.astype(np.float32) / 32768.0
+    comm = communicator(tenant_a.raw_key)
+    await comm.connect()
+    transcript = Transcript()
+    await send_json(comm, {"type": "start", "interim_results": False})
+    await send_audio(comm, to_s16(speech[: 16000 * 5]), transcript=transcript)
+    await read_until_closed(comm, transcript, timeout=30)
+    await comm.disconnect()
+    assert transcript.close_code == 4029 and transcript.error["code"] == "quota_exceeded"
+    assert len(transcript.finals) == 1 and "dashwood" in transcript.finals[0]["text"].lower()
+    session = await Session.objects.aget(pk=transcript.messages[0]["session_id"])
+    assert session.close_reason == "quota_exceeded" and session.audio_seconds == pytest.approx(3.0, abs=1e-6)
+    assert await session.segments.acount() == 1
+
+
+async def test_usage_is_metered_exactly_per_session_and_summed_per_month(tenant_a, tenant_b, eval_dir):
+    durations = [(16000, 2.5), (44100, 4.0), (8000, 1.3)]
+    for rate, seconds in durations:
+        comm = communicator(tenant_a.raw_key)
+        await comm.connect()
+        await send_json(comm, {"type": "start", "sample_rate": rate})
+        await send_audio(comm, np.zeros(int(rate * seconds), dtype="<i2").tobytes(), frame_bytes=rate // 5 * 2)
+        await send_json(comm, {"type": "stop"})
+        await read_until_closed(comm, Transcript(), timeout=30)
+        await comm.disconnect()
+    used = await asyncio.to_thread(selectors.usage_seconds_this_month, tenant_id=tenant_a.tenant.pk)
+    assert used == pytest.approx(7.8, abs=0.1)
+    assert await asyncio.to_thread(selectors.usage_seconds_this_month, tenant_id=tenant_b.tenant.pk) == 0.0
+
+
+async def test_a_live_session_writes_its_usage_before_it_ends(tenant_a, settings):
+    settings.ASR_USAGE_FLUSH_S = 0.2
+    comm = communicator(tenant_a.raw_key)
+    await comm.connect()
+    await send_json(comm, {"type": "start"})
+    ready = await comm.receive_json_from(timeout=10)
+    await send_audio(comm, np.zeros(16000 * 2, dtype="<i2").tobytes())
+    await asyncio.sleep(1.5)
+    session = await Session.objects.aget(pk=ready["session_id"])
+    assert session.status == "active" and session.audio_seconds == pytest.approx(2.0)
+    await comm.disconnect()
