@@ -11,16 +11,17 @@ import time
 import uuid
 from typing import Any
 
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from transcription import protocol, resume, selectors, services
-from transcription.admission import get_admission
+from transcription import gateway_db as db
+from transcription import protocol, resume, selectors
 from transcription.dispatch import EngineFailure, SessionHandle, get_dispatcher
 from transcription.engine import ConfigError, SessionConfig, SessionLimits, TranscriptEvent, parse_start
 from transcription.engine.audio import AudioFormatError, looks_like_wav, parse_wav_header
 from transcription.engine_settings import model_catalogue
+from transcription.gateway_limits import LimitsMixin
+from transcription.gateway_resume import ResumeMixin
 from transcription.models import Session
 from transcription.protocol import ProtocolError
 from transcription.workers.registry import NoCapacity, Overloaded
@@ -43,7 +44,7 @@ def session_limits() -> SessionLimits:
     )
 
 
-class TranscribeConsumer(AsyncWebsocketConsumer):
+class TranscribeConsumer(LimitsMixin, ResumeMixin, AsyncWebsocketConsumer):
     # State: "waiting" for start → "streaming" → "ending" (finishing the engine) → "closed".
     state = "waiting"
 
@@ -207,42 +208,12 @@ class TranscribeConsumer(AsyncWebsocketConsumer):
             raise ProtocolError("overloaded", "Every inference worker is busy; try again shortly.", 4029) from None
         token, self.resume_token_hash = resume.new_resume_token()
         # The row exists only for sessions a worker took, so a refused start leaves nothing behind.
-        session = await _session_start(
+        session = await db.session_start(
             self.principal, config, dispatcher.engine_name, session_id, self.resume_token_hash
         )
         self.session_id, self.config, self.state, self.handle = session.id, config, "streaming", handle
         resume.live_consumers[str(session.id)] = self
         await self._send_ready(token)
-
-    async def _admit(self, session_id: uuid.UUID) -> None:
-        """Refuse a session over the tenant's monthly quota or concurrent-stream cap (4029)."""
-        tenant_id = self.principal.tenant_id
-        self.allowance = await _tenant_allowance(tenant_id, session_id)
-        if self.allowance.used_seconds >= self.allowance.quota_seconds:
-            raise ProtocolError(
-                "quota_exceeded",
-                f"This month's audio quota ({self.allowance.quota_seconds:g} s) is used up.",
-                protocol.CLOSE_LIMIT,
-            )
-        if not await get_admission().acquire(tenant_id, str(session_id), self.allowance.max_concurrent_streams):
-            raise ProtocolError(
-                "concurrency_limit",
-                f"At most {self.allowance.max_concurrent_streams} concurrent streams are allowed for this account.",
-                protocol.CLOSE_LIMIT,
-            )
-        self.slot_held = True
-
-    async def _release_slot(self, session_id: uuid.UUID | str | None) -> None:
-        if self.slot_held and session_id is not None:
-            self.slot_held = False
-            await get_admission().release(self.principal.tenant_id, str(session_id))
-
-    def _audio_allowed(self, nbytes: int) -> int:
-        """How many of ``nbytes`` fit in the tenant's quota (the rest is refused, exactly)."""
-        assert self.config is not None and self.allowance is not None
-        left_s = self.allowance.quota_seconds - self.allowance.used_seconds
-        left_bytes = int(left_s * self.config.sample_rate) * self.config.bytes_per_frame - self.audio_bytes
-        return max(0, min(nbytes, left_bytes))
 
     async def _send_ready(self, resume_token: str, **extra: Any) -> None:
         assert self.config is not None
@@ -262,114 +233,6 @@ class TranscribeConsumer(AsyncWebsocketConsumer):
             }
         )
 
-    async def _park(self) -> None:
-        """Keep the session's engine running for the resume grace period; see transcription/resume.py."""
-        async with self.end_lock:
-            if self.state != "streaming":
-                return
-            self.state = "closed"
-            assert self.config is not None and self.handle is not None
-            session_id, tenant_id = str(self.session_id), self.principal.tenant_id
-            if resume.live_consumers.get(session_id) is self:
-                del resume.live_consumers[session_id]
-            resume.parking_lot.park(
-                resume.ParkedSession(
-                    session_id=session_id,
-                    tenant_id=tenant_id,
-                    api_key_id=self.principal.api_key_id,
-                    resume_token_hash=self.resume_token_hash,
-                    config=self.config,
-                    handle=self.handle,
-                    audio_bytes=self.audio_bytes,
-                    segments=self.segments,
-                    next_segment=self.next_segment,
-                    store_final=lambda event: _segment_store(tenant_id, self.session_id, event),
-                    expire=_close_parked,
-                ),
-                settings.ASR_RESUME_GRACE_S,
-            )
-            await _session_interrupt(tenant_id, self.session_id, self.audio_bytes / self.config.bytes_per_second)
-
-    async def _resume(self, request: Any, config: SessionConfig) -> None:
-        """Continue a dropped session: on its parked engine here, or from its stored finals."""
-        if self.state != "waiting":
-            raise ProtocolError("already_started", "The session has already started; send 'start' only once, first.")
-        ask = resume.parse_resume_request(request)
-        tenant_id = self.principal.tenant_id
-        other = resume.live_consumers.get(ask.session_id)
-        if other is not None and other is not self and other.principal.tenant_id == tenant_id:
-            if resume.token_matches(ask.token, other.resume_token_hash):
-                await other._yield_to_resume()  # the client noticed the drop before this server did
-        parked = resume.parking_lot.peek(ask.session_id)
-        if parked is not None:
-            if parked.tenant_id != tenant_id or not resume.token_matches(ask.token, parked.resume_token_hash):
-                raise resume.resume_failed()
-            resume.parking_lot.claim(ask.session_id)
-            self.config, self.handle = parked.config, parked.handle
-            self.audio_bytes, self.segments, self.next_segment = (
-                parked.audio_bytes,
-                parked.segments,
-                parked.next_segment,
-            )
-            async with parked.lock:  # let a final being stored while away land first
-                self.handle.sink = self._on_event  # type: ignore[attr-defined]
-            resend_from = parked.next_segment_at_park if ask.last_segment is None else ask.last_segment + 1
-        else:
-            row = await _resumable_session(tenant_id, ask.session_id)
-            if row is None or not resume.token_matches(ask.token, row.resume_token_hash):
-                raise resume.resume_failed()
-            resume_at_s, first_segment, stored = await _resume_point(tenant_id, ask.session_id)
-            try:
-                self.handle = await get_dispatcher().open_session(
-                    session_id=ask.session_id,
-                    tenant_id=tenant_id,
-                    config=config,
-                    sink=self._on_event,
-                    resume_at_s=resume_at_s,
-                    first_segment=first_segment,
-                )
-            except (NoCapacity, Overloaded):
-                raise ProtocolError(
-                    "no_capacity", "No inference worker is available; try again shortly.", 4029
-                ) from None
-            self.config, self.segments, self.next_segment = config, stored, first_segment
-            self.audio_bytes = round(resume_at_s * config.sample_rate) * config.bytes_per_frame
-            resend_from = first_segment if ask.last_segment is None else ask.last_segment + 1
-        try:
-            await self._admit(uuid.UUID(ask.session_id))
-        except ProtocolError:
-            if self.handle is not None:  # keep nothing half-attached: store what it heard and close
-                await self.handle.finish("disconnect")
-                await _session_finish(
-                    tenant_id,
-                    uuid.UUID(ask.session_id),
-                    Session.CloseReason.DISCONNECT,
-                    self.audio_bytes / self.config.bytes_per_second,
-                )
-            self.handle = None
-            raise
-        token, self.resume_token_hash = resume.new_resume_token()
-        self.session_id, self.state = uuid.UUID(ask.session_id), "streaming"
-        resume.live_consumers[ask.session_id] = self
-        await _session_resumed(tenant_id, self.session_id, self.resume_token_hash)
-        resume_from_s = self.audio_bytes / self.config.bytes_per_second
-        await self._send_ready(
-            token, resumed=True, resume_from_s=round(resume_from_s, 3), next_segment=self.next_segment
-        )
-        for event in await _finals_from(tenant_id, self.session_id, resend_from):
-            await self._send_json(event.to_message())
-        logger.info("session resumed session_id=%s from_s=%.2f", ask.session_id, resume_from_s)
-
-    async def _yield_to_resume(self) -> None:
-        """Another connection of the same client resumes this session: park it and let go of the socket."""
-        await self._park()
-        if self.connected:
-            await self._send_json(
-                protocol.error_message("resumed_elsewhere", "This session continues on a new connection.")
-            )
-            self.connected = False
-            await self.close(code=protocol.CLOSE_NORMAL)
-
     async def _on_event(self, event: TranscriptEvent | EngineFailure) -> None:
         """Results from the engine, in order: store finals first, then tell the client."""
         if isinstance(event, EngineFailure):
@@ -385,7 +248,7 @@ class TranscribeConsumer(AsyncWebsocketConsumer):
             )
             return
         if event.is_final:
-            await _segment_store(self.principal.tenant_id, self.session_id, event)
+            await db.segment_store(self.principal.tenant_id, self.session_id, event)
             self.segments += 1
             self.next_segment = event.segment + 1
         await self._send_json(event.to_message())
@@ -400,7 +263,7 @@ class TranscribeConsumer(AsyncWebsocketConsumer):
                 await self.handle.finish(utterance_reason)
             audio_seconds = self.audio_bytes / self.config.bytes_per_second if self.config else 0.0
             if self.session_id is not None:
-                await _session_finish(self.principal.tenant_id, self.session_id, close_reason, audio_seconds)
+                await db.session_finish(self.principal.tenant_id, self.session_id, close_reason, audio_seconds)
             if error is not None:
                 await self._send_error_and_close(error)
             elif self.connected:
@@ -440,14 +303,6 @@ class TranscribeConsumer(AsyncWebsocketConsumer):
                 )
                 await self._end(Session.CloseReason.SESSION_LIMIT, utterance_reason="max_length", error=error)
 
-    async def _flush_usage(self) -> None:
-        """Write metered seconds, keep the stream slot alive, and see what other sessions used."""
-        assert self.config is not None and self.session_id is not None
-        tenant_id = self.principal.tenant_id
-        await _session_meter(tenant_id, self.session_id, self.audio_bytes / self.config.bytes_per_second)
-        await get_admission().heartbeat(tenant_id, str(self.session_id))
-        self.allowance = await _tenant_allowance(tenant_id, self.session_id)
-
     async def _send_json(self, message: dict[str, Any]) -> None:
         if self.connected:
             await self.send(text_data=json.dumps(message, ensure_ascii=False))
@@ -458,95 +313,3 @@ class TranscribeConsumer(AsyncWebsocketConsumer):
         logger.info("session error session_id=%s code=%s", self.session_id, error.code)
         await self._send_json(protocol.error_message(error.code, error.message))
         await self.close(code=error.close_code)
-
-
-@database_sync_to_async
-def _session_start(
-    principal: Any, config: SessionConfig, engine: str, session_id: uuid.UUID, resume_token_hash: str
-) -> Session:
-    return services.session_start(
-        session_id=session_id,
-        resume_token_hash=resume_token_hash,
-        tenant_id=principal.tenant_id,
-        api_key_id=principal.api_key_id,
-        language=config.language,
-        engine=engine,
-        sample_rate=config.sample_rate,
-    )
-
-
-@database_sync_to_async
-def _segment_store(tenant_id: int, session_id: uuid.UUID, event: TranscriptEvent) -> None:
-    services.segment_store(
-        tenant_id=tenant_id,
-        session_id=session_id,
-        index=event.segment,
-        start=event.start,
-        end=event.end,
-        text=event.text,
-        reason=event.reason or "",
-        language=event.language or "",
-        words=None if event.words is None else [w.to_message() for w in event.words],
-    )
-
-
-@database_sync_to_async
-def _session_finish(tenant_id: int, session_id: uuid.UUID, close_reason: str, audio_seconds: float) -> None:
-    services.session_finish(
-        tenant_id=tenant_id, session_id=session_id, close_reason=close_reason, audio_seconds=audio_seconds
-    )
-
-
-@database_sync_to_async
-def _session_interrupt(tenant_id: int, session_id: uuid.UUID, audio_seconds: float) -> None:
-    services.session_interrupt(tenant_id=tenant_id, session_id=session_id, audio_seconds=audio_seconds)
-
-
-@database_sync_to_async
-def _session_resumed(tenant_id: int, session_id: uuid.UUID, resume_token_hash: str) -> None:
-    services.session_resume(tenant_id=tenant_id, session_id=session_id, resume_token_hash=resume_token_hash)
-
-
-@database_sync_to_async
-def _resumable_session(tenant_id: int, session_id: str) -> Session | None:
-    return selectors.session_resumable(
-        tenant_id=tenant_id,
-        session_id=session_id,
-        grace_s=settings.ASR_RESUME_GRACE_S,
-        owner_may_be_alive=settings.ASR_DISPATCH != "local",
-    )
-
-
-@database_sync_to_async
-def _resume_point(tenant_id: int, session_id: str) -> tuple[float, int, int]:
-    return selectors.session_resume_point(tenant_id=tenant_id, session_id=session_id)
-
-
-@database_sync_to_async
-def _finals_from(tenant_id: int, session_id: uuid.UUID, first_index: int) -> list[TranscriptEvent]:
-    return [
-        TranscriptEvent(s.index, s.text, s.start, s.end, is_final=True, reason=s.reason)
-        for s in selectors.segment_list(tenant_id=tenant_id, session_id=session_id).filter(index__gte=first_index)
-    ]
-
-
-async def _close_parked(parked: "resume.ParkedSession") -> None:
-    """The resume grace period ran out: finalize and store the open utterance, close the session."""
-    await get_admission().release(parked.tenant_id, parked.session_id)
-    await parked.handle.finish("disconnect")
-    await _session_finish(
-        parked.tenant_id,
-        uuid.UUID(parked.session_id),
-        Session.CloseReason.DISCONNECT,
-        parked.audio_bytes / parked.config.bytes_per_second,
-    )
-
-
-@database_sync_to_async
-def _tenant_allowance(tenant_id: int, session_id: uuid.UUID) -> selectors.TenantAllowance:
-    return selectors.tenant_allowance(tenant_id=tenant_id, excluding_session_id=session_id)
-
-
-@database_sync_to_async
-def _session_meter(tenant_id: int, session_id: uuid.UUID, audio_seconds: float) -> None:
-    services.session_meter(tenant_id=tenant_id, session_id=session_id, audio_seconds=audio_seconds)

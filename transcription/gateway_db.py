@@ -1,0 +1,91 @@
+"""The gateway's database calls, each a thin async wrapper around one service or selector."""
+
+import uuid
+from typing import Any
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+
+from transcription import selectors, services
+from transcription.engine import SessionConfig, TranscriptEvent
+from transcription.models import Session
+
+
+@database_sync_to_async
+def session_start(
+    principal: Any, config: SessionConfig, engine: str, session_id: uuid.UUID, resume_token_hash: str
+) -> Session:
+    return services.session_start(
+        session_id=session_id,
+        resume_token_hash=resume_token_hash,
+        tenant_id=principal.tenant_id,
+        api_key_id=principal.api_key_id,
+        language=config.language,
+        engine=engine,
+        sample_rate=config.sample_rate,
+    )
+
+
+@database_sync_to_async
+def segment_store(tenant_id: int, session_id: uuid.UUID, event: TranscriptEvent) -> None:
+    services.segment_store(
+        tenant_id=tenant_id,
+        session_id=session_id,
+        index=event.segment,
+        start=event.start,
+        end=event.end,
+        text=event.text,
+        reason=event.reason or "",
+        language=event.language or "",
+        words=None if event.words is None else [w.to_message() for w in event.words],
+    )
+
+
+@database_sync_to_async
+def session_finish(tenant_id: int, session_id: uuid.UUID, close_reason: str, audio_seconds: float) -> None:
+    services.session_finish(
+        tenant_id=tenant_id, session_id=session_id, close_reason=close_reason, audio_seconds=audio_seconds
+    )
+
+
+@database_sync_to_async
+def session_interrupt(tenant_id: int, session_id: uuid.UUID, audio_seconds: float) -> None:
+    services.session_interrupt(tenant_id=tenant_id, session_id=session_id, audio_seconds=audio_seconds)
+
+
+@database_sync_to_async
+def session_resumed(tenant_id: int, session_id: uuid.UUID, resume_token_hash: str) -> None:
+    services.session_resume(tenant_id=tenant_id, session_id=session_id, resume_token_hash=resume_token_hash)
+
+
+@database_sync_to_async
+def resumable_session(tenant_id: int, session_id: str) -> Session | None:
+    return selectors.session_resumable(
+        tenant_id=tenant_id,
+        session_id=session_id,
+        grace_s=settings.ASR_RESUME_GRACE_S,
+        owner_may_be_alive=settings.ASR_DISPATCH != "local",
+    )
+
+
+@database_sync_to_async
+def resume_point(tenant_id: int, session_id: str) -> tuple[float, int, int]:
+    return selectors.session_resume_point(tenant_id=tenant_id, session_id=session_id)
+
+
+@database_sync_to_async
+def finals_from(tenant_id: int, session_id: uuid.UUID, first_index: int) -> list[TranscriptEvent]:
+    return [
+        TranscriptEvent(s.index, s.text, s.start, s.end, is_final=True, reason=s.reason)
+        for s in selectors.segment_list(tenant_id=tenant_id, session_id=session_id).filter(index__gte=first_index)
+    ]
+
+
+@database_sync_to_async
+def tenant_allowance(tenant_id: int, session_id: uuid.UUID) -> selectors.TenantAllowance:
+    return selectors.tenant_allowance(tenant_id=tenant_id, excluding_session_id=session_id)
+
+
+@database_sync_to_async
+def session_meter(tenant_id: int, session_id: uuid.UUID, audio_seconds: float) -> None:
+    services.session_meter(tenant_id=tenant_id, session_id=session_id, audio_seconds=audio_seconds)
