@@ -12,7 +12,7 @@ class SignupForm(UserCreationForm):
     tenant_name = forms.CharField(
         label="Workspace name",
         max_length=100,
-        help_text="Your company or team. Shown on your dashboard and invoices.",
+        help_text="Your company or team. Its API keys and transcripts are shared by its members.",
         widget=forms.TextInput(attrs={"autocomplete": "organization", "autofocus": True}),
     )
     email = forms.EmailField(label="Email", required=False, widget=forms.EmailInput(attrs={"autocomplete": "email"}))
