@@ -6,10 +6,11 @@ slots expire, so they never hold a tenant's capacity for long. Without Redis (em
 process), the same bookkeeping lives in memory.
 """
 
-import asyncio
 import time
 
 import redis.asyncio as aioredis
+
+from transcription.redis_clients import async_redis
 
 ACQUIRE = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
@@ -25,13 +26,9 @@ return 1
 class RedisAdmission:
     def __init__(self, url: str, prefix: str, ttl_s: float) -> None:
         self.url, self.prefix, self.ttl_s = url, prefix, ttl_s
-        self._clients: dict[asyncio.AbstractEventLoop, aioredis.Redis] = {}
 
     def _redis(self) -> aioredis.Redis:
-        loop = asyncio.get_running_loop()
-        if loop not in self._clients:
-            self._clients[loop] = aioredis.Redis.from_url(self.url)
-        return self._clients[loop]
+        return async_redis(self.url)
 
     def _key(self, tenant_id: int) -> str:
         return f"{self.prefix}:streams:{tenant_id}"

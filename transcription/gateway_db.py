@@ -28,17 +28,7 @@ def session_start(
 
 @database_sync_to_async
 def segment_store(tenant_id: int, session_id: uuid.UUID, event: TranscriptEvent) -> None:
-    services.segment_store(
-        tenant_id=tenant_id,
-        session_id=session_id,
-        index=event.segment,
-        start=event.start,
-        end=event.end,
-        text=event.text,
-        reason=event.reason or "",
-        language=event.language or "",
-        words=None if event.words is None else [w.to_message() for w in event.words],
-    )
+    services.segment_store_final(tenant_id=tenant_id, session_id=session_id, event=event)
 
 
 @database_sync_to_async

@@ -2,11 +2,15 @@
 
 import logging
 import uuid
+from typing import TYPE_CHECKING
 
 from django.db import transaction
 from django.utils import timezone
 
 from transcription.models import Segment, Session
+
+if TYPE_CHECKING:
+    from transcription.engine import TranscriptEvent
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +56,21 @@ def segment_store(
     defaults = {"start": start, "end": end, "text": text, "reason": reason, "language": language, "words": words}
     segment, _ = Segment.objects.get_or_create(session=session, index=index, defaults=defaults)
     return segment
+
+
+def segment_store_final(*, tenant_id: int, session_id: uuid.UUID | str, event: "TranscriptEvent") -> Segment:
+    """Store a final event as the engine emitted it (gateway and worker alike)."""
+    return segment_store(
+        tenant_id=tenant_id,
+        session_id=session_id,
+        index=event.segment,
+        start=event.start,
+        end=event.end,
+        text=event.text,
+        reason=event.reason or "",
+        language=event.language or "",
+        words=None if event.words is None else [w.to_message() for w in event.words],
+    )
 
 
 @transaction.atomic

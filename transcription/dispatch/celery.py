@@ -23,6 +23,7 @@ from django.conf import settings
 from transcription.dispatch.base import Dispatcher, EngineFailure, EventSink, SessionHandle
 from transcription.dispatch.replay import ReplayBuffer
 from transcription.engine import SessionConfig, TranscriptEvent
+from transcription.redis_clients import async_redis
 from transcription.workers import registry
 from transcription.workers.registry import NoCapacity, Overloaded
 
@@ -197,13 +198,9 @@ class CeleryDispatcher(Dispatcher):
     def __init__(self) -> None:
         # One thread publishes every task of this gateway process, in order, off the event loop.
         self.publisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="asr-publish")
-        self._redis: dict[asyncio.AbstractEventLoop, aioredis.Redis] = {}
 
     def redis(self) -> aioredis.Redis:
-        loop = asyncio.get_running_loop()
-        if loop not in self._redis:
-            self._redis[loop] = aioredis.Redis.from_url(settings.ASR_REGISTRY_URL)
-        return self._redis[loop]
+        return async_redis(settings.ASR_REGISTRY_URL)
 
     async def publish(self, task: str, args: list, queue: str) -> None:
         from asrplatform.celery import app

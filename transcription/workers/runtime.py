@@ -204,15 +204,7 @@ class WorkerRuntime:
 def _store_final(tenant_id: int, session_id: str, event: TranscriptEvent) -> None:
     from transcription import services
 
-    services.segment_store(
-        tenant_id=tenant_id,
-        session_id=session_id,
-        index=event.segment,
-        start=event.start,
-        end=event.end,
-        text=event.text,
-        reason=event.reason or "",
-    )
+    services.segment_store_final(tenant_id=tenant_id, session_id=session_id, event=event)
 
 
 def _close_orphan(tenant_id: int, session_id: str, audio_seconds: float) -> None:
