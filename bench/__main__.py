@@ -39,6 +39,7 @@ from transcription.evaluation import (
 )
 
 from .cluster import DEFAULT_DATABASE, DEFAULT_PG_URL, DEFAULT_REDIS_URL, CeleryStack
+from .hop import HopProbe, measure_hop, setup_django
 from .metrics import analyse, compare
 from .offline import transcribe_clips
 from .report import render, render_comparison
@@ -77,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--database", default=DEFAULT_DATABASE, help="created if missing (default %(default)s)")
     c.add_argument("--hop-count", type=int, default=500, help="asr.ping round trips (default 500)")
     c.add_argument("--hop-interval-ms", type=float, default=10.0, help="ping pacing (default 10)")
+    c.add_argument(
+        "--probe-interval-ms",
+        type=float,
+        default=200.0,
+        help="during the Celery stream, ping every worker this often to time the hop under load (default 200; 0: off)",
+    )
     c.add_argument("--worker-loglevel", default="INFO", help="workers' --loglevel (default INFO)")
     p.add_argument(
         "--output",
@@ -150,7 +157,11 @@ def _warm_up(args: argparse.Namespace, target: Target, entry: ManifestEntry) -> 
 
 
 def _measure(
-    args: argparse.Namespace, target: Target, session: ConcatenatedSession, warmup: ManifestEntry
+    args: argparse.Namespace,
+    target: Target,
+    session: ConcatenatedSession,
+    warmup: ManifestEntry,
+    probe: HopProbe | None = None,
 ) -> tuple[StreamResult, dict[str, Any]]:
     """Warm up first (a first session's costs are not steady state), then the measured run."""
     server: dict[str, Any] = {"pid": target.pid, "warmup_problem": None}
@@ -164,7 +175,13 @@ def _measure(
     workers = target.worker_pids or {}
     cpu_before = cpu_seconds(target.pid) if target.pid else 0.0
     workers_before = {name: cpu_seconds(pid) for name, pid in workers.items()}
-    result = _stream(args, target, audio, realtime=not args.fast)
+    if probe is not None:
+        probe.start()
+    try:
+        result = _stream(args, target, audio, realtime=not args.fast)
+    finally:
+        if probe is not None:
+            server["hop_under_load"] = probe.stop()
     if target.pid:
         cpu = cpu_seconds(target.pid) - cpu_before
         memory = memory_bytes(target.pid)
@@ -214,8 +231,6 @@ def _measure_celery(
     args: argparse.Namespace, session: ConcatenatedSession, warmup: ManifestEntry
 ) -> tuple[StreamResult, dict[str, Any], dict[str, Any], dict[str, Any]]:
     """Celery dispatch: workers + gateway, the same stream, then the ping hop; always torn down."""
-    from .hop import measure_hop, setup_django
-
     with tempfile.TemporaryDirectory(prefix="asr-bench-celery-") as tmp:
         stack = CeleryStack(
             Path(tmp),
@@ -232,8 +247,11 @@ def _measure_celery(
         )
         try:
             with stack:
+                setup_django(stack.env)  # this process pings the workers as a gateway would
+                queues = [w.queue for w in stack.live_workers()]
+                probe = HopProbe(args.redis_url, queues, interval_s=args.probe_interval_ms / 1000)
                 target = Target(stack.url, stack.api_key, stack.pid, stack.worker_pids)
-                result, stats = _measure(args, target, session, warmup)
+                result, stats = _measure(args, target, session, warmup, probe if args.probe_interval_ms else None)
                 live = stack.live_workers()
                 info = {
                     "prefix": stack.prefix,
@@ -249,7 +267,6 @@ def _measure_celery(
                     f"every {args.hop_interval_ms:g} ms ...",
                     file=sys.stderr,
                 )
-                setup_django(stack.env)
                 hop = measure_hop(
                     args.redis_url, live[0].queue, count=args.hop_count, interval_s=args.hop_interval_ms / 1000
                 )
@@ -329,6 +346,14 @@ def main(argv: list[str] | None = None) -> int:
             "messages": _timeline(celery_result),
         }
         figures["hop"] = hop
+        under_load = celery_server.pop("hop_under_load", None)
+        if under_load:
+            pinned = stack["sessions_pinned_to"]
+            figures["hop_under_load"] = {
+                "interval_ms": args.probe_interval_ms,
+                "session_worker": pinned[-1] if pinned else None,
+                "workers": {q.removeprefix("asr.worker."): r for q, r in under_load.items()},
+            }
         figures["comparison"] = compare(figures["stream"], celery_stream, hop)
     if not args.no_offline:
         print("offline baseline ...", file=sys.stderr)
@@ -343,6 +368,9 @@ def main(argv: list[str] | None = None) -> int:
     problems = [figures["problem"], figures.get("celery", {}).get("problem")]
     if figures.get("hop", {}).get("lost"):
         problems.append(f"{figures['hop']['lost']} pings lost")
+    for worker, probe in figures.get("hop_under_load", {}).get("workers", {}).items():
+        if probe["lost"]:
+            problems.append(f"{probe['lost']} pings to {worker} lost during the stream")
     return 1 if any(problems) else 0
 
 

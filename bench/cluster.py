@@ -192,15 +192,14 @@ class CeleryStack:
             self._tidy_redis()
 
     def _tidy_redis(self) -> None:
-        """Remove registry keys, queues and kombu bindings of this run (a killed worker leaves them)."""
+        """Remove this run's keys (its prefix is its own), queues and kombu bindings."""
         if self._redis is None:
             return
         try:
-            keys = [f"{self.prefix}:workers"]
+            keys = list(self._redis.scan_iter(match=f"{self.prefix}:*", count=1000))  # registry, counters
             for name in self.worker_names:
                 queue = f"asr.worker.{name}"
-                keys += [f"{self.prefix}:worker:{name}", queue, f"_kombu.binding.{queue}"]
-                keys += [f"_kombu.binding_permanent.{queue}"]
+                keys += [queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}"]
             self._redis.delete(*keys)
             self._redis.close()
         except Exception:

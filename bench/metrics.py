@@ -197,5 +197,8 @@ def compare(embedded: dict[str, Any], celery: dict[str, Any], hop: dict[str, Any
         "hop_p95_ms_at_most": HOP_TARGET_P95_MS,
         "hop_p95_ms": hop_p95,
         "met": hop_p95 is not None and hop_p95 <= HOP_TARGET_P95_MS and not hop["lost"],
+        # The end-to-end view of the same question; one run of 14 clips, so noisier than the hop.
+        "final_latency_p95_diff_ms": out["final_latency_ms"]["celery_minus_embedded"]["p95"],
+        "final_latency_per_clip_diff_p50_ms": out["final_latency_per_clip_diff_ms"]["p50"],
     }
     return out

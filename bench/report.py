@@ -67,8 +67,12 @@ def render(figures: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _signed(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.0f}"
+
+
 def _diff_row(label: str, diff: dict[str, Any]) -> str:
-    cells = [("-" if diff[k] is None else f"{diff[k]:+.0f}") for k in ("p50", "p95", "max", "mean")]
+    cells = [_signed(diff[k]) for k in ("p50", "p95", "max", "mean")]
     return f"  {label:<34}" + "".join(f"{c:>9}" for c in cells)
 
 
@@ -117,10 +121,22 @@ def render_comparison(figures: dict[str, Any]) -> str:
         _stat_row("asr.ping round trip", hop["round_trip_ms"]),
         _stat_row("  of which publishing (send_task)", hop["publish_ms"]),
         f"  {hop['received']} of {hop['sent']} pongs back ({hop['lost']} lost), one every "
-        f"{hop['interval_ms']:g} ms to {hop['queue']}, after {hop['warmup']} unmeasured",
+        f"{hop['interval_ms']:g} ms to the idle {hop['queue']}, after {hop['warmup']} unmeasured",
+    ]
+    under = figures.get("hop_under_load")
+    if under:
+        lines += ["", _header(f"same, during the stream, every {under['interval_ms']:g} ms")]
+        for worker, probe in sorted(under["workers"].items(), key=lambda kv: kv[0] != under["session_worker"]):
+            role = "worker holding the session" if worker == under["session_worker"] else "the other, idle worker"
+            lines.append(_stat_row(role, probe["round_trip_ms"]))
+            if probe["lost"]:
+                lines.append(f"    {probe['lost']} of {probe['sent']} pings to {worker} lost")
+    lines += [
         "",
         f"  target: the hop adds <= {c['target']['hop_p95_ms_at_most']:g} ms p95 - measured p95 "
-        f"{_ms(c['target']['hop_p95_ms'])} ms: {'met' if c['target']['met'] else 'NOT met'}",
+        f"{_ms(c['target']['hop_p95_ms'])} ms: {'met' if c['target']['met'] else 'NOT met'}; "
+        f"end to end, final latency p95 {_signed(c['target']['final_latency_p95_diff_ms'])} ms, "
+        f"median clip {_signed(c['target']['final_latency_per_clip_diff_p50_ms'])} ms",
         f"  accuracy: streamed WER embedded {_pct(c['wer_streamed']['embedded'])}, "
         f"celery {_pct(c['wer_streamed']['celery'])}; finals {c['finals']['embedded']} / "
         f"{c['finals']['celery']}; same text on {c['same_text_clips']} of {len(c['clips'])} clips",
