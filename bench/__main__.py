@@ -352,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
             figures["hop_under_load"] = {
                 "interval_ms": args.probe_interval_ms,
                 "session_worker": pinned[-1] if pinned else None,
-                "workers": {q.removeprefix("asr.worker."): r for q, r in under_load.items()},
+                "workers": {q.rsplit(".worker.", 1)[-1]: r for q, r in under_load.items()},
             }
         figures["comparison"] = compare(figures["stream"], celery_stream, hop)
     if not args.no_offline:

@@ -198,7 +198,7 @@ class CeleryStack:
         try:
             keys = list(self._redis.scan_iter(match=f"{self.prefix}:*", count=1000))  # registry, counters
             for name in self.worker_names:
-                queue = f"asr.worker.{name}"
+                queue = f"{self.prefix}.worker.{name}"
                 keys += [queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}"]
             self._redis.delete(*keys)
             self._redis.close()

@@ -84,7 +84,8 @@ class WorkerRuntime:
     def stop(self) -> None:
         self.stopping.set()
         registry.remove_sync(self.redis, self.prefix, self.worker_id)
-        self.redis.delete(self.queue)  # our private Celery queue in Redis
+        # Our private Celery queue and kombu's bindings for it.
+        self.redis.delete(self.queue, f"_kombu.binding.{self.queue}", f"_kombu.binding_permanent.{self.queue}")
 
     def submit(self, coroutine) -> None:  # type: ignore[no-untyped-def]
         """Run a command on the session loop; FIFO, so a session's commands keep their order."""

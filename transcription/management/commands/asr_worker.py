@@ -26,7 +26,10 @@ class Command(BaseCommand):
     def handle(self, *args, capacity: int, name: str, loglevel: str, **options) -> None:  # type: ignore[no-untyped-def]
         worker_id = name or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
         runtime = WorkerRuntime(
-            worker_id=worker_id, queue=f"asr.worker.{worker_id}", capacity=capacity, device=settings.ASR_DEVICE
+            worker_id=worker_id,
+            queue=f"{settings.ASR_REDIS_PREFIX}.worker.{worker_id}",
+            capacity=capacity,
+            device=settings.ASR_DEVICE,
         )
         self.stdout.write(f"Loading models for worker {worker_id} ...")
         runtime.start()
