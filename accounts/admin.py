@@ -1,7 +1,15 @@
-from django.contrib import admin
+from asgiref.sync import async_to_sync
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 from django.utils import timezone
 
+from accounts import services
 from accounts.models import ApiKey, Membership, Tenant
+from transcription.admission import get_admission
+from transcription.selectors import usage_seconds_this_month
 
 
 class MembershipInline(admin.TabularInline):
@@ -10,12 +18,61 @@ class MembershipInline(admin.TabularInline):
     autocomplete_fields = ["user"]
 
 
+class QuotaForm(forms.Form):
+    monthly_audio_hours = forms.FloatField(min_value=0, label="Monthly audio quota (hours)")
+
+
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
-    list_display = ["name", "plan", "monthly_audio_seconds_quota", "max_concurrent_streams", "is_active", "created_at"]
+    list_display = [
+        "name",
+        "plan",
+        "usage_vs_quota",
+        "live_streams",
+        "max_concurrent_streams",
+        "is_active",
+        "created_at",
+    ]
     list_filter = ["plan", "is_active"]
     search_fields = ["name"]
     inlines = [MembershipInline]
+    actions = ["suspend", "change_quota"]
+
+    @admin.display(description="Usage this month / quota (h)")
+    def usage_vs_quota(self, tenant: Tenant) -> str:
+        used = usage_seconds_this_month(tenant_id=tenant.pk) / 3600
+        quota = tenant.monthly_audio_seconds_quota / 3600
+        percent = f" ({100 * used / quota:.0f}%)" if quota else ""
+        return f"{used:.2f} / {quota:.2f}{percent}"
+
+    @admin.display(description="Live streams now")
+    def live_streams(self, tenant: Tenant) -> int:
+        return async_to_sync(get_admission().live_count)(tenant.pk)
+
+    @admin.action(description="Suspend selected tenants (their keys stop working at once)")
+    def suspend(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
+        for tenant in queryset:
+            services.tenant_suspend(tenant=tenant)
+        self.message_user(request, f"Suspended {queryset.count()} tenant(s).")
+
+    @admin.action(description="Change monthly quota of selected tenants")
+    def change_quota(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> HttpResponse | None:
+        form = QuotaForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            seconds = round(form.cleaned_data["monthly_audio_hours"] * 3600)
+            for tenant in queryset:
+                services.tenant_set_quota(tenant=tenant, monthly_audio_seconds_quota=seconds)
+            self.message_user(request, f"Quota of {queryset.count()} tenant(s) set to {seconds} s.", messages.SUCCESS)
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Change monthly quota",
+            "form": form,
+            "tenants": queryset,
+            "opts": self.model._meta,
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/accounts/tenant/change_quota.html", context)
 
 
 @admin.register(ApiKey)

@@ -110,3 +110,21 @@ def stream_token_consume(*, raw_token: str) -> StreamToken | None:
         return None
     token = StreamToken.objects.select_related("tenant").get(token_hash=token_hash)
     return token if token.tenant.is_active else None
+
+
+def tenant_suspend(*, tenant: Tenant) -> Tenant:
+    """Refuse the tenant's keys and tokens from now on (the key selector skips inactive tenants)."""
+    if tenant.is_active:
+        tenant.is_active = False
+        tenant.save(update_fields=["is_active"])
+        logger.info("tenant suspended tenant_id=%s", tenant.pk)
+    return tenant
+
+
+def tenant_set_quota(*, tenant: Tenant, monthly_audio_seconds_quota: int) -> Tenant:
+    if monthly_audio_seconds_quota < 0:
+        raise ValueError("A quota cannot be negative.")
+    tenant.monthly_audio_seconds_quota = monthly_audio_seconds_quota
+    tenant.save(update_fields=["monthly_audio_seconds_quota"])
+    logger.info("tenant quota changed tenant_id=%s quota_s=%s", tenant.pk, monthly_audio_seconds_quota)
+    return tenant

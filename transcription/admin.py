@@ -1,6 +1,13 @@
 from django.contrib import admin
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path
 
 from transcription.models import Segment, Session
+from transcription.selectors import DailyUsage, usage_per_day_all_tenants
+
+CHART_W, CHART_H, PAD = 760, 260, 40
+COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
 
 
 class SegmentInline(admin.TabularInline):
@@ -9,6 +16,38 @@ class SegmentInline(admin.TabularInline):
     fields = ["index", "start", "end", "text", "reason"]
     readonly_fields = fields
     can_delete = False
+
+
+def usage_chart(usage: DailyUsage) -> dict:
+    """SVG coordinates for one polyline per tenant: drawn server-side, so no script or CDN is needed."""
+    peak = max((m for series in usage.minutes.values() for m in series), default=0.0) or 1.0
+    step = (CHART_W - 2 * PAD) / max(len(usage.days) - 1, 1)
+
+    def xy(i: int, minutes: float) -> str:
+        return f"{PAD + i * step:.1f},{CHART_H - PAD - minutes / peak * (CHART_H - 2 * PAD):.1f}"
+
+    lines = [
+        {
+            "tenant": name,
+            "colour": COLOURS[n % len(COLOURS)],
+            "points": " ".join(xy(i, m) for i, m in enumerate(series)),
+            "total": sum(series),
+        }
+        for n, (name, series) in enumerate(usage.minutes.items())
+    ]
+    ticks = [
+        {"x": f"{PAD + i * step:.1f}", "label": day.strftime("%m-%d")} for i, day in enumerate(usage.days) if i % 5 == 0
+    ]
+    return {
+        "width": CHART_W,
+        "height": CHART_H,
+        "pad": PAD,
+        "right": CHART_W - PAD,
+        "bottom": CHART_H - PAD,
+        "peak": peak,
+        "lines": lines,
+        "ticks": ticks,
+    }
 
 
 @admin.register(Session)
@@ -22,3 +61,18 @@ class SessionAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
         return False
+
+    def get_urls(self) -> list[URLPattern]:
+        usage = path("usage/", self.admin_site.admin_view(self.usage_view), name="transcription_usage")
+        return [usage, *super().get_urls()]
+
+    def usage_view(self, request: HttpRequest) -> TemplateResponse:
+        usage = usage_per_day_all_tenants(days=30)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Audio minutes per day per tenant (last 30 days, UTC)",
+            "usage": usage,
+            "chart": usage_chart(usage),
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/transcription/session/usage.html", context)

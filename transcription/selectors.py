@@ -2,9 +2,10 @@
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from django.db.models import Count, Max, Prefetch, QuerySet, Sum
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from transcription.models import Segment, Session
@@ -97,3 +98,31 @@ def tenant_allowance(*, tenant_id: int, excluding_session_id: uuid.UUID | None =
         sessions = sessions.exclude(pk=excluding_session_id)
     used = sessions.aggregate(total=Sum("audio_seconds"))["total"] or 0.0
     return TenantAllowance(tenant.max_concurrent_streams, float(tenant.monthly_audio_seconds_quota), float(used))
+
+
+@dataclass(frozen=True)
+class DailyUsage:
+    """Audio minutes per day per tenant name, over consecutive days ending today (UTC)."""
+
+    days: list[date]
+    minutes: dict[str, list[float]]
+
+
+def usage_per_day_all_tenants(*, days: int = 30, now: datetime | None = None) -> DailyUsage:
+    """For staff only: every tenant's metered audio per day, by the day its sessions started."""
+    today = (now or timezone.now()).date()
+    first = today - timedelta(days=days - 1)
+    day_list = [first + timedelta(days=i) for i in range(days)]
+    rows = (
+        Session.objects.filter(started_at__date__gte=first)
+        .annotate(day=TruncDate("started_at"))
+        .values("tenant__name", "day")
+        .annotate(total=Sum("audio_seconds"))
+    )
+    minutes: dict[str, list[float]] = {}
+    for row in rows:
+        series = minutes.setdefault(row["tenant__name"], [0.0] * days)
+        index = (row["day"] - first).days
+        if 0 <= index < days:
+            series[index] += float(row["total"] or 0.0) / 60.0
+    return DailyUsage(days=day_list, minutes=dict(sorted(minutes.items())))
