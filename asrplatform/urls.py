@@ -10,6 +10,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz),
+    path("", include("api.urls")),
     path("", include("accounts.urls")),
     path("", include("transcription.urls")),
 ]

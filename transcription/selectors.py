@@ -126,3 +126,17 @@ def usage_per_day_all_tenants(*, days: int = 30, now: datetime | None = None) ->
         if 0 <= index < days:
             series[index] += float(row["total"] or 0.0) / 60.0
     return DailyUsage(days=day_list, minutes=dict(sorted(minutes.items())))
+
+
+def usage_per_day(*, tenant_id: int, days: int = 30, now: datetime | None = None) -> list[tuple[date, float]]:
+    """The tenant's metered audio seconds per day (UTC, by session start), oldest first, zeros included."""
+    today = (now or timezone.now()).date()
+    first = today - timedelta(days=days - 1)
+    rows = (
+        Session.objects.filter(tenant_id=tenant_id, started_at__date__gte=first)
+        .annotate(day=TruncDate("started_at"))
+        .values("day")
+        .annotate(total=Sum("audio_seconds"))
+    )
+    totals = {row["day"]: float(row["total"] or 0.0) for row in rows}
+    return [(day, totals.get(day, 0.0)) for day in (first + timedelta(days=i) for i in range(days))]

@@ -42,8 +42,12 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "accounts",
     "transcription",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -214,3 +218,24 @@ ASR_WORKER_MAX_LAG_S = env_float("ASR_WORKER_MAX_LAG_S", 2.0)
 ASR_WORKER_SESSION_IDLE_S = env_float("ASR_WORKER_SESSION_IDLE_S", 120.0)
 ASR_WORKER_OPEN_TIMEOUT_S = env_float("ASR_WORKER_OPEN_TIMEOUT_S", 10.0)
 ASR_FINISH_TIMEOUT_S = env_float("ASR_FINISH_TIMEOUT_S", 60.0)
+
+# REST API: API keys (Bearer) or a logged-in member's session; everything scoped to the caller's tenant.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "api.authentication.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "asrplatform API",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    # Swagger UI from the installed sidecar package: no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+}

@@ -1,0 +1,72 @@
+"""Who is calling the REST API: an API key (Bearer) or a logged-in member, and for which tenant."""
+
+from dataclasses import dataclass
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework import authentication, exceptions, permissions
+from rest_framework.request import Request
+
+from accounts import selectors, services
+from accounts.models import ApiKey, Membership, Tenant
+
+
+@dataclass(frozen=True)
+class KeyPrincipal:
+    """request.user for a key-authenticated call: not a person, but authenticated."""
+
+    api_key: ApiKey
+    is_authenticated: bool = True
+    is_anonymous: bool = False
+
+
+@dataclass(frozen=True)
+class Caller:
+    tenant: Tenant
+    role: str
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    keyword = "Bearer"
+
+    def authenticate(self, request: Request) -> tuple[KeyPrincipal, ApiKey] | None:
+        header = authentication.get_authorization_header(request).decode("latin-1")
+        scheme, _, raw = header.partition(" ")
+        if scheme != self.keyword:
+            return None
+        api_key = selectors.api_key_authenticate(raw_key=raw)
+        if api_key is None:
+            raise exceptions.AuthenticationFailed("Invalid, revoked or suspended API key.")
+        services.api_key_mark_used(api_key_id=api_key.pk)
+        return KeyPrincipal(api_key), api_key
+
+    def authenticate_header(self, request: Request) -> str:
+        return self.keyword
+
+
+def caller_of(request: Request) -> Caller | None:
+    """The tenant and role of the caller; a key acts with the owner's role (it is the tenant's credential)."""
+    if isinstance(request.auth, ApiKey):
+        return Caller(tenant=request.auth.tenant, role=Membership.Role.OWNER)
+    membership = selectors.membership_for_user(user=request.user)
+    return Caller(tenant=membership.tenant, role=membership.role) if membership else None
+
+
+class IsTenantMember(permissions.BasePermission):
+    def has_permission(self, request: Request, view: object) -> bool:
+        request.caller = caller_of(request)  # type: ignore[attr-defined]
+        return request.caller is not None  # type: ignore[attr-defined]
+
+
+class IsTenantOwner(IsTenantMember):
+    message = "Only the tenant's owner may manage API keys."
+
+    def has_permission(self, request: Request, view: object) -> bool:
+        return super().has_permission(request, view) and request.caller.role == Membership.Role.OWNER  # type: ignore[attr-defined]
+
+
+class ApiKeyScheme(OpenApiAuthenticationExtension):
+    target_class = "api.authentication.ApiKeyAuthentication"
+    name = "apiKey"
+
+    def get_security_definition(self, auto_schema: object) -> dict:
+        return {"type": "http", "scheme": "bearer", "description": "An API key: `asr_<prefix>_<secret>`."}

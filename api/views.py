@@ -1,0 +1,105 @@
+"""REST API v1: thin views over the accounts and transcription services and selectors."""
+
+from django.http import Http404
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, status
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts import selectors as account_selectors
+from accounts import services as account_services
+from accounts.models import ApiKey
+from api import serializers
+from api.authentication import IsTenantMember, IsTenantOwner
+from transcription import selectors
+
+STREAM_TOKEN_TTL_S = int(account_services.STREAM_TOKEN_TTL.total_seconds())
+
+
+class Pagination(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+class StreamTokenView(APIView):
+    permission_classes = [IsTenantMember]
+
+    @extend_schema(request=None, responses={201: serializers.StreamTokenSerializer})
+    def post(self, request: Request) -> Response:
+        user = request.user if not isinstance(request.auth, ApiKey) else None
+        raw, token = account_services.stream_token_mint(tenant=request.caller.tenant, user=user)
+        data = {"token": raw, "expires_at": token.expires_at, "expires_in": STREAM_TOKEN_TTL_S}
+        return Response(serializers.StreamTokenSerializer(data).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(parameters=[serializers.SessionFilterSerializer])
+class SessionListView(generics.ListAPIView):
+    permission_classes = [IsTenantMember]
+    serializer_class = serializers.SessionSerializer
+    pagination_class = Pagination
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        filters = serializers.SessionFilterSerializer(data=self.request.query_params)
+        filters.is_valid(raise_exception=True)
+        sessions = selectors.session_list(tenant_id=self.request.caller.tenant.pk).order_by("-started_at", "id")
+        if "since" in filters.validated_data:
+            sessions = sessions.filter(started_at__date__gte=filters.validated_data["since"])
+        if "until" in filters.validated_data:
+            sessions = sessions.filter(started_at__date__lte=filters.validated_data["until"])
+        return sessions
+
+
+class SessionDetailView(generics.RetrieveAPIView):
+    permission_classes = [IsTenantMember]
+    serializer_class = serializers.SessionDetailSerializer
+    lookup_field = "id"
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return selectors.session_list(tenant_id=self.request.caller.tenant.pk).prefetch_related("segments")
+
+
+class UsageView(APIView):
+    permission_classes = [IsTenantMember]
+
+    @extend_schema(responses=serializers.UsageSerializer)
+    def get(self, request: Request) -> Response:
+        tenant = request.caller.tenant
+        data = {
+            "month_start": selectors.month_start(),
+            "used_seconds": selectors.usage_seconds_this_month(tenant_id=tenant.pk),
+            "quota_seconds": float(tenant.monthly_audio_seconds_quota),
+            "days": [{"date": d, "audio_seconds": s} for d, s in selectors.usage_per_day(tenant_id=tenant.pk)],
+        }
+        return Response(serializers.UsageSerializer(data).data)
+
+
+class ApiKeyListCreateView(APIView):
+    permission_classes = [IsTenantOwner]
+
+    @extend_schema(responses=serializers.ApiKeySerializer(many=True))
+    def get(self, request: Request) -> Response:
+        keys = account_selectors.api_key_list(tenant=request.caller.tenant)
+        return Response(serializers.ApiKeySerializer(keys, many=True).data)
+
+    @extend_schema(request=serializers.ApiKeyCreateSerializer, responses={201: serializers.ApiKeyCreatedSerializer})
+    def post(self, request: Request) -> Response:
+        form = serializers.ApiKeyCreateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        api_key, raw = account_services.api_key_create(tenant=request.caller.tenant, name=form.validated_data["name"])
+        api_key.key = raw  # type: ignore[attr-defined]
+        return Response(serializers.ApiKeyCreatedSerializer(api_key).data, status=status.HTTP_201_CREATED)
+
+
+class ApiKeyRevokeView(APIView):
+    permission_classes = [IsTenantOwner]
+
+    @extend_schema(request=None, responses=serializers.ApiKeySerializer)
+    def post(self, request: Request, prefix: str) -> Response:
+        try:
+            api_key = account_services.api_key_revoke(tenant=request.caller.tenant, prefix=prefix)
+        except ApiKey.DoesNotExist as exc:
+            raise Http404 from exc
+        return Response(serializers.ApiKeySerializer(api_key).data)
