@@ -6,13 +6,18 @@ decides what to do with an unauthenticated connection (it must accept the socket
 send a protocol error and close with 4001), so this middleware only annotates.
 """
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
+from channels.security.websocket import WebsocketDenier
+from django.conf import settings
 
-from accounts import selectors, services
+from accounts import ratelimit, selectors, services
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,27 @@ def principal_for_key(raw_key: str) -> StreamPrincipal | None:
     return StreamPrincipal(tenant_id=api_key.tenant_id, tenant_name=api_key.tenant.name, api_key_id=api_key.pk)
 
 
+def header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
+    for key, value in headers:
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
+
+
+def origin_allowed(origin: str | None, host: str | None) -> bool:
+    """A browser's Origin is on ASR_ALLOWED_ORIGINS, or is this host when the list is empty.
+
+    No Origin header means no browser (browsers always send one on a WebSocket handshake).
+    """
+    if origin is None:
+        return True
+    origin = origin.rstrip("/")
+    if settings.ASR_ALLOWED_ORIGINS:
+        return "*" in settings.ASR_ALLOWED_ORIGINS or origin in settings.ASR_ALLOWED_ORIGINS
+    _, _, origin_host = origin.partition("://")
+    return bool(host) and origin_host == host
+
+
 def query_token(query_string: bytes) -> str | None:
     values = parse_qs(query_string.decode("latin-1")).get("token") or [""]
     return values[0].strip() or None
@@ -60,13 +86,24 @@ class ApiKeyAuthMiddleware:
         self.inner = inner
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> Any:
+        """Refuses the handshake (HTTP 403) for a foreign browser Origin or a rate-limited address."""
         principal = None
-        key = bearer_token(scope.get("headers", []))
+        headers = scope.get("headers", [])
+        key = bearer_token(headers)
         token = None if key is not None else query_token(scope.get("query_string", b""))
+        if key is None and not origin_allowed(header(headers, b"origin"), header(headers, b"host")):
+            logger.warning("websocket origin refused origin=%r", header(headers, b"origin"))
+            return await WebsocketDenier()(scope, receive, send)
+        address = ratelimit.scope_address(scope)
+        if await ratelimit.ais_blocked(action="ws_auth_failure", address=address):
+            logger.warning("websocket auth rate-limited")
+            return await WebsocketDenier()(scope, receive, send)
         if key is not None:
             principal = await principal_for_key(key)
         elif token is not None:
             principal = await principal_for_stream_token(token)
+        if principal is None:
+            await ratelimit.aattempt_record(action="ws_auth_failure", address=address)
         presented = key is not None or token is not None
         scope = dict(scope, principal=principal, presented_credentials=presented)
         return await self.inner(scope, receive, send)

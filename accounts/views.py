@@ -2,13 +2,14 @@
 
 from django.contrib import messages
 from django.contrib.auth import login
+from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.views import LoginView, LogoutView
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from accounts import selectors, services
+from accounts import ratelimit, selectors, services
 from accounts.decorators import member_required
 from accounts.forms import ApiKeyCreateForm, SignupForm
 from accounts.models import ApiKey
@@ -21,9 +22,19 @@ def home(request: HttpRequest) -> HttpResponse:
     return redirect("dashboard" if request.user.is_authenticated else "login")
 
 
+TOO_MANY = "Too many attempts from your address; try again later."
+
+
 @never_cache
 def signup(request: HttpRequest) -> HttpResponse:
     form = SignupForm(request.POST or None)
+    if request.method == "POST":
+        address = ratelimit.request_address(request)
+        if ratelimit.is_blocked(action="signup", address=address):
+            form.is_valid()
+            form.add_error(None, TOO_MANY)
+            return render(request, "accounts/signup.html", {"form": form}, status=429)
+        ratelimit.attempt_record(action="signup", address=address)
     if request.method == "POST" and form.is_valid():
         result = services.account_signup(
             tenant_name=form.cleaned_data["tenant_name"],
@@ -39,8 +50,22 @@ def signup(request: HttpRequest) -> HttpResponse:
 
 
 class AccountLoginView(LoginView):
+    """Failed logins are counted per client address; over the limit, every login is refused for a while."""
+
     template_name = "accounts/login.html"
     redirect_authenticated_user = True
+
+    def post(self, request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        if ratelimit.is_blocked(action="login_failure", address=ratelimit.request_address(request)):
+            form = self.get_form()
+            form.is_valid()
+            form.add_error(None, TOO_MANY)
+            return self.render_to_response(self.get_context_data(form=form, rate_limited=True), status=429)
+        return super().post(request, *args, **kwargs)
+
+    def form_invalid(self, form: AuthenticationForm) -> HttpResponse:
+        ratelimit.attempt_record(action="login_failure", address=ratelimit.request_address(self.request))
+        return super().form_invalid(form)
 
 
 class AccountLogoutView(LogoutView):

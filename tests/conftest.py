@@ -53,3 +53,13 @@ def tenant_a(db) -> TenantWithKey:
 @pytest.fixture
 def tenant_b(db) -> TenantWithKey:
     return make_tenant("tenant-b")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits():
+    """Rate-limit counters live in the (per-process) cache; each test starts from none."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()

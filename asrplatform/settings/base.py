@@ -239,3 +239,24 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
 }
+
+# --- Hardening ---------------------------------------------------------------------------
+# Shared counters for rate limits: Redis across processes when REDIS_URL is set.
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "asrcache"}
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
+# (attempts, window in seconds) per client address.
+ASR_RATE_LIMITS = {
+    "ws_auth_failure": (env_int("ASR_WS_AUTH_FAILURES", 20), env_int("ASR_WS_AUTH_WINDOW_S", 300)),
+    "login_failure": (env_int("ASR_LOGIN_FAILURES", 10), env_int("ASR_LOGIN_WINDOW_S", 900)),
+    "signup": (env_int("ASR_SIGNUPS", 5), env_int("ASR_SIGNUP_WINDOW_S", 3600)),
+}
+# Browser (token) WebSocket clients must send one of these Origins; empty: the Origin must match the
+# Host header (same origin). Connections with an API key are not browsers and are not checked.
+ASR_ALLOWED_ORIGINS = [o.strip().rstrip("/") for o in os.environ.get("ASR_ALLOWED_ORIGINS", "").split(",") if o.strip()]
+# /metrics: a scrape token (Authorization: Bearer) or a logged-in staff user.
+ASR_METRICS_TOKEN = os.environ.get("ASR_METRICS_TOKEN", "")
