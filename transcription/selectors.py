@@ -140,3 +140,19 @@ def usage_per_day(*, tenant_id: int, days: int = 30, now: datetime | None = None
     )
     totals = {row["day"]: float(row["total"] or 0.0) for row in rows}
     return [(day, totals.get(day, 0.0)) for day in (first + timedelta(days=i) for i in range(days))]
+
+
+@dataclass(frozen=True)
+class PlatformFigures:
+    """Across all tenants, for operators' metrics: never shown to a tenant."""
+
+    live_sessions: int
+    audio_seconds: float
+    closes_by_reason: dict[str, int]
+
+
+def platform_figures() -> PlatformFigures:
+    live = Session.objects.filter(status=Session.Status.ACTIVE).count()
+    audio = Session.objects.aggregate(total=Sum("audio_seconds"))["total"] or 0.0
+    closes = Session.objects.exclude(close_reason="").values("close_reason").annotate(n=Count("id"))
+    return PlatformFigures(live, float(audio), {row["close_reason"]: row["n"] for row in closes})

@@ -3,6 +3,7 @@ from django.urls import path
 from transcription import views
 
 urlpatterns = [
+    path("metrics", views.metrics, name="metrics"),
     path("record/", views.record, name="record"),
     path("record/token/", views.stream_token, name="stream_token"),
     path("transcripts/", views.transcript_list, name="transcript_list"),

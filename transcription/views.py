@@ -1,18 +1,22 @@
 """Browser pages: the recording page, its WebSocket token, and the tenant's transcripts."""
 
+import hmac
 import json
 import uuid
 
+from django.conf import settings
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from accounts import services as account_services
 from accounts.decorators import member_required
 from transcription import exports, selectors
+from transcription import metrics as prometheus
 from transcription.models import Session
 
 ENDPOINTING_CHOICES = (500, 800, 1200)
@@ -84,3 +88,14 @@ def transcript_download(request: HttpRequest, session_id: uuid.UUID, fmt: str) -
     filename = f"transcript-{session.started_at:%Y%m%d-%H%M%S}-{str(session.pk)[:8]}.{fmt}"
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
+
+
+@never_cache
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus scrape: a Bearer token equal to ASR_METRICS_TOKEN, or a logged-in staff user."""
+    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+    token = settings.ASR_METRICS_TOKEN
+    by_token = bool(token) and scheme == "Bearer" and hmac.compare_digest(presented.encode(), token.encode())
+    if not (by_token or request.user.is_staff):
+        return HttpResponse("Forbidden\n", status=403, content_type="text/plain")
+    return HttpResponse(prometheus.render(), content_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,64 @@
+"""/metrics: Prometheus text, only with the scrape token or for staff; figures from the database."""
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from transcription import metrics
+from transcription import services as transcription_services
+
+pytestmark = pytest.mark.django_db
+
+
+def stored(tenant, *, seconds: float, reason: str | None):
+    session = transcription_services.session_start(
+        tenant_id=tenant.pk, api_key_id=None, language="en", engine="test", sample_rate=16000
+    )
+    if reason:
+        transcription_services.session_finish(
+            tenant_id=tenant.pk, session_id=session.id, close_reason=reason, audio_seconds=seconds
+        )
+    return session
+
+
+def sample(body: str, name: str) -> float:
+    line = next(line for line in body.splitlines() if line.startswith(name + " ") or line.startswith(name + "{"))
+    return float(line.rsplit(" ", 1)[1])
+
+
+def test_metrics_refused_without_token_or_staff(tenant_a, settings):
+    settings.ASR_METRICS_TOKEN = "scrape-secret"
+    assert Client().get("/metrics").status_code == 403
+    assert Client().get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 403
+    assert Client().get("/metrics", HTTP_AUTHORIZATION=f"Bearer {tenant_a.raw_key}").status_code == 403
+    member = get_user_model().objects.create_user(username="m", password="pw-123456-long")
+    client = Client()
+    client.force_login(member)
+    assert client.get("/metrics").status_code == 403
+
+
+def test_no_token_configured_means_staff_only(settings):
+    settings.ASR_METRICS_TOKEN = ""
+    assert Client().get("/metrics", HTTP_AUTHORIZATION="Bearer ").status_code == 403
+    staff = get_user_model().objects.create_user(username="s", password="pw-123456-long", is_staff=True)
+    client = Client()
+    client.force_login(staff)
+    assert client.get("/metrics").status_code == 200
+
+
+def test_metrics_report_live_sessions_audio_and_closes_by_reason(tenant_a, tenant_b, settings):
+    settings.ASR_METRICS_TOKEN = "scrape-secret"
+    stored(tenant_a.tenant, seconds=0, reason=None)
+    stored(tenant_a.tenant, seconds=12.5, reason="stop")
+    stored(tenant_b.tenant, seconds=2.5, reason="quota_exceeded")
+    metrics.observe_final_latency(0.3)
+    metrics.count_error("quota_exceeded")
+    response = Client().get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-secret")
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/plain")
+    body = response.content.decode()
+    assert sample(body, "asr_live_sessions") == 1
+    assert sample(body, "asr_audio_seconds_total") == pytest.approx(15.0)
+    assert 'asr_sessions_closed_total{reason="quota_exceeded"} 1.0' in body
+    assert 'asr_sessions_closed_total{reason="stop"} 1.0' in body
+    assert "asr_final_latency_seconds_bucket" in body and sample(body, "asr_final_latency_seconds_count") >= 1
+    assert 'asr_errors_total{code="quota_exceeded"}' in body
