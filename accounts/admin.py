@@ -18,6 +18,11 @@ class MembershipInline(admin.TabularInline):
     autocomplete_fields = ["user"]
 
 
+async def live_counts(tenant_ids: list[int]) -> list[int]:
+    admission = get_admission()
+    return [await admission.live_count(tenant_id) for tenant_id in tenant_ids]
+
+
 class QuotaForm(forms.Form):
     monthly_audio_hours = forms.FloatField(min_value=0, label="Monthly audio quota (hours)")
 
@@ -46,8 +51,18 @@ class TenantAdmin(admin.ModelAdmin):
         return f"{used:.2f} / {quota:.2f}{percent}"
 
     @admin.display(description="Live streams now")
-    def live_streams(self, tenant: Tenant) -> int:
-        return async_to_sync(get_admission().live_count)(tenant.pk)
+    def live_streams(self, tenant: Tenant) -> int | str:
+        return getattr(tenant, "live_now", "?")
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        """Live counts for the page's tenants in one trip to the event loop (and to Redis)."""
+        response = super().changelist_view(request, extra_context)
+        changelist = getattr(response, "context_data", {}).get("cl")
+        if changelist is not None:
+            tenants = list(changelist.result_list)
+            for tenant, count in zip(tenants, async_to_sync(live_counts)([t.pk for t in tenants]), strict=True):
+                tenant.live_now = count  # type: ignore[attr-defined]
+        return response
 
     @admin.action(description="Suspend selected tenants (their keys stop working at once)")
     def suspend(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:

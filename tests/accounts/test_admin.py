@@ -131,3 +131,16 @@ def test_usage_page_charts_minutes_per_tenant(tenant_a, tenant_b):
     assert "<svg" in body and body.count("<polyline") == 2
     assert "tenant-a" in body and "10.0" in body and "2.0" in body
     assert "http://" not in body.split("<svg", 1)[1].split("</svg>", 1)[0].replace("http://www.w3.org", "")
+
+
+def test_tenant_list_counts_live_streams_from_admission(tenant_a):
+    from asgiref.sync import async_to_sync
+
+    from transcription.admission import get_admission
+
+    async_to_sync(get_admission().acquire)(tenant_a.tenant.pk, "s1", 5)
+    try:
+        body = logged_in(staff=True).get(reverse("admin:accounts_tenant_changelist")).content.decode()
+        assert '<td class="field-live_streams">1</td>' in body
+    finally:
+        async_to_sync(get_admission().release)(tenant_a.tenant.pk, "s1")
