@@ -244,7 +244,11 @@ SPECTACULAR_SETTINGS = {
 # Shared counters for rate limits: Redis across processes when REDIS_URL is set.
 CACHES = {
     "default": (
-        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "asrcache"}
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": f"{ASR_REDIS_PREFIX}:cache",
+        }
         if REDIS_URL
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     )
