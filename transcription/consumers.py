@@ -9,13 +9,14 @@ import json
 import logging
 import time
 import uuid
+from collections import deque
 from typing import Any
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from transcription import gateway_db as db
-from transcription import protocol, resume, selectors
+from transcription import metrics, protocol, resume, selectors
 from transcription.dispatch import EngineFailure, SessionHandle, get_dispatcher
 from transcription.engine import ConfigError, SessionConfig, SessionLimits, TranscriptEvent, parse_start
 from transcription.engine.audio import AudioFormatError, looks_like_wav, parse_wav_header
@@ -61,6 +62,8 @@ class TranscribeConsumer(LimitsMixin, ResumeMixin, AsyncWebsocketConsumer):
         self.resume_token_hash = ""
         self.allowance: selectors.TenantAllowance | None = None
         self.slot_held = False
+        # (session time at the end of a received frame, when it arrived): for final latency.
+        self.arrivals: deque[tuple[float, float]] = deque(maxlen=2000)
         self.last_flush = time.monotonic()
         self.first_audio_checked = False
         self.wav_declared_empty = False
@@ -155,6 +158,7 @@ class TranscribeConsumer(LimitsMixin, ResumeMixin, AsyncWebsocketConsumer):
         allowed = self._audio_allowed(len(data))
         if allowed:
             self.audio_bytes += allowed
+            self.arrivals.append((self.audio_bytes / self.config.bytes_per_second, time.monotonic()))
             await self.handle.push_audio(data[:allowed])
         if allowed < len(data):
             await self._end(
@@ -252,6 +256,8 @@ class TranscribeConsumer(LimitsMixin, ResumeMixin, AsyncWebsocketConsumer):
             self.segments += 1
             self.next_segment = event.segment + 1
         await self._send_json(event.to_message())
+        if event.is_final:
+            self._observe_final_latency(event.end)
 
     async def _end(self, close_reason: str, *, utterance_reason: str, error: ProtocolError | None = None) -> None:
         """End the session once, whoever asks first: finalize and store, then tell and close."""
@@ -303,6 +309,13 @@ class TranscribeConsumer(LimitsMixin, ResumeMixin, AsyncWebsocketConsumer):
                 )
                 await self._end(Session.CloseReason.SESSION_LIMIT, utterance_reason="max_length", error=error)
 
+    def _observe_final_latency(self, end_s: float) -> None:
+        """Time from the arrival of the audio that ends an utterance to its final being sent."""
+        while self.arrivals and self.arrivals[0][0] < end_s - 1e-3:
+            self.arrivals.popleft()
+        if self.arrivals:
+            metrics.observe_final_latency(time.monotonic() - self.arrivals[0][1])
+
     async def _send_json(self, message: dict[str, Any]) -> None:
         if self.connected:
             await self.send(text_data=json.dumps(message, ensure_ascii=False))
@@ -311,5 +324,6 @@ class TranscribeConsumer(LimitsMixin, ResumeMixin, AsyncWebsocketConsumer):
         if not self.connected:
             return
         logger.info("session error session_id=%s code=%s", self.session_id, error.code)
+        metrics.count_error(error.code)
         await self._send_json(protocol.error_message(error.code, error.message))
         await self.close(code=error.close_code)

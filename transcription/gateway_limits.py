@@ -5,6 +5,7 @@ import uuid
 from transcription import gateway_db as db
 from transcription import protocol
 from transcription.admission import get_admission
+from transcription.models import Session
 from transcription.protocol import ProtocolError
 
 
@@ -47,4 +48,12 @@ class LimitsMixin:
         tenant_id = self.principal.tenant_id
         await db.session_meter(tenant_id, self.session_id, self.audio_bytes / self.config.bytes_per_second)
         await get_admission().heartbeat(tenant_id, str(self.session_id))
-        self.allowance = await db.tenant_allowance(tenant_id, self.session_id)
+        self.allowance = await db.tenant_allowance(tenant_id, self.session_id, self.principal.api_key_id)
+        if not self.allowance.active:  # suspended by staff, or the key was revoked, while streaming
+            await self._end(
+                Session.CloseReason.FORBIDDEN,
+                utterance_reason="disconnect",
+                error=ProtocolError(
+                    "forbidden", "This account or API key has been disabled.", protocol.CLOSE_FORBIDDEN
+                ),
+            )

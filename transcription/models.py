@@ -19,6 +19,7 @@ class Session(models.Model):
         IDLE_TIMEOUT = "idle_timeout", "Idle timeout"
         SESSION_LIMIT = "session_limit", "Session length limit"
         QUOTA_EXCEEDED = "quota_exceeded", "Monthly quota used up"
+        FORBIDDEN = "forbidden", "Account suspended or key revoked"
         BAD_REQUEST = "bad_request", "Bad message or audio"
         INTERNAL_ERROR = "internal_error", "Internal error"
 

@@ -87,17 +87,26 @@ class TenantAllowance:
     max_concurrent_streams: int
     quota_seconds: float
     used_seconds: float  # this month, by sessions other than the one asking
+    active: bool = True  # false once the tenant is suspended or the session's key revoked
 
 
-def tenant_allowance(*, tenant_id: int, excluding_session_id: uuid.UUID | None = None) -> TenantAllowance:
-    from accounts.models import Tenant
+def tenant_allowance(
+    *, tenant_id: int, excluding_session_id: uuid.UUID | None = None, api_key_id: int | None = None
+) -> TenantAllowance:
+    from accounts.models import ApiKey, Tenant
 
     tenant = Tenant.objects.get(pk=tenant_id)
+    key_revoked = api_key_id is not None and ApiKey.objects.filter(pk=api_key_id, revoked_at__isnull=False).exists()
     sessions = Session.objects.filter(tenant_id=tenant_id, started_at__gte=month_start())
     if excluding_session_id is not None:
         sessions = sessions.exclude(pk=excluding_session_id)
     used = sessions.aggregate(total=Sum("audio_seconds"))["total"] or 0.0
-    return TenantAllowance(tenant.max_concurrent_streams, float(tenant.monthly_audio_seconds_quota), float(used))
+    return TenantAllowance(
+        tenant.max_concurrent_streams,
+        float(tenant.monthly_audio_seconds_quota),
+        float(used),
+        active=tenant.is_active and not key_revoked,
+    )
 
 
 @dataclass(frozen=True)

@@ -139,3 +139,48 @@ async def test_a_live_session_writes_its_usage_before_it_ends(tenant_a, settings
     session = await Session.objects.aget(pk=ready["session_id"])
     assert session.status == "active" and session.audio_seconds == pytest.approx(2.0)
     await comm.disconnect()
+
+
+@pytest.mark.parametrize("how", ["suspend tenant", "revoke key"])
+async def test_suspending_a_tenant_or_revoking_its_key_closes_live_sessions_with_forbidden(
+    tenant_a, eval_dir, settings, how
+):
+    from accounts.models import ApiKey
+    from transcription import metrics
+
+    settings.ASR_USAGE_FLUSH_S = 0.2
+    speech = read_wav(eval_dir / "real" / "librivox-0870.wav").samples.astype(np.float32) / 32768.0
+    errors_before = metrics.ERRORS.labels(code="forbidden")._value.get()
+    comm = communicator(tenant_a.raw_key)
+    await comm.connect()
+    transcript = Transcript()
+    await send_json(comm, {"type": "start", "interim_results": False})
+    await send_audio(comm, to_s16(speech[: 16000 * 3]), transcript=transcript)
+    if how == "suspend tenant":
+        await set_tenant(tenant_a.tenant, is_active=False)
+    else:
+        await ApiKey.objects.filter(pk=tenant_a.api_key.pk).aupdate(revoked_at="2026-01-01T00:00:00Z")
+    await read_until_closed(comm, transcript, timeout=30)
+    await comm.disconnect()
+    assert transcript.close_code == 4003 and transcript.error["code"] == "forbidden"
+    assert len(transcript.finals) == 1  # what was said before is finalized and stored
+    session = await Session.objects.aget(pk=transcript.messages[0]["session_id"])
+    assert session.close_reason == "forbidden" and await session.segments.acount() == 1
+    assert metrics.ERRORS.labels(code="forbidden")._value.get() == errors_before + 1
+
+
+async def test_final_latency_is_observed_for_metrics(tenant_a, eval_dir):
+    from transcription import metrics
+
+    before = metrics.FINAL_LATENCY._sum.get(), sum(b.get() for b in metrics.FINAL_LATENCY._buckets)
+    speech = read_wav(eval_dir / "real" / "goforward.wav").samples.astype(np.float32) / 32768.0
+    comm = communicator(tenant_a.raw_key)
+    await comm.connect()
+    await send_json(comm, {"type": "start", "interim_results": False})
+    await send_audio(comm, to_s16(np.concatenate([speech, np.zeros(24000, np.float32)])), pace_s=0.02)
+    await send_json(comm, {"type": "stop"})
+    transcript = await read_until_closed(comm, Transcript(), timeout=30)
+    await comm.disconnect()
+    assert len(transcript.finals) == 1
+    observed = sum(b.get() for b in metrics.FINAL_LATENCY._buckets) - before[1]
+    assert observed == 1 and 0 < metrics.FINAL_LATENCY._sum.get() - before[0] < 10
