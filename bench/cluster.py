@@ -17,6 +17,8 @@ import time
 import uuid
 from pathlib import Path
 
+from transcription.workers import registry
+
 from .server import ROOT, DaphneServer, ServerError
 
 logger = logging.getLogger(__name__)
@@ -124,9 +126,7 @@ class CeleryStack:
         return self._redis
 
     def live_workers(self) -> list:  # type: ignore[type-arg]
-        from transcription.workers.registry import live_workers_sync
-
-        return live_workers_sync(self.redis(), self.prefix)
+        return registry.live_workers_sync(self.redis(), self.prefix)
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -198,8 +198,7 @@ class CeleryStack:
         try:
             keys = list(self._redis.scan_iter(match=f"{self.prefix}:*", count=1000))  # registry, counters
             for name in self.worker_names:
-                queue = f"{self.prefix}.worker.{name}"
-                keys += [queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}"]
+                keys += registry.queue_redis_keys(registry.worker_queue(self.prefix, name))
             self._redis.delete(*keys)
             self._redis.close()
         except Exception:

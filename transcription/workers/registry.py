@@ -38,6 +38,16 @@ def workers_set(prefix: str) -> str:
     return f"{prefix}:workers"
 
 
+def worker_queue(prefix: str, worker_id: str) -> str:
+    """The Celery queue a worker consumes: private to it, and to the deployment's prefix."""
+    return f"{prefix}.worker.{worker_id}"
+
+
+def queue_redis_keys(queue: str) -> list[str]:
+    """The Redis keys Celery (kombu) keeps for a queue, to delete once its worker is gone."""
+    return [queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}"]
+
+
 def encode(info: WorkerInfo) -> str:
     return json.dumps(asdict(info))
 

@@ -84,8 +84,7 @@ class WorkerRuntime:
     def stop(self) -> None:
         self.stopping.set()
         registry.remove_sync(self.redis, self.prefix, self.worker_id)
-        # Our private Celery queue and kombu's bindings for it.
-        self.redis.delete(self.queue, f"_kombu.binding.{self.queue}", f"_kombu.binding_permanent.{self.queue}")
+        self.redis.delete(*registry.queue_redis_keys(self.queue))
 
     def submit(self, coroutine) -> None:  # type: ignore[no-untyped-def]
         """Run a command on the session loop; FIFO, so a session's commands keep their order."""

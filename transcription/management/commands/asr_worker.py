@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from asrplatform.celery import app
+from transcription.workers import registry
 from transcription.workers.runtime import WorkerRuntime, set_runtime
 
 logger = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ class Command(BaseCommand):
         worker_id = name or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
         runtime = WorkerRuntime(
             worker_id=worker_id,
-            queue=f"{settings.ASR_REDIS_PREFIX}.worker.{worker_id}",
+            queue=registry.worker_queue(settings.ASR_REDIS_PREFIX, worker_id),
             capacity=capacity,
             device=settings.ASR_DEVICE,
         )
