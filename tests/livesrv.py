@@ -26,9 +26,16 @@ def test_database_url() -> str:
 
 
 class LiveServer:
-    def __init__(self, extra_env: dict[str, str] | None = None, port: int | None = None) -> None:
+    def __init__(
+        self, extra_env: dict[str, str] | None = None, port: int | None = None, tls: tuple[Path, Path] | None = None
+    ) -> None:
+        """``tls``: (private key, certificate chain) PEM files; daphne then serves wss:// and https://."""
         self.port = port or free_port()
-        self.url = f"ws://127.0.0.1:{self.port}/ws/v1/transcribe"
+        self.url = f"{'wss' if tls else 'ws'}://127.0.0.1:{self.port}/ws/v1/transcribe"
+        self.http_url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
+        listen = ["-b", "127.0.0.1", "-p", str(self.port)]
+        if tls:
+            listen = ["-e", f"ssl:{self.port}:interface=127.0.0.1:privateKey={tls[0]}:certKey={tls[1]}"]
         env = dict(
             os.environ,
             DJANGO_SETTINGS_MODULE="asrplatform.settings.base",
@@ -40,7 +47,7 @@ class LiveServer:
             open(REPO / "test-artifacts" / f"daphne-{self.port}.log", "w") if self._artifacts() else subprocess.DEVNULL
         )
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "asrplatform.asgi:application"],
+            [sys.executable, "-m", "daphne", *listen, "asrplatform.asgi:application"],
             cwd=REPO,
             env=env,
             stdout=self.log,

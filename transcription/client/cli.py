@@ -10,6 +10,7 @@ import logging
 import os
 import shutil
 import signal
+import ssl
 import sys
 from typing import Any
 
@@ -76,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("wav", help="WAV file: PCM 8/16/24/32-bit or float 32/64-bit, any channels")
     p.add_argument("--url", default=DEFAULT_URL, help=f"WebSocket URL (default {DEFAULT_URL})")
     p.add_argument("--api-key", default=os.environ.get("ASR_API_KEY"), help="API key (default: $ASR_API_KEY)")
+    p.add_argument("--cafile", help="for wss://: trust the CA certificate(s) in this PEM file instead of the system's")
     p.add_argument("--realtime", action="store_true", help="pace frames at the speed of the audio")
     p.add_argument("--chunk-ms", type=int, default=100, help="audio per frame (default 100)")
     p.add_argument("--json", action="store_true", help="print each server message as a JSON line")
@@ -86,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-async def _run(args: argparse.Namespace, audio: WavAudio) -> int:
+async def _run(args: argparse.Namespace, audio: WavAudio, ssl_context: ssl.SSLContext | None) -> int:
     options: dict[str, Any] = {}
     if args.language:
         options["language"] = args.language
@@ -114,6 +116,7 @@ async def _run(args: argparse.Namespace, audio: WavAudio) -> int:
             on_message=on_message,
             stop_event=stop_event,
             drain_timeout=args.timeout,
+            ssl_context=ssl_context,
         )
     finally:
         if printer is not None:
@@ -148,6 +151,11 @@ def main(argv: list[str] | None = None) -> int:
     if not args.api_key:
         print("error: no API key: pass --api-key or set ASR_API_KEY", file=sys.stderr)
         return EXIT_USAGE
+    try:
+        ssl_context = ssl.create_default_context(cafile=args.cafile) if args.cafile else None
+    except OSError as exc:  # ssl.SSLError included: not a PEM certificate
+        print(f"error: --cafile {args.cafile}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     logger.info(
         "sending file=%s duration_s=%.2f sample_rate=%d channels=%d format=%s",
         args.wav,
@@ -157,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         audio.source_format,
     )
     try:
-        return asyncio.run(_run(args, audio))
+        return asyncio.run(_run(args, audio, ssl_context))
     except StreamError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED

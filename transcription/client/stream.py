@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -141,18 +142,22 @@ async def stream_audio(
     connect_timeout: float = 10.0,
     ready_timeout: float = 60.0,
     drain_timeout: float = 120.0,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> StreamResult:
     """Run one session: start, frames (paced on an absolute schedule if realtime), stop, drain.
 
     Returns every message with its arrival time and every frame with its send time so that
     latency is measured against when the audio actually left the client. Raises StreamError
-    only when no connection could be opened; server errors are in the result.
+    only when no connection could be opened; server errors are in the result. ``ssl_context``
+    replaces the system's default trust for ``wss://`` (e.g. a private CA); ``ws://`` ignores it.
     """
     check_sendable(audio, chunk_ms)
     start: dict[str, Any] = {"type": "start", "sample_rate": audio.sample_rate}
     start.update(encoding="pcm_s16le", channels=1)
     start.update(start_options or {})
     result = StreamResult(url=url, sample_rate=audio.sample_rate, realtime=realtime)
+    # websockets refuses ssl=None for wss:// and any ssl for ws://
+    tls = {"ssl": ssl_context} if ssl_context is not None and urlsplit(url).scheme == "wss" else {}
     try:
         ws = await connect(
             url,
@@ -161,6 +166,7 @@ async def stream_audio(
             compression=None,  # audio does not compress; deflate would only cost CPU
             open_timeout=connect_timeout,
             proxy=None if _is_loopback(url) else True,
+            **tls,
         )
     except InvalidStatus as exc:
         status = exc.response.status_code
