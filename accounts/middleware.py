@@ -86,7 +86,11 @@ class ApiKeyAuthMiddleware:
         self.inner = inner
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> Any:
-        """Refuses the handshake (HTTP 403) for a foreign browser Origin or a rate-limited address."""
+        """Refuses the handshake (HTTP 403) for a foreign browser Origin.
+
+        A rate-limited address is not authenticated at all: ``rate_limited_for_s`` on the scope has
+        the consumer answer with the protocol's ``rate_limited`` error.
+        """
         principal = None
         headers = scope.get("headers", [])
         key = bearer_token(headers)
@@ -95,15 +99,17 @@ class ApiKeyAuthMiddleware:
             logger.warning("websocket origin refused origin=%r", header(headers, b"origin"))
             return await WebsocketDenier()(scope, receive, send)
         address = ratelimit.scope_address(scope)
-        if await ratelimit.ais_blocked(action="ws_auth_failure", address=address):
-            logger.warning("websocket auth rate-limited")
-            return await WebsocketDenier()(scope, receive, send)
+        presented = key is not None or token is not None
+        blocked_for = await ratelimit.ablocked_for(action="ws_auth_failure", address=address)
+        if blocked_for is not None:
+            logger.warning("websocket auth rate-limited retry_after_s=%d", blocked_for)
+            scope = dict(scope, principal=None, presented_credentials=presented, rate_limited_for_s=blocked_for)
+            return await self.inner(scope, receive, send)
         if key is not None:
             principal = await principal_for_key(key)
         elif token is not None:
             principal = await principal_for_stream_token(token)
         if principal is None:
             await ratelimit.aattempt_record(action="ws_auth_failure", address=address)
-        presented = key is not None or token is not None
         scope = dict(scope, principal=principal, presented_credentials=presented)
         return await self.inner(scope, receive, send)

@@ -1,11 +1,14 @@
 """Per-client-address attempt counters in Django's cache (Redis when REDIS_URL is set).
 
 A fixed window per (action, address): the first counted attempt opens it for ``window_s``. Used
-for failed WebSocket authentication, failed logins and sign-ups.
+for failed WebSocket authentication, failed logins and sign-ups. The async (WebSocket) side also
+keeps the window's end beside the count, to tell a blocked client when to retry.
 """
 
 import hashlib
 import logging
+import math
+import time
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -28,6 +31,10 @@ def limit_for(action: str) -> Limit:
 
 def _key(action: str, address: str) -> str:
     return f"ratelimit:{action}:{hashlib.sha256(address.encode()).hexdigest()[:32]}"
+
+
+def _until_key(key: str) -> str:
+    return f"{key}:until"
 
 
 def request_address(request: HttpRequest) -> str:
@@ -58,15 +65,22 @@ def attempt_record(*, action: str, address: str) -> int:
     return count
 
 
-async def ais_blocked(*, action: str, address: str) -> bool:
-    return (await cache.aget(_key(action, address)) or 0) >= limit_for(action).attempts
+async def ablocked_for(*, action: str, address: str) -> int | None:
+    """Whole seconds until the address may try again, or None when it is not blocked."""
+    key, limit = _key(action, address), limit_for(action)
+    values = await cache.aget_many([key, _until_key(key)])
+    if (values.get(key) or 0) < limit.attempts:
+        return None
+    until = values.get(_until_key(key))
+    return max(1, math.ceil(until - time.time())) if until else limit.window_s
 
 
 async def aattempt_record(*, action: str, address: str) -> int:
-    key = _key(action, address)
-    await cache.aadd(key, 0, timeout=limit_for(action).window_s)
+    key, window_s = _key(action, address), limit_for(action).window_s
+    if await cache.aadd(key, 0, timeout=window_s):
+        await cache.aset(_until_key(key), time.time() + window_s, timeout=window_s)
     try:
         return await cache.aincr(key)
     except ValueError:
-        await cache.aset(key, 1, timeout=limit_for(action).window_s)
+        await cache.aset_many({key: 1, _until_key(key): time.time() + window_s}, timeout=window_s)
         return 1

@@ -70,6 +70,13 @@ class TranscribeConsumer(LimitsMixin, ResumeMixin, AsyncWebsocketConsumer):
         self.end_lock = asyncio.Lock()
         self.connected_at = self.last_activity = time.monotonic()
         self.watchdog: asyncio.Task | None = None
+        if (blocked_for := self.scope.get("rate_limited_for_s")) is not None:
+            detail = f"Too many failed authentication attempts from this address; try again in {blocked_for} s."
+            await self._send_error_and_close(
+                ProtocolError("rate_limited", detail, protocol.CLOSE_LIMIT, retry_after_s=blocked_for)
+            )
+            self.state = "closed"
+            return
         if self.principal is None:
             detail = (
                 "Invalid or revoked API key."
@@ -325,5 +332,5 @@ class TranscribeConsumer(LimitsMixin, ResumeMixin, AsyncWebsocketConsumer):
             return
         logger.info("session error session_id=%s code=%s", self.session_id, error.code)
         metrics.count_error(error.code)
-        await self._send_json(protocol.error_message(error.code, error.message))
+        await self._send_json(protocol.error_message(error.code, error.message, **error.fields))
         await self.close(code=error.close_code)

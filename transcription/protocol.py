@@ -20,11 +20,12 @@ CLIENT_MESSAGE_TYPES = ("start", "finalize", "keepalive", "stop")
 class ProtocolError(Exception):
     """The client broke the protocol: answered with an ``error`` message and a close code."""
 
-    def __init__(self, code: str, message: str, close_code: int = CLOSE_BAD_REQUEST) -> None:
+    def __init__(self, code: str, message: str, close_code: int = CLOSE_BAD_REQUEST, **fields: Any) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.close_code = close_code
+        self.fields = fields  # extra members of the error message, e.g. retry_after_s
 
 
 @dataclass(frozen=True)
@@ -54,5 +55,5 @@ def parse_text_message(text: str, *, max_bytes: int) -> ClientMessage:
     return ClientMessage(kind, data)
 
 
-def error_message(code: str, message: str) -> dict[str, Any]:
-    return {"type": "error", "code": code, "message": message}
+def error_message(code: str, message: str, **fields: Any) -> dict[str, Any]:
+    return {"type": "error", "code": code, "message": message, **fields}

@@ -40,12 +40,16 @@ async def handshake(comm: WebsocketCommunicator) -> tuple[bool, Transcript]:
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_websocket_auth_failures_block_the_address_but_not_others(tenant_a, tight_limits):
+async def test_websocket_auth_failures_block_the_address_with_rate_limited_but_not_others(tenant_a, tight_limits):
     for _ in range(3):
         accepted, transcript = await handshake(communicator(address="10.0.0.1", key="asr_0000_wrong"))
         assert accepted and transcript.close_code == 4001
-    accepted, _ = await handshake(communicator(address="10.0.0.1", key=tenant_a.raw_key))
-    assert not accepted  # even a good key, from this address, until the window passes
+    # Even a good key, from this address, until the window passes; the client is told why and for how long.
+    accepted, transcript = await handshake(communicator(address="10.0.0.1", key=tenant_a.raw_key))
+    assert accepted and transcript.close_code == 4029
+    assert [m["type"] for m in transcript.messages] == ["error"]
+    assert transcript.error["code"] == "rate_limited" and 55 <= transcript.error["retry_after_s"] <= 60
+    assert f"{transcript.error['retry_after_s']} s" in transcript.error["message"]
     comm = communicator(address="10.0.0.2", key=tenant_a.raw_key)
     connected, _ = await comm.connect(timeout=10)
     assert connected

@@ -78,3 +78,18 @@ def test_unreachable_server_exits_non_zero_with_a_clear_message(eval_dir):
     url = f"ws://127.0.0.1:{free_port()}/ws/v1/transcribe"
     result = run_client(str(eval_dir / "real" / "goforward.wav"), "--url", url, "--api-key", "asr_x", timeout=30)
     assert result.returncode == 1 and "connect" in result.stderr.lower() and "Traceback" not in result.stderr
+
+
+def test_a_rate_limited_address_gets_one_clear_rate_limited_line(eval_dir):
+    server = LiveServer(extra_env={"ASR_WS_AUTH_FAILURES": "2", "ASR_PRELOAD": "0", "REDIS_URL": ""})
+    try:
+        wav = str(eval_dir / "real" / "goforward.wav")
+        for _ in range(2):
+            assert "unauthenticated" in run_client(wav, "--url", server.url, "--api-key", "asr_nope").stderr
+        result = run_client(wav, "--url", server.url, "--api-key", make_tenant("cli-limited").raw_key)
+    finally:
+        server.stop()
+    assert result.returncode == 1 and result.stdout == "" and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: rate_limited: Too many failed authentication attempts")
+    assert lines[0].endswith(" s.") and "try again in" in lines[0]
