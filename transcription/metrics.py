@@ -1,19 +1,27 @@
 """Prometheus metrics for /metrics.
 
 Figures the database already holds (live sessions, metered audio, sessions by close reason) are
-read at scrape time, so they are right across every gateway process. Final latency and protocol
-errors happen inside the gateway: the histogram and counter below are there for it to feed
-(``observe_final_latency``, ``count_error``); in a multi-process deployment set
-PROMETHEUS_MULTIPROC_DIR so every process's samples are summed.
+read at scrape time, so they are right across every gateway process; so is the inference backlog
+(per Celery worker from the Redis registry, or this process's embedded engine pool). Final latency,
+protocol errors and the dispatch hop happen inside the gateway: the histograms and counter below
+are there for it to feed (``observe_final_latency``, ``count_error``, ``observe_dispatch_lag``); in
+a multi-process deployment set PROMETHEUS_MULTIPROC_DIR so every process's samples are summed.
 """
 
+import logging
+import time
 from collections.abc import Iterator
 
+import redis
+from django.conf import settings
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from transcription import selectors
+from transcription.workers import registry
+
+logger = logging.getLogger(__name__)
 
 REGISTRY = CollectorRegistry()
 FINAL_LATENCY = Histogram(
@@ -23,6 +31,12 @@ FINAL_LATENCY = Histogram(
     registry=REGISTRY,
 )
 ERRORS = Counter("asr_errors", "Protocol errors sent to clients, by code.", ["code"], registry=REGISTRY)
+DISPATCH_LAG = Histogram(
+    "asr_dispatch_lag_seconds",
+    "From the gateway publishing a session's audio to its Celery worker taking it (worker clock minus gateway clock).",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+    registry=REGISTRY,
+)
 
 
 def observe_final_latency(seconds: float) -> None:
@@ -31,6 +45,10 @@ def observe_final_latency(seconds: float) -> None:
 
 def count_error(code: str) -> None:
     ERRORS.labels(code=code).inc()
+
+
+def observe_dispatch_lag(seconds: float) -> None:
+    DISPATCH_LAG.observe(max(seconds, 0.0))  # hosts' clocks may disagree by a little
 
 
 class DatabaseCollector(Collector):
@@ -44,7 +62,57 @@ class DatabaseCollector(Collector):
         yield closes
 
 
+class BacklogCollector(Collector):
+    """Work waiting for inference: per Celery worker (queue, heartbeat, lag), or the embedded pool."""
+
+    def collect(self) -> Iterator[Metric]:
+        if settings.ASR_DISPATCH == "celery":
+            yield from _worker_metrics()
+        elif settings.ASR_DISPATCH == "local":
+            from transcription.dispatch import get_dispatcher
+
+            # ThreadPoolExecutor keeps its pending calls in _work_queue; there is no public count.
+            waiting = get_dispatcher().executor._work_queue.qsize()  # type: ignore[attr-defined]
+            yield GaugeMetricFamily(
+                "asr_local_pool_queue_depth", "Engine calls waiting for a thread of this process's pool.", waiting
+            )
+
+
+_registry_clients: dict[str, redis.Redis] = {}
+
+
+def _worker_metrics() -> Iterator[Metric]:
+    url = settings.ASR_REGISTRY_URL
+    if url not in _registry_clients:
+        _registry_clients[url] = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    client = _registry_clients[url]
+    try:
+        workers = registry.live_workers_sync(client, settings.ASR_REDIS_PREFIX)
+        depths = registry.queue_depths_sync(client, [w.queue for w in workers])
+    except redis.RedisError as error:
+        logger.warning("worker registry unreadable for /metrics error=%s", error)
+        return
+    now = time.time()
+    depth = GaugeMetricFamily(
+        "asr_worker_queue_depth", "Commands in a worker's Redis queue, not yet fetched by it.", labels=["worker"]
+    )
+    age = GaugeMetricFamily(
+        "asr_worker_heartbeat_age_seconds", "Seconds since a worker's last heartbeat.", labels=["worker"]
+    )
+    lag = GaugeMetricFamily(
+        "asr_worker_lag_seconds",
+        "Age of the oldest audio a worker holds unprocessed (its heartbeat).",
+        labels=["worker"],
+    )
+    for worker, queued in zip(workers, depths, strict=True):
+        depth.add_metric([worker.id], queued)
+        age.add_metric([worker.id], max(now - worker.beat_at, 0.0))
+        lag.add_metric([worker.id], worker.lag_s)
+    yield from (depth, age, lag)
+
+
 REGISTRY.register(DatabaseCollector())
+REGISTRY.register(BacklogCollector())
 
 
 def render() -> bytes:

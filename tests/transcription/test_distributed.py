@@ -219,3 +219,65 @@ async def test_a_worker_frees_and_stores_a_session_whose_gateway_vanished(tenant
     assert session.audio_seconds == pytest.approx(4.0)
     assert len(segments) == 1 and segments[0].reason == "disconnect" and "dashwood" in segments[0].text.lower()
     assert events == []  # nothing reached the vanished gateway
+
+
+async def scrape(settings) -> str:
+    from django.test import AsyncClient
+
+    settings.ASR_METRICS_TOKEN = "scrape-secret"
+    response = await AsyncClient().get("/metrics", headers={"Authorization": "Bearer scrape-secret"})
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def sample(body: str, name: str) -> float:
+    return float(next(line for line in body.splitlines() if line.startswith(name + " ")).rsplit(" ", 1)[1])
+
+
+async def test_metrics_count_one_dispatch_lag_per_audio_command_and_show_each_worker(
+    tenant_a, eval_dir, settings, cluster
+):
+    speech = read_wav(eval_dir / "real" / "goforward.wav").samples.astype(np.float32) / 32768.0
+    pcm = to_s16(np.concatenate([speech, np.zeros(8000, np.float32)]))
+    before = await scrape(settings)
+    transcript = await stream(tenant_a.raw_key, pcm)
+    after = await scrape(settings)
+    assert transcript.close_code == 1000 and [f["text"] for f in transcript.finals]
+    frames = -(-len(pcm) // 3200)
+    count = sample(after, "asr_dispatch_lag_seconds_count") - sample(before, "asr_dispatch_lag_seconds_count")
+    total = sample(after, "asr_dispatch_lag_seconds_sum") - sample(before, "asr_dispatch_lag_seconds_sum")
+    assert count == frames  # every audio command's lag came back with the session's results
+    assert 0 <= total / count < 1.0
+    for name in ("w1", "w2"):
+        assert sample(after, f'asr_worker_queue_depth{{worker="{name}"}}') == 0
+        assert 0 <= sample(after, f'asr_worker_heartbeat_age_seconds{{worker="{name}"}}') < settings.ASR_WORKER_TTL_S
+        assert sample(after, f'asr_worker_lag_seconds{{worker="{name}"}}') >= 0
+
+
+async def test_metrics_show_a_worker_s_unfetched_queue_and_the_age_of_its_last_heartbeat(settings, cluster):
+    from asrplatform.celery import app
+    from transcription.workers import registry
+
+    # A registered worker that consumes nothing (capacity 0: no gateway sends it a session).
+    ghost = registry.WorkerInfo(
+        id="ghost",
+        queue=registry.worker_queue(cluster.prefix, "ghost"),
+        capacity=0,
+        device="cpu",
+        model="none",
+        host="test",
+        pid=0,
+        beat_at=time.time() - 7.5,
+    )
+    cluster.redis.set(registry.worker_key(cluster.prefix, ghost.id), registry.encode(ghost), px=30_000)
+    cluster.redis.sadd(registry.workers_set(cluster.prefix), ghost.id)
+    try:
+        for seq in range(3):
+            await asyncio.to_thread(app.send_task, "asr.ping", args=["nobody", seq, time.time()], queue=ghost.queue)
+        body = await scrape(settings)
+        assert sample(body, 'asr_worker_queue_depth{worker="ghost"}') == 3
+        assert 7.0 <= sample(body, 'asr_worker_heartbeat_age_seconds{worker="ghost"}') < 9.0
+        assert sample(body, 'asr_worker_heartbeat_age_seconds{worker="w1"}') < settings.ASR_WORKER_TTL_S
+    finally:
+        registry.remove_sync(cluster.redis, cluster.prefix, ghost.id)
+        cluster.redis.delete(*registry.queue_redis_keys(ghost.queue))

@@ -1,5 +1,7 @@
 """/metrics: Prometheus text, only with the scrape token or for staff; figures from the database."""
 
+import threading
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
@@ -62,3 +64,45 @@ def test_metrics_report_live_sessions_audio_and_closes_by_reason(tenant_a, tenan
     assert 'asr_sessions_closed_total{reason="stop"} 1.0' in body
     assert "asr_final_latency_seconds_bucket" in body and sample(body, "asr_final_latency_seconds_count") >= 1
     assert 'asr_errors_total{code="quota_exceeded"}' in body
+
+
+def scrape(settings) -> str:
+    settings.ASR_METRICS_TOKEN = "scrape-secret"
+    response = Client().get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-secret")
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_embedded_mode_reports_calls_waiting_for_an_engine_thread(settings):
+    from transcription.dispatch import get_dispatcher
+
+    settings.ASR_DISPATCH = "local"
+    pool = get_dispatcher().executor
+    started, release = threading.Semaphore(0), threading.Event()
+
+    def occupy() -> None:
+        started.release()
+        release.wait(30)
+
+    busy, waiting = [pool.submit(occupy) for _ in range(pool._max_workers)], []
+    try:
+        for _ in busy:
+            assert started.acquire(timeout=10)  # every engine thread is taken
+        assert sample(scrape(settings), "asr_local_pool_queue_depth") == 0
+        waiting += [pool.submit(occupy) for _ in range(3)]
+        assert sample(scrape(settings), "asr_local_pool_queue_depth") == 3
+    finally:
+        release.set()
+    for future in busy + waiting:
+        future.result(timeout=10)
+    assert sample(scrape(settings), "asr_local_pool_queue_depth") == 0
+    assert "asr_worker_queue_depth" not in scrape(settings)
+
+
+def test_an_unreachable_worker_registry_leaves_the_other_metrics_served(settings):
+    from tests.livesrv import free_port
+
+    settings.ASR_DISPATCH = "celery"
+    settings.ASR_REGISTRY_URL = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    body = scrape(settings)
+    assert "asr_live_sessions " in body and "asr_worker_queue_depth" not in body

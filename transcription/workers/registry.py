@@ -48,6 +48,14 @@ def queue_redis_keys(queue: str) -> list[str]:
     return [queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}"]
 
 
+def queue_depths_sync(client, queues: list[str]) -> list[int]:  # type: ignore[no-untyped-def]
+    """Messages waiting in each queue's Redis list (kombu's key without a priority; prefetched ones are gone)."""
+    pipe = client.pipeline()
+    for queue in queues:
+        pipe.llen(queue_redis_keys(queue)[0])
+    return [int(n) for n in pipe.execute()]
+
+
 def encode(info: WorkerInfo) -> str:
     return json.dumps(asdict(info))
 

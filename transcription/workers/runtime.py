@@ -27,6 +27,8 @@ from transcription.workers import registry
 
 logger = logging.getLogger(__name__)
 
+MAX_UNREPORTED_LAGS = 3000  # 5 min of 100 ms frames without a result (interim_results off, no speech)
+
 
 @dataclass
 class WorkerSession:
@@ -36,6 +38,9 @@ class WorkerSession:
     tenant_id: int
     orphaned: bool = False  # the gateway stopped talking: store results here instead
     finishing: bool = False
+    # Seconds from the gateway's send of each audio command to this loop taking it, not yet reported:
+    # they ride on the next message to the gateway (asr_dispatch_lag_seconds).
+    dispatch_lags: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -141,6 +146,8 @@ class WorkerRuntime:
     async def audio(self, *, session_id: str, epoch: int, data: bytes, sent_at: float) -> None:
         session = self._current(session_id, epoch)
         if session is not None:
+            if len(session.dispatch_lags) < MAX_UNREPORTED_LAGS:
+                session.dispatch_lags.append(round(time.time() - sent_at, 4))
             await session.handle.push_audio(data, sent_at=sent_at)
 
     async def finalize(self, *, session_id: str, epoch: int) -> None:
@@ -180,6 +187,8 @@ class WorkerRuntime:
             await self._send(session, {"type": "asr.event", "event": event.to_message()})
 
     async def _send(self, session: WorkerSession, message: dict) -> None:
+        if session.dispatch_lags:
+            message, session.dispatch_lags = {**message, "dispatch_lag_s": session.dispatch_lags}, []
         await get_channel_layer().send(session.reply_channel, {**message, "epoch": session.epoch})
 
     async def _janitor(self) -> None:
