@@ -1,7 +1,8 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.models import ApiKey
-from transcription.models import Segment, Session
+from transcription.models import FileTranscription, Segment, Session
 
 
 class StreamTokenSerializer(serializers.Serializer):
@@ -29,6 +30,7 @@ class SessionSerializer(serializers.ModelSerializer):
             "engine",
             "sample_rate",
             "audio_seconds",
+            "source",
         ]
 
 
@@ -71,3 +73,69 @@ class ApiKeyCreatedSerializer(ApiKeySerializer):
 class SessionFilterSerializer(serializers.Serializer):
     since = serializers.DateField(required=False, help_text="Sessions started on or after this day (UTC).")
     until = serializers.DateField(required=False, help_text="Sessions started on or before this day (UTC).")
+
+
+class TranscriptionCreateSerializer(serializers.Serializer):
+    file = serializers.FileField(
+        allow_empty_file=False, help_text="Audio: WAV, FLAC, MP3, OGG/Opus, WebM or M4A (multipart/form-data)."
+    )
+    language = serializers.CharField(required=False, max_length=10, help_text="e.g. 'en'; 'auto' to detect.")
+    model = serializers.CharField(required=False, max_length=50, help_text="A model name from the catalogue.")
+    word_timestamps = serializers.BooleanField(required=False, default=False)
+    prompt = serializers.CharField(required=False, max_length=200, allow_blank=True)
+    hotwords = serializers.CharField(
+        required=False, max_length=1100, allow_blank=True, help_text="Comma-separated words to favour."
+    )
+    endpointing_ms = serializers.IntegerField(required=False, help_text="Silence that ends an utterance.")
+
+    def engine_options(self) -> dict:
+        """The validated fields in the form a streaming ``start`` message has."""
+        options = {k: v for k, v in self.validated_data.items() if k != "file"}
+        if "hotwords" in options:
+            options["hotwords"] = [w.strip() for w in options["hotwords"].split(",") if w.strip()]
+        return options
+
+
+class TranscriptionErrorSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+
+
+class TranscriptionSerializer(serializers.ModelSerializer):
+    progress = serializers.FloatField(read_only=True, help_text="Share of the audio processed, 0 to 1.")
+    error = serializers.SerializerMethodField()
+    session_id = serializers.UUIDField(read_only=True, help_text="The session holding the segments.")
+
+    class Meta:
+        model = FileTranscription
+        fields = [
+            "id",
+            "status",
+            "progress",
+            "filename",
+            "size_bytes",
+            "format",
+            "duration_s",
+            "processed_s",
+            "error",
+            "session_id",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+
+    @extend_schema_field(TranscriptionErrorSerializer(allow_null=True))
+    def get_error(self, job: FileTranscription) -> dict | None:
+        return {"code": job.error_code, "message": job.error_message} if job.error_code else None
+
+
+class TranscriptionDetailSerializer(TranscriptionSerializer):
+    segments = SegmentSerializer(source="session.segments", many=True, read_only=True)
+
+    class Meta(TranscriptionSerializer.Meta):
+        fields = [*TranscriptionSerializer.Meta.fields, "segments"]
+
+
+class RefusalSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    detail = serializers.CharField()

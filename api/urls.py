@@ -12,4 +12,6 @@ urlpatterns = [
     path("api/v1/usage", views.UsageView.as_view(), name="api-usage"),
     path("api/v1/keys", views.ApiKeyListCreateView.as_view(), name="api-keys"),
     path("api/v1/keys/<str:prefix>/revoke", views.ApiKeyRevokeView.as_view(), name="api-key-revoke"),
+    path("api/v1/transcriptions", views.TranscriptionListCreateView.as_view(), name="api-transcriptions"),
+    path("api/v1/transcriptions/<uuid:id>", views.TranscriptionDetailView.as_view(), name="api-transcription-detail"),
 ]

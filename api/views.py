@@ -1,9 +1,12 @@
 """REST API v1: thin views over the accounts and transcription services and selectors."""
 
+from django.conf import settings
 from django.http import Http404
+from django.urls import reverse
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
 from rest_framework.pagination import PageNumberPagination
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -13,8 +16,9 @@ from accounts import services as account_services
 from accounts.models import ApiKey
 from api import serializers
 from api.authentication import IsTenantMember, IsTenantOwner
-from transcription import selectors
+from transcription import file_jobs, selectors
 
+UPLOAD_OVERHEAD_BYTES = 64 * 1024  # multipart boundaries and the other form fields
 STREAM_TOKEN_TTL_S = int(account_services.STREAM_TOKEN_TTL.total_seconds())
 
 
@@ -103,3 +107,61 @@ class ApiKeyRevokeView(APIView):
         except ApiKey.DoesNotExist as exc:
             raise Http404 from exc
         return Response(serializers.ApiKeySerializer(api_key).data)
+
+
+class TranscriptionListCreateView(generics.ListAPIView):
+    """Upload an audio file to transcribe; list this tenant's file transcriptions."""
+
+    permission_classes = [IsTenantMember]
+    serializer_class = serializers.TranscriptionSerializer
+    pagination_class = Pagination
+    parser_classes = [MultiPartParser]
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return selectors.file_job_list(tenant_id=self.request.caller.tenant.pk)
+
+    @extend_schema(
+        request={"multipart/form-data": serializers.TranscriptionCreateSerializer},
+        responses={
+            202: serializers.TranscriptionSerializer,
+            400: serializers.RefusalSerializer,
+            413: serializers.RefusalSerializer,
+            429: serializers.RefusalSerializer,
+        },
+    )
+    def post(self, request: Request) -> Response:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        if declared > settings.ASR_FILE_MAX_BYTES + UPLOAD_OVERHEAD_BYTES:  # refuse before reading the body
+            return _refusal(
+                file_jobs.JobRefused("too_large", f"Files may be at most {settings.ASR_FILE_MAX_BYTES} bytes.", 413)
+            )
+        form = serializers.TranscriptionCreateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        key = request.auth if isinstance(request.auth, ApiKey) else None
+        try:
+            job = file_jobs.job_create(
+                tenant_id=request.caller.tenant.pk,
+                api_key_id=key.pk if key else None,
+                upload=form.validated_data["file"],
+                options=form.engine_options(),
+            )
+        except file_jobs.JobRefused as refusal:
+            return _refusal(refusal)
+        location = reverse("api-transcription-detail", kwargs={"id": job.pk})
+        data = serializers.TranscriptionSerializer(job).data
+        return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": location})
+
+
+class TranscriptionDetailView(generics.RetrieveAPIView):
+    """Status, progress and (as they are stored) the segments of one file transcription."""
+
+    permission_classes = [IsTenantMember]
+    serializer_class = serializers.TranscriptionDetailSerializer
+    lookup_field = "id"
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return selectors.file_job_list(tenant_id=self.request.caller.tenant.pk).prefetch_related("session__segments")
+
+
+def _refusal(refusal: "file_jobs.JobRefused") -> Response:
+    return Response({"code": refusal.code, "detail": refusal.message}, status=refusal.status)

@@ -25,3 +25,7 @@ application = ProtocolTypeRouter(
 
 if settings.ASR_PRELOAD and settings.ASR_DISPATCH == "local":
     get_dispatcher().preload()  # type: ignore[attr-defined]
+    # Embedded mode runs file jobs in this process: pick up those a previous process left behind.
+    from transcription.file_jobs import resume_local_jobs  # noqa: E402
+
+    resume_local_jobs()

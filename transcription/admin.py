@@ -3,7 +3,7 @@ from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 
-from transcription.models import Segment, Session
+from transcription.models import FileTranscription, Segment, Session
 from transcription.selectors import DailyUsage, usage_per_day_all_tenants
 
 CHART_W, CHART_H, PAD = 760, 260, 40
@@ -52,8 +52,18 @@ def usage_chart(usage: DailyUsage) -> dict:
 
 @admin.register(Session)
 class SessionAdmin(admin.ModelAdmin):
-    list_display = ["id", "tenant", "started_at", "ended_at", "status", "close_reason", "audio_seconds", "language"]
-    list_filter = ["tenant", "status", "close_reason", "started_at"]
+    list_display = [
+        "id",
+        "tenant",
+        "source",
+        "started_at",
+        "ended_at",
+        "status",
+        "close_reason",
+        "audio_seconds",
+        "language",
+    ]
+    list_filter = ["tenant", "source", "status", "close_reason", "started_at"]
     search_fields = ["id", "segments__text"]
     date_hierarchy = "started_at"
     readonly_fields = [f.name for f in Session._meta.fields]
@@ -76,3 +86,17 @@ class SessionAdmin(admin.ModelAdmin):
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/transcription/session/usage.html", context)
+
+
+@admin.register(FileTranscription)
+class FileTranscriptionAdmin(admin.ModelAdmin):
+    """Uploaded files: read-only; the transcript is on the linked session."""
+
+    list_display = ["id", "tenant", "filename", "status", "duration_s", "processed_s", "error_code", "created_at"]
+    list_filter = ["tenant", "status", "error_code", "created_at"]
+    search_fields = ["id", "filename", "session__segments__text"]
+    date_hierarchy = "created_at"
+    readonly_fields = [f.name for f in FileTranscription._meta.fields]
+
+    def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
+        return False

@@ -23,8 +23,13 @@ class Session(models.Model):
         BAD_REQUEST = "bad_request", "Bad message or audio"
         INTERNAL_ERROR = "internal_error", "Internal error"
 
+    class Source(models.TextChoices):
+        STREAM = "stream", "Live stream"
+        FILE = "file", "File upload"
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="sessions")
+    source = models.CharField(max_length=6, choices=Source.choices, default=Source.STREAM)
     api_key = models.ForeignKey(ApiKey, on_delete=models.SET_NULL, null=True, blank=True, related_name="sessions")
     started_at = models.DateTimeField(auto_now_add=True, db_index=True)
     ended_at = models.DateTimeField(null=True, blank=True)
@@ -67,3 +72,54 @@ class Segment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.session_id}#{self.index}"
+
+
+class FileTranscription(models.Model):
+    """An uploaded audio file being transcribed offline; its finals go to a ``file`` session.
+
+    The session carries the segments and the metered audio seconds, so files count against the
+    same monthly quota and show up in the same transcript views as live streams. The upload is
+    deleted once the job ends: customer audio is kept no longer than it is needed.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="file_transcriptions")
+    api_key = models.ForeignKey(
+        ApiKey, on_delete=models.SET_NULL, null=True, blank=True, related_name="file_transcriptions"
+    )
+    session = models.OneToOneField(Session, on_delete=models.CASCADE, related_name="file_transcription")
+    audio = models.FileField(upload_to="uploads/%Y/%m/", blank=True)
+    filename = models.CharField(max_length=255, blank=True)
+    size_bytes = models.PositiveBigIntegerField(default=0)
+    format = models.CharField(max_length=40, blank=True)
+    options = models.JSONField(default=dict)  # the validated start options (language, model, ...)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    duration_s = models.FloatField(null=True, blank=True)  # from the container header until decoded
+    processed_s = models.FloatField(default=0.0)
+    error_code = models.CharField(max_length=32, blank=True)
+    error_message = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["tenant", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.filename or self.id} ({self.tenant})"
+
+    @property
+    def progress(self) -> float:
+        """Share of the audio processed, 0..1 (1 once done)."""
+        if self.status == self.Status.DONE:
+            return 1.0
+        if not self.duration_s:
+            return 0.0
+        return max(0.0, min(1.0, self.processed_s / self.duration_s))

@@ -8,11 +8,15 @@ from django.db.models import Count, Max, Prefetch, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from transcription.models import Segment, Session
+from transcription.models import FileTranscription, Segment, Session
 
 
 def session_list(*, tenant_id: int) -> QuerySet[Session]:
     return Session.objects.filter(tenant_id=tenant_id)
+
+
+def file_job_list(*, tenant_id: int) -> QuerySet[FileTranscription]:
+    return FileTranscription.objects.filter(tenant_id=tenant_id).order_by("-created_at", "id")
 
 
 def session_get(*, tenant_id: int, session_id: uuid.UUID) -> Session:

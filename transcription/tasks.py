@@ -6,6 +6,7 @@ tells a session's current worker assignment from an earlier one after a failover
 """
 
 from celery import shared_task
+from django.conf import settings
 
 from transcription.workers.runtime import current_runtime
 
@@ -57,3 +58,23 @@ def asr_ping(reply_channel: str, seq: int, sent_at: float) -> None:
     """Answer on ``reply_channel`` through the same path results take (for the hop benchmark)."""
     runtime = current_runtime()
     runtime.submit(runtime.pong(reply_channel=reply_channel, seq=seq, sent_at=sent_at))
+
+
+# A file job may run as long as the longest file takes to decode (far slower than real time only
+# with a large model on CPU); the global 30 s limits are for the streaming tasks above.
+FILE_TASK_TIME_LIMIT_S = int(settings.ASR_FILE_MAX_DURATION_S * 2 + 600)
+
+
+@shared_task(
+    name="asr.transcribe_file",
+    ignore_result=True,
+    acks_late=True,  # a job whose worker dies is delivered again, not lost
+    reject_on_worker_lost=True,
+    soft_time_limit=FILE_TASK_TIME_LIMIT_S,
+    time_limit=FILE_TASK_TIME_LIMIT_S + 60,
+)
+def asr_transcribe_file(job_id: str) -> None:
+    """Run a file transcription job (on a file worker: ``manage.py asr_file_worker``)."""
+    from transcription.file_jobs import run_job
+
+    run_job(job_id)

@@ -192,6 +192,18 @@ ASR_MAX_BACKLOG_S = env_float("ASR_MAX_BACKLOG_S", 30.0)
 # Serve /static/ from the ASGI app (embedded mode); set false behind a proxy that serves STATIC_ROOT.
 ASR_SERVE_STATIC = env_bool("ASR_SERVE_STATIC", True)
 
+# --- File transcription (POST /api/v1/transcriptions) ---------------------------------------
+# Uploads wait here until their job has run (then they are deleted). Never served over HTTP.
+# With Celery dispatch the file workers must see the same storage (a shared volume, or S3
+# through django-storages as STORAGES["default"]).
+MEDIA_ROOT = Path(os.environ.get("ASR_MEDIA_ROOT", BASE_DIR / "var" / "media"))
+ASR_FILE_MAX_BYTES = env_int("ASR_FILE_MAX_BYTES", 200 * 1024 * 1024)
+ASR_FILE_MAX_DURATION_S = env_float("ASR_FILE_MAX_DURATION_S", 3 * 3600.0)
+# Celery queue of the file workers (`make stack` starts one); embedded mode runs jobs in-process.
+ASR_FILE_QUEUE = os.environ.get("ASR_FILE_QUEUE", "asr.files")
+# Jobs running at once in embedded mode (each takes CPU from live streams).
+ASR_FILE_LOCAL_WORKERS = env_int("ASR_FILE_LOCAL_WORKERS", 1)
+
 # --- Distributed inference (ASR_DISPATCH=celery) ------------------------------------------
 
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL or "redis://127.0.0.1:6379/0")
@@ -205,6 +217,9 @@ CELERY_TASK_SOFT_TIME_LIMIT = 30
 CELERY_TASK_TIME_LIMIT = 60
 CELERY_WORKER_PREFETCH_MULTIPLIER = 64  # tasks only hand audio to the in-process engine: fetch many
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A file job is acknowledged when it ends (acks_late); Redis would hand it to a second worker
+# after the visibility timeout, so that must outlast the longest job.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(ASR_FILE_MAX_DURATION_S * 2 + 3600)}
 # Redis keys of the worker registry; one prefix per deployment sharing a Redis.
 ASR_REDIS_PREFIX = os.environ.get("ASR_REDIS_PREFIX", "asr")
 ASR_REGISTRY_URL = os.environ.get("ASR_REGISTRY_URL", REDIS_URL or "redis://127.0.0.1:6379/0")

@@ -1,6 +1,8 @@
 """Settings for the test suite: the real PostgreSQL of this machine unless DATABASE_URL says otherwise."""
 
 import os
+import tempfile
+from pathlib import Path
 
 import dj_database_url
 
@@ -12,3 +14,5 @@ DATABASES = {
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 ASR_PRELOAD = False
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}  # per run, never shared
+# Uploads of this run only; exported so servers and workers the tests start share it.
+MEDIA_ROOT = Path(os.environ.setdefault("ASR_MEDIA_ROOT", tempfile.mkdtemp(prefix="asr-test-media-")))

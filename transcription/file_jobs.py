@@ -1,0 +1,274 @@
+"""File transcription: accept an upload, run it through the streaming engine offline, meter it.
+
+An upload becomes a ``FileTranscription`` job plus a ``file`` Session that receives its finals and
+its metered audio seconds, so files share the monthly quota, the usage figures and the transcript
+views with live streams. Jobs run on a Celery file worker (``manage.py asr_file_worker``) with
+Celery dispatch, or in a small thread pool inside the server in embedded mode.
+
+The same engine as live streams (VAD endpointing, then Whisper per utterance, no partials) gives
+files the same segmentation and accuracy as a stream of the same audio.
+"""
+
+import dataclasses
+import logging
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.utils import timezone
+
+from transcription import audiofile, selectors, services
+from transcription.engine import SessionConfig, StreamingSession
+from transcription.engine.audio import TARGET_RATE
+from transcription.engine.config import ConfigError, parse_start
+from transcription.engine.models import load_models
+from transcription.engine_settings import model_settings_from_django
+from transcription.models import FileTranscription, Session
+
+logger = logging.getLogger(__name__)
+
+PROGRESS_EVERY_S = 1.0  # wall-clock seconds between progress (and metering) writes
+# What a client may set for a file; the rest of the engine config is fixed for offline decoding.
+CLIENT_OPTIONS = ("language", "model", "word_timestamps", "prompt", "hotwords", "endpointing_ms", "max_utterance_s")
+
+
+@dataclass
+class JobRefused(Exception):
+    """An upload we do not accept; ``status`` is the HTTP status, ``code`` stable for clients."""
+
+    code: str
+    message: str
+    status: int = 400
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def parse_options(options: dict[str, Any]) -> SessionConfig:
+    """Validate the client's options exactly as a stream's ``start`` message is validated."""
+    from transcription.consumers import session_limits
+
+    start = {k: v for k, v in options.items() if k in CLIENT_OPTIONS and v is not None}
+    start.update(sample_rate=TARGET_RATE, encoding="pcm_f32le", channels=1, interim_results=False)
+    try:
+        return parse_start(start, session_limits())
+    except ConfigError as exc:
+        raise JobRefused("bad_request", str(exc)) from exc
+
+
+def _config_from_json(data: dict[str, Any]) -> SessionConfig:
+    fields = {f.name for f in dataclasses.fields(SessionConfig)}
+    values = {k: v for k, v in data.items() if k in fields}
+    values["hotwords"] = tuple(values.get("hotwords", ()))
+    return SessionConfig(**values)
+
+
+def job_create(
+    *, tenant_id: int, api_key_id: int | None, upload: UploadedFile, options: dict[str, Any]
+) -> FileTranscription:
+    """Check and store an upload, create its job and session, and queue it once committed.
+
+    Refuses (JobRefused) files that are too big, not audio, too long, or longer than what is left
+    of the tenant's monthly quota; nothing is stored for a refused upload.
+    """
+    if upload.size is None or upload.size > settings.ASR_FILE_MAX_BYTES:
+        raise JobRefused("too_large", f"Files may be at most {settings.ASR_FILE_MAX_BYTES} bytes.", 413)
+    config = parse_options(options)
+    upload.seek(0)
+    try:
+        info = audiofile.probe(upload)
+    except audiofile.AudioFileError as exc:
+        raise JobRefused(exc.code, str(exc)) from exc
+    max_s = settings.ASR_FILE_MAX_DURATION_S
+    if info.duration_s is not None and info.duration_s > max_s:
+        raise JobRefused(
+            "too_long", f"The audio lasts {info.duration_s:.0f} s; files may last at most {max_s:g} s.", 413
+        )
+    allowance = selectors.tenant_allowance(tenant_id=tenant_id)
+    left_s = allowance.quota_seconds - allowance.used_seconds
+    if left_s <= 0:
+        raise JobRefused("quota_exceeded", f"This month's audio quota ({allowance.quota_seconds:g} s) is used up.", 429)
+    if info.duration_s is not None and info.duration_s > left_s:
+        message = f"The audio lasts {info.duration_s:.1f} s but only {left_s:.1f} s of this month's quota are left."
+        raise JobRefused("quota_exceeded", message, 429)
+    upload.seek(0)
+    with transaction.atomic():
+        session = Session.objects.create(
+            tenant_id=tenant_id,
+            api_key_id=api_key_id,
+            source=Session.Source.FILE,
+            language=config.language,
+            engine=config.model or settings.ASR_MODEL,
+            sample_rate=info.sample_rate,
+        )
+        job = FileTranscription(
+            id=session.id,
+            tenant_id=tenant_id,
+            api_key_id=api_key_id,
+            session=session,
+            filename=(upload.name or "")[-255:],
+            size_bytes=upload.size,
+            format=info.format[:40],
+            duration_s=info.duration_s,
+            options=dataclasses.asdict(config),
+        )
+        job.audio.save(f"{job.id}.upload", upload, save=False)  # never the client's file name on disk
+        job.save()
+        transaction.on_commit(lambda: enqueue(job.id))
+    logger.info("file job queued job_id=%s tenant_id=%s bytes=%d", job.id, tenant_id, job.size_bytes)
+    return job
+
+
+# --- running a job ---------------------------------------------------------------------------
+
+_local_executor: ThreadPoolExecutor | None = None
+
+
+def enqueue(job_id: uuid.UUID) -> None:
+    """Hand a committed job to a Celery file worker, or to this process's file threads."""
+    global _local_executor
+    if settings.ASR_DISPATCH == "celery":
+        from asrplatform.celery import app  # our configured app, not Celery's default one
+
+        app.send_task("asr.transcribe_file", args=[str(job_id)], queue=settings.ASR_FILE_QUEUE)
+        return
+    if _local_executor is None:
+        _local_executor = ThreadPoolExecutor(settings.ASR_FILE_LOCAL_WORKERS, thread_name_prefix="asr-file")
+    _local_executor.submit(_run_logged, job_id)
+
+
+def resume_local_jobs() -> int:
+    """Embedded mode, at start-up: queue again the jobs a previous server process left unfinished."""
+    pending = FileTranscription.objects.filter(
+        status__in=[FileTranscription.Status.QUEUED, FileTranscription.Status.RUNNING]
+    )
+    ids = list(pending.values_list("id", flat=True))
+    for job_id in ids:
+        enqueue(job_id)
+    if ids:
+        logger.info("resuming %d unfinished file jobs", len(ids))
+    return len(ids)
+
+
+def _run_logged(job_id: uuid.UUID) -> None:
+    try:
+        run_job(job_id)
+    except Exception:  # a thread pool would swallow it silently
+        logger.exception("file job crashed job_id=%s", job_id)
+
+
+def _claim(job_id: uuid.UUID | str) -> FileTranscription | None:
+    """Mark the job running. A job found ``running`` is taken again: its worker died mid-way (a
+    redelivered Celery task or a restarted embedded server); segments are written idempotently."""
+    with transaction.atomic():
+        job = FileTranscription.objects.select_for_update().filter(pk=job_id).first()
+        if job is None or job.status in (FileTranscription.Status.DONE, FileTranscription.Status.FAILED):
+            return None
+        job.status = FileTranscription.Status.RUNNING
+        job.started_at = timezone.now()
+        job.processed_s = 0.0
+        job.save(update_fields=["status", "started_at", "processed_s"])
+        return job
+
+
+class _Runner:
+    """One job's run: decode, feed the engine, store finals, report progress, meter, cut at quota."""
+
+    def __init__(self, job: FileTranscription) -> None:
+        self.job = job
+        self.tenant_id = job.tenant_id
+        self.session_id = job.session_id
+        self.engine = StreamingSession(_config_from_json(job.options), load_models(model_settings_from_django()))
+        allowance = selectors.tenant_allowance(tenant_id=self.tenant_id, excluding_session_id=self.session_id)
+        self.left_s = allowance.quota_seconds - allowance.used_seconds
+        self.samples = 0
+        self.last_report = time.monotonic()
+
+    @property
+    def processed_s(self) -> float:
+        return self.samples / TARGET_RATE
+
+    def run(self) -> str:
+        """Transcribe the whole file (or up to the quota); the session's close reason."""
+        max_s = settings.ASR_FILE_MAX_DURATION_S
+        left = max(0, int(self.left_s * TARGET_RATE))
+        with self.job.audio.open("rb") as f:
+            for chunk in audiofile.decode(f, max_s=max_s):
+                if self.samples + len(chunk) > left:
+                    self._feed(chunk[: left - self.samples])
+                    self._store(self.engine.finalize("quota"))
+                    return Session.CloseReason.QUOTA_EXCEEDED
+                self._feed(chunk)
+                if time.monotonic() - self.last_report >= PROGRESS_EVERY_S:
+                    self._report()
+        self._store(self.engine.finalize("stop"))
+        return Session.CloseReason.STOP
+
+    def _feed(self, chunk: Any) -> None:
+        self.samples += len(chunk)
+        self._store(self.engine.accept_audio(chunk.tobytes()))
+
+    def _store(self, events: list) -> None:
+        for event in events:
+            if event.is_final:
+                services.segment_store_final(tenant_id=self.tenant_id, session_id=self.session_id, event=event)
+
+    def _report(self) -> None:
+        self.last_report = time.monotonic()
+        FileTranscription.objects.filter(pk=self.job.pk).update(processed_s=self.processed_s)
+        services.session_meter(tenant_id=self.tenant_id, session_id=self.session_id, audio_seconds=self.processed_s)
+        if not selectors.tenant_allowance(tenant_id=self.tenant_id).active:
+            raise audiofile.AudioFileError("forbidden", "The account was suspended while the file was transcribed.")
+
+
+def run_job(job_id: uuid.UUID | str) -> None:
+    """Run one job to its end; every outcome is written to the job and its session."""
+    job = _claim(job_id)
+    if job is None:
+        return
+    runner: _Runner | None = None
+    close_reason, error = Session.CloseReason.STOP, ("", "")
+    try:
+        runner = _Runner(job)
+        close_reason = runner.run()
+        if close_reason == Session.CloseReason.QUOTA_EXCEEDED:
+            error = ("quota_exceeded", f"The monthly quota ran out after {runner.processed_s:.1f} s of audio.")
+    except audiofile.AudioFileError as exc:
+        close_reason = Session.CloseReason.FORBIDDEN if exc.code == "forbidden" else Session.CloseReason.BAD_REQUEST
+        error = (exc.code, str(exc))
+    except Exception:
+        logger.exception("file job failed job_id=%s", job.pk)
+        close_reason, error = (
+            Session.CloseReason.INTERNAL_ERROR,
+            ("internal_error", "The recognizer failed on this file."),
+        )
+    processed = runner.processed_s if runner else 0.0
+    _finish(job, close_reason=close_reason, error=error, processed_s=processed)
+
+
+def _finish(job: FileTranscription, *, close_reason: str, error: tuple[str, str], processed_s: float) -> None:
+    services.session_finish(
+        tenant_id=job.tenant_id, session_id=job.session_id, close_reason=close_reason, audio_seconds=processed_s
+    )
+    failed = close_reason not in (Session.CloseReason.STOP, Session.CloseReason.QUOTA_EXCEEDED)
+    job.status = FileTranscription.Status.FAILED if failed else FileTranscription.Status.DONE
+    job.error_code, job.error_message = error[0], error[1][:300]
+    job.processed_s = processed_s
+    if not failed:
+        job.duration_s = processed_s if close_reason == Session.CloseReason.STOP else job.duration_s
+    job.finished_at = timezone.now()
+    job.audio.delete(save=False)
+    job.save()
+    logger.info(
+        "file job %s job_id=%s tenant_id=%s audio_s=%.1f code=%s",
+        job.status,
+        job.pk,
+        job.tenant_id,
+        processed_s,
+        error[0] or "-",
+    )
