@@ -26,9 +26,18 @@ const ERROR_TEXT = {
   idle_timeout: "Recording stopped because no audio reached the server for a while.",
   session_limit: "This recording reached the maximum length and was stopped. It is saved.",
   internal_error: "Something went wrong on the server. What was said so far is saved.",
+  rate_limited: "Too many failed sign-in attempts came from this network. Wait a few minutes, then press Start.",
+  forbidden: "This account or key has been disabled. What was said so far is saved.",
 };
 // Refusals that a later reconnect attempt cannot fix.
-const FATAL_CODES = new Set(["quota_exceeded", "concurrency_limit", "session_limit", "idle_timeout"]);
+const FATAL_CODES = new Set([
+  "quota_exceeded",
+  "concurrency_limit",
+  "session_limit",
+  "idle_timeout",
+  "rate_limited",
+  "forbidden",
+]);
 
 const STATE_BADGE = {
   idle: "Ready",
