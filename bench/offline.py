@@ -55,7 +55,7 @@ def load_transcriber() -> tuple[Callable[[np.ndarray], str], str]:
             beam_size=settings.beam_size,
         )
         return (
-            lambda audio: recognizer.transcribe(audio, language="en"),
+            lambda audio: recognizer.transcribe(audio, language="en", fit_window=False),
             "transcription.engine.recognizer.WhisperRecognizer",
         )
     except (ImportError, AttributeError, TypeError) as exc:

@@ -17,6 +17,7 @@ def model_settings_from_django() -> ModelSettings:
         models_dir=str(settings.ASR_MODELS_DIR),
         default_model=settings.ASR_MODEL,
         funasr_dirs=tuple(d for d in settings.ASR_FUNASR_MODEL_DIR.split(",") if d.strip()),
+        fit_window=settings.ASR_WHISPER_FIT_WINDOW,
     )
 
 

@@ -71,8 +71,7 @@ class BacklogCollector(Collector):
         elif settings.ASR_DISPATCH == "local":
             from transcription.dispatch import get_dispatcher
 
-            # ThreadPoolExecutor keeps its pending calls in _work_queue; there is no public count.
-            waiting = get_dispatcher().executor._work_queue.qsize()  # type: ignore[attr-defined]
+            waiting = get_dispatcher().scheduler.queued()  # type: ignore[attr-defined]
             yield GaugeMetricFamily(
                 "asr_local_pool_queue_depth", "Engine calls waiting for a thread of this process's pool.", waiting
             )

@@ -77,14 +77,14 @@ def test_embedded_mode_reports_calls_waiting_for_an_engine_thread(settings):
     from transcription.dispatch import get_dispatcher
 
     settings.ASR_DISPATCH = "local"
-    pool = get_dispatcher().executor
+    pool = get_dispatcher().scheduler
     started, release = threading.Semaphore(0), threading.Event()
 
     def occupy() -> None:
         started.release()
         release.wait(30)
 
-    busy, waiting = [pool.submit(occupy) for _ in range(pool._max_workers)], []
+    busy, waiting = [pool.submit(occupy) for _ in range(pool.threads)], []
     try:
         for _ in busy:
             assert started.acquire(timeout=10)  # every engine thread is taken

@@ -1,19 +1,20 @@
-"""Embedded dispatch: every session's engine runs in a shared thread pool inside this process.
+"""Embedded dispatch: every session's engine runs on the decode scheduler's threads in this process.
 
 Each session has one asyncio task that feeds its engine in arrival order, so the event loop never
-runs a model and one session's audio is never processed by two threads at once. Partials are
-decoded only when the session has caught up with its audio (the newest audio is all that matters).
+runs a model and one session's audio is never processed by two threads at once. The scheduler
+(scheduler.py) runs audio intake and finals before speculative decodes before partials; a partial
+is decoded only when the session has caught up with its audio (the newest audio is all that matters).
 """
 
 import asyncio
 import logging
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 
 from transcription.dispatch.base import Dispatcher, EngineFailure, EventSink, SessionHandle
+from transcription.dispatch.scheduler import PARTIAL, SPECULATIVE, STALE, URGENT, DecodeScheduler
 from transcription.engine import SessionConfig, StreamingSession
 from transcription.engine.audio import AudioFormatError
 from transcription.engine.models import ModelSettings, load_models, model_registry
@@ -90,7 +91,29 @@ class LocalSessionHandle(SessionHandle):
         await asyncio.shield(self.done.wait())
 
     async def _call(self, fn, *args):  # type: ignore[no-untyped-def]
-        return await asyncio.get_running_loop().run_in_executor(self.dispatcher.executor, fn, *args)
+        return await self.dispatcher.scheduler.run(partial(fn, *args), kind=URGENT)
+
+    async def _decode_partial(self, engine: StreamingSession) -> None:
+        """A partial (or a speculative final) at its class's priority; if fresh audio arrived while it
+        waited, take that audio in first and ask again with the same place in line."""
+        scheduler = self.dispatcher.scheduler
+        kind = SPECULATIVE if engine.speculation_due() else PARTIAL
+        ticket = scheduler.new_ticket()
+        while True:
+            fresh_audio = self.queue.empty
+            event = await scheduler.run(engine.decode_partial, kind=kind, ticket=ticket, still_wanted=fresh_audio)
+            if event is not STALE:
+                break
+            while not self.queue.empty():
+                if not isinstance(self.queue._queue[0], _Audio):  # type: ignore[attr-defined]
+                    return  # finalize or finish: the session loop handles it
+                for final in await self._call(engine.accept_audio, self._batch(self.queue.get_nowait().data)):
+                    await self.sink(final)
+            if not engine.partial_due(time.monotonic()):
+                return  # the utterance ended with that audio: its final took the partial's place
+            kind = SPECULATIVE if engine.speculation_due() else PARTIAL
+        if event is not None:
+            await self.sink(event)
 
     async def _run(self) -> None:
         try:
@@ -108,10 +131,9 @@ class LocalSessionHandle(SessionHandle):
     async def _serve(self, engine: StreamingSession) -> None:
         while True:
             now = time.monotonic()
+            engine.partial_interval_s = self.dispatcher.scheduler.partial_interval(self.config.partial_interval_s)
             if self.queue.empty() and engine.partial_due(now):
-                event = await self._call(engine.decode_partial)
-                if event is not None:
-                    await self.sink(event)
+                await self._decode_partial(engine)
                 continue
             if self.queue.empty():
                 try:
@@ -154,7 +176,7 @@ class LocalDispatcher(Dispatcher):
     def __init__(self, *, models: ModelSettings, workers: int, max_backlog_s: float) -> None:
         self.model_settings = models
         self.max_backlog_s = max_backlog_s
-        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="asr-engine")
+        self.scheduler = DecodeScheduler(workers)
 
     @classmethod
     def from_settings(cls) -> "LocalDispatcher":
@@ -175,7 +197,7 @@ class LocalDispatcher(Dispatcher):
 
     def preload(self) -> None:
         """Load the models in the background so the first session does not wait for them."""
-        self.executor.submit(load_models, self.model_settings)
+        self.scheduler.submit(partial(load_models, self.model_settings))
 
     def new_engine_session(self, config: SessionConfig, **resume: float) -> StreamingSession:
         return StreamingSession(config, load_models(self.model_settings), **resume)  # type: ignore[arg-type]

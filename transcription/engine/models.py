@@ -30,6 +30,7 @@ class ModelSettings:
     models_dir: str = ""  # where `asr_models install` puts models; "" → <repo>/var/models
     default_model: str = "tiny.en"
     funasr_dirs: tuple[str, ...] = ()  # downloaded FunASR model folders (ASR_FUNASR_MODEL_DIR)
+    fit_window: bool = True  # Whisper encodes only the utterance's share of its 30 s window
 
 
 def package_dir(package: str, *parts: str) -> Path:
@@ -109,6 +110,7 @@ def _build_recognizer(info: ModelInfo, settings: ModelSettings, threads: int) ->
             cpu_threads=threads,
             beam_size=settings.beam_size,
             name=info.name,
+            fit_window=settings.fit_window,
         )
     if info.engine == "paraformer-streaming":
         from transcription.engine.funasr_adapters import ParaformerStreamingRecognizer

@@ -62,6 +62,8 @@ class StreamingSession:
         self.last_partial_at = 0.0
         self.last_partial_end = 0
         self.speculation: Speculation | None = None
+        # The dispatcher may stretch it under load (DecodeScheduler.partial_interval).
+        self.partial_interval_s = config.partial_interval_s
 
     @property
     def audio_seconds(self) -> float:
@@ -97,7 +99,7 @@ class StreamingSession:
             return True
         if not self._partial_has_audio():
             return False
-        return now - self.last_partial_at >= self.config.partial_interval_s
+        return now - self.last_partial_at >= self.partial_interval_s
 
     def seconds_until_partial(self, now: float) -> float | None:
         """When a partial falls due; None when only new audio can make one due."""
@@ -105,7 +107,7 @@ class StreamingSession:
             return 0.0
         if not self._partial_has_audio():
             return None
-        return max(0.0, self.last_partial_at + self.config.partial_interval_s - now)
+        return max(0.0, self.last_partial_at + self.partial_interval_s - now)
 
     def speculation_due(self) -> bool:
         if self.utterance_start is None or self.stream.incremental:

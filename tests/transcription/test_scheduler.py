@@ -1,0 +1,92 @@
+"""The decode scheduler: finals before speculative decodes before partials, stale partials handed
+back with their place kept, and partials that get rarer as they queue up."""
+
+import asyncio
+import threading
+
+import pytest
+
+from transcription.dispatch.scheduler import (
+    MAX_PARTIAL_INTERVAL_S,
+    PARTIAL,
+    SPECULATIVE,
+    STALE,
+    URGENT,
+    DecodeScheduler,
+)
+
+
+@pytest.fixture
+def scheduler():
+    s = DecodeScheduler(2, name="test-sched")
+    yield s
+    s.shutdown()
+
+
+def occupy_all(scheduler: DecodeScheduler) -> threading.Event:
+    """Take every thread until the returned event is set, so later jobs queue up."""
+    started, release = threading.Semaphore(0), threading.Event()
+
+    def hold() -> None:
+        started.release()
+        release.wait(30)
+
+    for _ in range(scheduler.threads):
+        scheduler.submit(hold)
+    for _ in range(scheduler.threads):
+        assert started.acquire(timeout=10)
+    return release
+
+
+def test_urgent_jobs_overtake_queued_partials_and_speculation(scheduler):
+    release = occupy_all(scheduler)
+    order: list[str] = []
+    futures = [
+        scheduler.submit(lambda: order.append("partial-1"), kind=PARTIAL),
+        scheduler.submit(lambda: order.append("partial-2"), kind=PARTIAL),
+        scheduler.submit(lambda: order.append("speculative"), kind=SPECULATIVE),
+        scheduler.submit(lambda: order.append("final"), kind=URGENT),
+    ]
+    assert scheduler.queued() == 4 and scheduler.queued(PARTIAL) == 2
+    release.set()
+    for f in futures:
+        f.result(timeout=10)
+    # Two threads: the first two picks are the final and the speculation, in that order.
+    assert order[:2] == ["final", "speculative"] and set(order[2:]) == {"partial-1", "partial-2"}
+
+
+def test_a_stale_partial_is_handed_back_and_keeps_its_place(scheduler):
+    release = occupy_all(scheduler)
+    order: list[str] = []
+    ticket = scheduler.new_ticket()
+    stale = scheduler.submit(lambda: order.append("old"), kind=PARTIAL, ticket=ticket, still_wanted=lambda: False)
+    release.set()
+    assert stale.result(timeout=10) is STALE and order == []  # not run: its input was out of date
+
+    release = occupy_all(scheduler)
+    later = scheduler.submit(lambda: order.append("later"), kind=PARTIAL)
+    again = scheduler.submit(lambda: order.append("again"), kind=PARTIAL, ticket=ticket)
+    release.set()
+    later.result(timeout=10), again.result(timeout=10)
+    assert order[0] == "again"  # asked first, so served first although resubmitted last
+
+
+def test_exceptions_reach_the_caller(scheduler):
+    def fail() -> None:
+        raise ValueError("engine broke")
+
+    with pytest.raises(ValueError, match="engine broke"):
+        asyncio.run(scheduler.run(fail))
+
+
+def test_partial_interval_stretches_with_queued_partials_up_to_a_bound(scheduler):
+    assert scheduler.partial_interval(0.5) == 0.5
+    release = occupy_all(scheduler)
+    futures = [scheduler.submit(lambda: None, kind=PARTIAL) for _ in range(2)]
+    assert scheduler.partial_interval(0.5) == pytest.approx(1.0)  # one waiting partial per thread
+    futures += [scheduler.submit(lambda: None, kind=PARTIAL) for _ in range(8)]
+    assert scheduler.partial_interval(0.5) == MAX_PARTIAL_INTERVAL_S
+    release.set()
+    for f in futures:
+        f.result(timeout=10)
+    assert scheduler.partial_interval(0.5) == 0.5
