@@ -43,6 +43,16 @@ lint: install
 bench: install
 	$(PY) -m bench
 
+# `make bench-load`: N concurrent real-time streams for N = 1, 2, 4, ... until the SLO breaks;
+# `make bench-memory`: the server's RSS over 500 sessions (docs/benchmarks.md). Flags through
+# BENCH_ARGS, e.g. make bench-load BENCH_ARGS="--levels 1,2,4 --dispatch celery".
+.PHONY: bench-load bench-memory
+bench-load: install
+	$(PY) -m bench load $(BENCH_ARGS)
+
+bench-memory: install
+	$(PY) -m bench memory $(BENCH_ARGS)
+
 # `make stack`: the distributed stack on this machine (Procfile.stack, run by honcho; Ctrl-C stops
 # it): one daphne with ASR_DISPATCH=celery on $(HOST):$(PORT) and two inference workers, against
 # this machine's PostgreSQL (database $(STACK_DB), created if missing) and Redis.

@@ -1,5 +1,8 @@
 """`python -m bench`: run the benchmark, print the tables, write bench/results/latest.json.
 
+`python -m bench load` sweeps concurrent streams up to the SLO (bench/load.py); `python -m bench
+memory` watches the server's memory over many sessions (bench/memory.py).
+
 `python -m bench --dispatch celery` runs the same stream twice in one run, first through the
 embedded server, then through a gateway with Celery dispatch and two inference workers
 (PostgreSQL + Redis), measures the gateway → worker → gateway hop with `asr.ping`, prints both
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
 import logging
 import os
@@ -291,7 +295,13 @@ def _timeline(result: StreamResult) -> list[dict[str, Any]]:
     return [{"t": round(m.arrival - origin, 3), **m.data} for m in result.messages]
 
 
+SUBCOMMANDS = {"load": "bench.load", "memory": "bench.memory"}
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in SUBCOMMANDS:  # `python -m bench load ...`; every other flag is as before
+        return importlib.import_module(SUBCOMMANDS[argv[0]]).main(argv[1:])
     args = build_parser().parse_args(argv)
     args.output = args.output or DEFAULT_OUTPUT[args.dispatch]
     # SIGTERM unwinds like Ctrl-C, so every process this run started is ended (try/finally).

@@ -1,0 +1,363 @@
+"""`python -m bench load`: how many concurrent real-time streams one server serves within the SLO.
+
+For each N in --levels, N clients stream long sessions of the eval clips at once (one asyncio loop,
+real-time pacing, start times staggered over --ramp-s, each client its own seeded clip order), then
+the server settles before the next N. Per N: final latency, partial gaps during speech, first
+partial, WER, server CPU and RSS, errors. The sweep stops at the first N that breaks the SLO;
+capacity is the largest N that met it. One server serves the whole sweep, after a warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import random
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from transcription.client import StreamError, WavAudio, WavError, read_wav
+from transcription.evaluation import ConcatenatedSession, ManifestEntry, concatenate_clips, load_manifest
+
+from .loadstats import ClientOutcome, Slo, capacity, level_figures, slo_failures
+from .server import ServerError, cpu_seconds, memory_bytes
+from .targets import RESULTS, Target, add_target_arguments, check_target_arguments, open_target
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_LEVELS = (1, 2, 4, 6, 8, 10, 12, 16, 20, 24, 32)
+MIB = 2**20
+
+
+def _levels(text: str) -> list[int]:
+    try:
+        levels = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of integers: {text!r}") from None
+    if not levels or levels[0] < 1:
+        raise argparse.ArgumentTypeError("levels are positive integers, e.g. 1,2,4")
+    return levels
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench load", description=__doc__)
+    add_target_arguments(p)
+    p.add_argument("--levels", type=_levels, default=list(DEFAULT_LEVELS), help="concurrent clients per level")
+    p.add_argument("--session-s", type=float, default=60.0, help="audio per client session (default 60)")
+    p.add_argument("--gap-s", type=float, default=1.0, help="silence between clips (default 1)")
+    p.add_argument("--ramp-s", type=float, default=3.0, help="client starts spread over this (default 3)")
+    p.add_argument("--seed", type=int, default=1, help="clip order of each client (default 1)")
+    p.add_argument("--settle-timeout-s", type=float, default=60.0, help="wait for an idle server (default 60)")
+    p.add_argument("--drain-timeout-s", type=float, default=120.0, help="per client, after its last frame")
+    p.add_argument("--keep-going", action="store_true", help="run every level, even after the SLO broke")
+    s = p.add_argument_group("SLO")
+    s.add_argument("--slo-final-p95-ms", type=float, default=1300.0, help="default 1300")
+    s.add_argument("--slo-partial-gap-ms", type=float, default=1500.0, help="max gap in speech, default 1500")
+    s.add_argument("--slo-max-errors", type=int, default=0, help="default 0")
+    s.add_argument("--slo-max-wer", type=float, help="e.g. 0.15 (default: not part of the SLO)")
+    p.add_argument("--output", type=Path, help="JSON results (default bench/results/load.json)")
+    p.add_argument("--plot", type=Path, help="PNG plot (default: the --output path with .png)")
+    p.add_argument("--no-plot", action="store_true", help="write no PNG")
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress")
+    return p
+
+
+# --- sessions ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClientPlan:
+    client: int
+    offset_s: float
+    session: ConcatenatedSession
+    audio: WavAudio
+
+
+def clip_order(
+    entries: list[ManifestEntry], durations: dict[str, float], *, target_s: float, gap_s: float, rng: random.Random
+) -> list[ManifestEntry]:
+    """Shuffled clips, reshuffled each round, until the session reaches `target_s` (gaps included)."""
+    order: list[ManifestEntry] = []
+    total = 0.0
+    while total < target_s:
+        round_ = list(entries)
+        rng.shuffle(round_)
+        for entry in round_:
+            total += durations[entry.name] + (gap_s if order else 0.0)
+            order.append(entry)
+            if total >= target_s:
+                break
+    return order
+
+
+def client_plans(
+    entries: list[ManifestEntry], n: int, *, session_s: float, gap_s: float, ramp_s: float, seed: int
+) -> list[ClientPlan]:
+    """N sessions, client i starting at i/N of the ramp; client i's clip order is the same at every N."""
+    durations = {e.name: read_wav(e.audio_path).duration_s for e in entries}
+    plans = []
+    for client in range(n):
+        rng = random.Random(f"{seed}:{client}")
+        order = clip_order(entries, durations, target_s=session_s, gap_s=gap_s, rng=rng)
+        session = concatenate_clips(order, gap_s=gap_s)
+        audio = WavAudio.from_float(session.audio, session.sample_rate)
+        plans.append(ClientPlan(client, round(ramp_s * client / n, 3), session, audio))
+    return plans
+
+
+# --- one level -----------------------------------------------------------------------------------
+
+
+def _rss(pid: int) -> int | None:
+    try:
+        return memory_bytes(pid)["rss"]
+    except OSError:
+        return None
+
+
+def _cpu(pids: dict[str, int]) -> dict[str, float]:
+    return {role: cpu_seconds(pid) for role, pid in pids.items()}
+
+
+async def _sample_rss(pids: dict[str, int], peaks: dict[str, int], stop: asyncio.Event) -> None:
+    """Each measured process's peak RSS during the level, sampled once a second."""
+    while True:
+        for role, pid in pids.items():
+            if (rss := _rss(pid)) is not None:
+                peaks[role] = max(peaks.get(role, 0), rss)
+        if stop.is_set():
+            return
+        try:
+            await asyncio.wait_for(stop.wait(), 1.0)
+        except TimeoutError:
+            pass
+
+
+async def _client(target: Target, plan: ClientPlan, stream_options: dict[str, Any]) -> ClientOutcome:
+    await asyncio.sleep(plan.offset_s)
+    try:
+        result = await target.stream(plan.audio, realtime=True, **stream_options)
+    except StreamError as exc:
+        return ClientOutcome(plan.client, plan.offset_s, plan.session, None, str(exc))
+    except Exception as exc:  # one client's crash is an error of the level, not the end of the sweep
+        logger.exception("client %d failed", plan.client)
+        return ClientOutcome(plan.client, plan.offset_s, plan.session, None, f"{type(exc).__name__}: {exc}")
+    return ClientOutcome(plan.client, plan.offset_s, plan.session, result)
+
+
+async def _clients(
+    target: Target, plans: list[ClientPlan], stream_options: dict[str, Any], peaks: dict[str, int]
+) -> list[ClientOutcome]:
+    stop = asyncio.Event()
+    sampler = asyncio.create_task(_sample_rss(target.pids, peaks, stop))
+    try:
+        return list(await asyncio.gather(*(_client(target, plan, stream_options) for plan in plans)))
+    finally:
+        stop.set()
+        await sampler
+
+
+def run_level(target: Target, plans: list[ClientPlan], stream_options: dict[str, Any]) -> dict[str, Any]:
+    """Stream every plan at once; the figures of the level, with the server's CPU and memory."""
+    cpu_before, own_before, started = _cpu(target.pids), time.process_time(), time.monotonic()
+    peaks: dict[str, int] = {}
+    outcomes = asyncio.run(_clients(target, plans, stream_options, peaks))
+    wall = time.monotonic() - started
+    own = time.process_time() - own_before
+    cpu = {role: round(used - cpu_before[role], 2) for role, used in _cpu(target.pids).items()}
+    figures = level_figures(outcomes)
+    cores = os.cpu_count() or 1
+    total = sum(cpu.values())
+    figures["wall_s"] = round(wall, 1)
+    figures["server"] = {
+        "cpu_s": cpu,
+        "cpu_pct": round(100 * total / wall, 1) if cpu else None,  # of one core, like top
+        "cpu_pct_of_machine": round(100 * total / wall / cores, 1) if cpu else None,
+        "cpu_s_per_audio_s": round(total / figures["audio_s"], 4) if cpu and figures["audio_s"] else None,
+        "rss_mib": {role: round(rss / MIB, 1) for role, pid in target.pids.items() if (rss := _rss(pid))},
+        "peak_rss_mib": {role: round(rss / MIB, 1) for role, rss in peaks.items()},
+    }
+    figures["bench_client"] = {"cpu_s": round(own, 2), "cpu_pct": round(100 * own / wall, 1)}
+    figures["sessions"] = [
+        {
+            "client": o.client,
+            "offset_s": o.offset_s,
+            "audio_s": round(o.session.duration_s, 1),
+            "clips": [c.name for c in o.session.clips],
+            "problem": o.problem,
+        }
+        for o in outcomes
+    ]
+    return figures
+
+
+def settle(target: Target, *, timeout_s: float, quiet_pct: float = 5.0, window_s: float = 1.0) -> dict[str, Any]:
+    """Wait until the server's processes are idle: every session of the level ended and stored."""
+    started = time.monotonic()
+    if not target.pids:
+        time.sleep(min(timeout_s, 3.0))
+        return {"settle_s": round(time.monotonic() - started, 1), "quiet": None}
+    while True:
+        before = sum(_cpu(target.pids).values())
+        time.sleep(window_s)
+        used_pct = 100 * (sum(_cpu(target.pids).values()) - before) / window_s
+        elapsed = time.monotonic() - started
+        if used_pct < quiet_pct or elapsed >= timeout_s:
+            return {"settle_s": round(elapsed, 1), "quiet": used_pct < quiet_pct}
+
+
+def warm_up(target: Target, entries: list[ManifestEntry], stream_options: dict[str, Any]) -> str | None:
+    """One unmeasured session per inference worker (a second apart, so each worker gets one)."""
+    plans = client_plans(entries[:4], target.warmup_sessions, session_s=5.0, gap_s=1.0, ramp_s=0.0, seed=0)
+    plans = [ClientPlan(p.client, float(p.client), p.session, p.audio) for p in plans]
+    outcomes = asyncio.run(_clients(target, plans, stream_options, {}))
+    return "; ".join(o.problem for o in outcomes if o.problem) or None
+
+
+# --- the sweep -----------------------------------------------------------------------------------
+
+
+def sweep(
+    target: Target,
+    entries: list[ManifestEntry],
+    args: argparse.Namespace,
+    slo: Slo,
+) -> dict[str, Any]:
+    """Warm up, then one level per N until the SLO breaks (or every level with --keep-going)."""
+    stream_options = {
+        "chunk_ms": args.chunk_ms,
+        "start_options": {"endpointing_ms": args.endpointing_ms, "language": "en", "interim_results": True},
+        "drain_timeout": args.drain_timeout_s,
+    }
+    warmup = warm_up(target, entries, stream_options)
+    if warmup:
+        print(f"warning: warm-up session: {warmup}", file=sys.stderr)
+    levels: list[dict[str, Any]] = []
+    for n in args.levels:
+        plans = client_plans(entries, n, session_s=args.session_s, gap_s=args.gap_s, ramp_s=args.ramp_s, seed=args.seed)
+        print(f"N={n}: {n} clients x ~{args.session_s:g} s in real time ...", file=sys.stderr)
+        settled = settle(target, timeout_s=args.settle_timeout_s)
+        level = {"n": n, "settle_before": settled, **run_level(target, plans, stream_options)}
+        level["slo_failures"] = slo_failures(level, slo)
+        level["slo_ok"] = not level["slo_failures"]
+        levels.append(level)
+        print(render_row(level), file=sys.stderr)
+        if not level["slo_ok"] and not args.keep_going:
+            break
+    broke = next((level["n"] for level in levels if not level["slo_ok"]), None)
+    return {"warmup_problem": warmup, "levels": levels, "capacity": capacity(levels), "first_failing_n": broke}
+
+
+# --- report --------------------------------------------------------------------------------------
+
+
+def _v(value: Any, fmt: str = "{:.0f}") -> str:
+    return "-" if value is None else fmt.format(value)
+
+
+HEADER = (
+    f"{'N':>4} {'final p50':>9} {'p95':>6} {'max':>6} {'gap p95':>8} {'max':>6} {'1st p50':>8} "
+    f"{'WER':>6} {'cpu%':>6} {'/box':>5} {'RSS MiB':>9} {'bench%':>7} {'err':>4}  SLO"
+)
+
+
+def render_row(level: dict[str, Any]) -> str:
+    final, gap = level["final_latency_ms"], level["partial_gap_in_speech_ms"]
+    server = level["server"]
+    peaks = dict(server["peak_rss_mib"])
+    first = peaks.pop("gateway", None) or peaks.pop("server", None)
+    rss = "-" if first is None else f"{first:.0f}"
+    if peaks:  # Celery dispatch: the gateway's, then all workers' together
+        rss += f"+{sum(peaks.values()):.0f}"
+    verdict = "ok" if level["slo_ok"] else "FAIL: " + "; ".join(level["slo_failures"])
+    return (
+        f"{level['n']:>4} {_v(final['p50']):>9} {_v(final['p95']):>6} {_v(final['max']):>6} "
+        f"{_v(gap['p95']):>8} {_v(gap['max']):>6} {_v(level['first_partial_ms']['p50']):>8} "
+        f"{_v(level['wer'], '{:.1%}'):>6} {_v(server['cpu_pct']):>6} {_v(server['cpu_pct_of_machine']):>5} "
+        f"{rss:>9} {_v(level['bench_client']['cpu_pct']):>7} {level['errors']:>4}  {verdict}"
+    )
+
+
+def render(figures: dict[str, Any]) -> str:
+    """One row per N, then the capacity and the first errors of any level that had them."""
+    config, slo = figures["config"], figures["slo"]
+    lines = [
+        f"load sweep - {figures['target']['name']}, {config['cpu_count']} cores; sessions of "
+        f"~{config['session_s']:g} s, {config['gap_s']:g} s gaps, real time, starts over {config['ramp_s']:g} s",
+        f"SLO: final p95 <= {_v(slo['final_p95_ms'])} ms, partial gap in speech <= "
+        f"{_v(slo['partial_gap_max_ms'])} ms, errors <= {_v(slo['max_errors'])}"
+        + (f", WER <= {slo['max_wer']:.1%}" if slo["max_wer"] is not None else ""),
+        "latencies in ms; server cpu% of one core (gateway + workers), /box: of all cores; bench%: this "
+        "client's own cpu% of one core; RSS: peak, gateway+workers",
+        "",
+        HEADER,
+        *(render_row(level) for level in figures["levels"]),
+        "",
+        f"capacity: {figures['capacity']} concurrent streams"
+        + (f" (first failing N: {figures['first_failing_n']})" if figures["first_failing_n"] else " (SLO never broke)"),
+    ]
+    if figures.get("warmup_problem"):
+        lines.append(f"WARM-UP PROBLEM: {figures['warmup_problem']}")
+    for level in figures["levels"]:
+        for problem in level["first_errors"]:
+            lines.append(f"  N={level['n']} error: {problem}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    suffix = "" if args.dispatch == "local" else f"-{args.dispatch}"
+    args.output = args.output or RESULTS / f"load{suffix}.json"
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    logging.basicConfig(
+        stream=sys.stderr,
+        format="%(levelname)s %(name)s %(message)s",
+        level=logging.INFO if args.verbose else logging.WARNING,
+    )
+    if problem := check_target_arguments(args):
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    slo = Slo(args.slo_final_p95_ms, args.slo_partial_gap_ms, args.slo_max_errors, args.slo_max_wer)
+    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    try:
+        entries = load_manifest(args.eval_dir)
+        with open_target(args, args.output.parent) as target:
+            outcome = sweep(target, entries, args, slo)
+    except (StreamError, ServerError, WavError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    figures = {
+        "created": started,
+        "target": {"name": target.name, "url": target.url, "measured": sorted(target.pids), **target.info},
+        "config": {
+            "levels": args.levels,
+            "session_s": args.session_s,
+            "gap_s": args.gap_s,
+            "ramp_s": args.ramp_s,
+            "seed": args.seed,
+            "chunk_ms": args.chunk_ms,
+            "endpointing_ms": args.endpointing_ms,
+            "eval_dir": str(args.eval_dir),
+            "dispatch": "external" if args.url else args.dispatch,
+            "cpu_count": os.cpu_count(),
+        },
+        "slo": slo.as_dict(),
+        **outcome,
+    }
+    print(render(figures))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(figures, indent=2, ensure_ascii=False) + "\n")
+    print(f"\nwritten: {args.output}", file=sys.stderr)
+    if not args.no_plot:
+        from .plot import plot_load
+
+        png = args.plot or args.output.with_suffix(".png")
+        plot_load(figures, png)
+        print(f"written: {png}", file=sys.stderr)
+    return 0

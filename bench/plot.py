@@ -1,0 +1,71 @@
+"""The load sweep as a PNG: latency, partial gaps and WER against concurrent streams, SLO and capacity.
+
+matplotlib with the Agg backend (no display), imported only when a plot is written.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def _series(levels: list[dict[str, Any]], key: str, stat: str) -> list[float]:
+    return [float("nan") if level[key][stat] is None else level[key][stat] for level in levels]
+
+
+def plot_load(figures: dict[str, Any], path: Path) -> None:
+    """Three panels sharing N: final latency p50/p95/max, partial gap in speech, WER."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    levels, slo = figures["levels"], figures["slo"]
+    ns = [level["n"] for level in levels]
+    fig, (lat, gap, wer) = plt.subplots(3, 1, sharex=True, figsize=(8, 9), height_ratios=(3, 2, 2))
+    for stat, style in (("p50", "o-"), ("p95", "s-"), ("max", "^:")):
+        lat.plot(ns, _series(levels, "final_latency_ms", stat), style, label=f"final latency {stat}")
+    if slo["final_p95_ms"] is not None:
+        lat.axhline(slo["final_p95_ms"], color="red", linestyle="--", label=f"SLO p95 {slo['final_p95_ms']:g} ms")
+    lat.set_ylabel("ms after last audio sent")
+    for stat, style in (("p95", "s-"), ("max", "^:")):
+        gap.plot(ns, _series(levels, "partial_gap_in_speech_ms", stat), style, label=f"partial gap in speech {stat}")
+    if slo["partial_gap_max_ms"] is not None:
+        gap.axhline(
+            slo["partial_gap_max_ms"], color="red", linestyle="--", label=f"SLO max {slo['partial_gap_max_ms']:g} ms"
+        )
+    gap.set_ylabel("ms")
+    wer.plot(ns, [float("nan") if level["wer"] is None else 100 * level["wer"] for level in levels], "o-", label="WER")
+    if slo.get("max_wer") is not None:
+        wer.axhline(100 * slo["max_wer"], color="red", linestyle="--", label=f"SLO {slo['max_wer']:.0%}")
+    wer.set_ylabel("WER %")
+    wer.set_xlabel("concurrent real-time streams (N)")
+    failed = [level for level in levels if not level["slo_ok"]]
+    if failed:
+        first = failed[0]
+        lat.plot(
+            [first["n"]],
+            [first["final_latency_ms"]["p95"] or 0],
+            "rx",
+            markersize=12,
+            label=f"SLO broken at N={first['n']}",
+        )
+    for ax in (lat, gap, wer):
+        if figures["capacity"]:
+            ax.axvline(figures["capacity"], color="green", alpha=0.6, label=f"capacity {figures['capacity']}")
+        if failed:
+            ax.axvspan(failed[0]["n"] - 0.5, max(ns) + 0.5, color="red", alpha=0.07)
+        ax.set_ylim(bottom=0)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8, loc="best")
+    config = figures["config"]
+    fig.suptitle(
+        f"{figures['target']['name']}: capacity {figures['capacity']} streams "
+        f"({config['cpu_count']} cores, ~{config['session_s']:g} s sessions in real time)",
+        fontsize=11,
+    )
+    lat.set_xticks(ns)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
