@@ -1,0 +1,72 @@
+"""`python -m bench.batching`: does decoding several sessions' utterances in one CTranslate2 batch pay?
+
+The decode scheduler could gather utterances of different sessions into one ``generate`` call.
+On a GPU that amortises the kernel launches; on a CPU the same matrix work is done either way.
+This measures it on this machine before anyone enables it: the same utterances (../shared/eval
+clips, cut to the fitted encoder window the engine uses) decoded one by one and in batches of
+2, 4 and 8, with CPU and wall time per utterance.
+"""
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+from transcription.engine.models import ModelSettings, load_models
+from transcription.evaluation import load_manifest
+
+DEFAULT_EVAL = Path(__file__).resolve().parent.parent.parent / "shared" / "eval" / "real"
+
+
+def _clips(eval_dir: Path) -> list[np.ndarray]:
+    import av
+
+    clips = []
+    for entry in load_manifest(eval_dir):
+        with av.open(str(entry.audio_path)) as container:
+            resampler = av.AudioResampler(format="flt", layout="mono", rate=16000)
+            stream = container.streams.audio[0]
+            parts = [o.to_ndarray().reshape(-1) for f in container.decode(stream) for o in resampler.resample(f)]
+        clips.append(np.concatenate(parts))
+    return clips
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.batching", description=__doc__)
+    parser.add_argument("--eval-dir", type=Path, default=DEFAULT_EVAL)
+    parser.add_argument("--sizes", default="1,2,4,8", help="batch sizes (default 1,2,4,8)")
+    parser.add_argument("--window-s", type=int, default=10, help="encoder window for every utterance (default 10)")
+    args = parser.parse_args(argv)
+
+    from faster_whisper.audio import pad_or_trim
+    from faster_whisper.tokenizer import Tokenizer
+
+    model = load_models(ModelSettings()).recognizer_for("").model  # type: ignore[attr-defined]
+    tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language="en")
+    prompt = model.get_prompt(tokenizer, [], without_timestamps=True)
+    frames = args.window_s * 100
+    clips = [c[: args.window_s * 16000 - 16000] for c in _clips(args.eval_dir)]
+    features = [pad_or_trim(model.feature_extractor(c)[:, :frames], frames) for c in clips]
+    print(f"{len(clips)} utterances, encoder window {args.window_s} s, tiny.en int8, {model.model.device}")
+    print(f"{'batch':>5} {'CPU ms/utt':>11} {'wall ms/utt':>12} {'wall ms/batch':>14}")
+    model.model.generate(model.encode(features[0]), [prompt], beam_size=1, max_length=64)  # warm-up
+    for size in (int(s) for s in args.sizes.split(",")):
+        cpu0, wall0, batches = time.process_time(), time.perf_counter(), 0
+        for _ in range(2):
+            for i in range(0, len(features), size):
+                group = features[i : i + size]
+                while len(group) < size:  # keep every batch full so the sizes compare
+                    group = group + features[: size - len(group)]
+                encoded = model.encode(np.stack(group))
+                model.model.generate(encoded, [prompt] * size, beam_size=1, max_length=len(prompt) + 96)
+                batches += 1
+        utterances = batches * size
+        cpu = (time.process_time() - cpu0) * 1000
+        wall = (time.perf_counter() - wall0) * 1000
+        print(f"{size:>5} {cpu / utterances:>11.1f} {wall / utterances:>12.1f} {wall / batches:>14.1f}")
+    print("A batch's members all wait for the whole batch: compare 'wall ms/batch' with the single decode.")
+
+
+if __name__ == "__main__":
+    main()
