@@ -18,6 +18,7 @@ def model_settings_from_django() -> ModelSettings:
         default_model=settings.ASR_MODEL,
         funasr_dirs=tuple(d for d in settings.ASR_FUNASR_MODEL_DIR.split(",") if d.strip()),
         fit_window=settings.ASR_WHISPER_FIT_WINDOW,
+        decode_workers=settings.ASR_DECODE_WORKERS,
     )
 
 

@@ -163,6 +163,9 @@ ASR_BEAM_SIZE = env_int("ASR_BEAM_SIZE", 1)
 # Whisper encodes only as much of its 30 s window as the utterance needs (min 10 s): ~3x less CPU
 # per decode on CPU with the same words. False: faster-whisper's own decoding.
 ASR_WHISPER_FIT_WINDOW = env_bool("ASR_WHISPER_FIT_WINDOW", True)
+# Whisper decodes that run at once (CTranslate2 replicas, each with ASR_CPU_THREADS threads).
+# 1: decodes take turns, each using every core.
+ASR_DECODE_WORKERS = env_int("ASR_DECODE_WORKERS", 1)
 ASR_LOCAL_WORKERS = env_int("ASR_LOCAL_WORKERS", 2)
 # Load the models when the server starts instead of on the first session.
 ASR_PRELOAD = env_bool("ASR_PRELOAD", True)

@@ -31,6 +31,7 @@ class ModelSettings:
     default_model: str = "tiny.en"
     funasr_dirs: tuple[str, ...] = ()  # downloaded FunASR model folders (ASR_FUNASR_MODEL_DIR)
     fit_window: bool = True  # Whisper encodes only the utterance's share of its 30 s window
+    decode_workers: int = 1  # Whisper decodes that may run at once (CTranslate2 num_workers)
 
 
 def package_dir(package: str, *parts: str) -> Path:
@@ -86,7 +87,10 @@ def load_recognizer(info: ModelInfo, settings: ModelSettings) -> object:
     if not info.available:
         raise ModelUnavailable(f"Model {info.name!r} is not available: {info.detail}")
     threads = settings.cpu_threads or os.cpu_count() or 1
-    key = (info.engine, info.path, settings.device, settings.compute_type, threads, settings.beam_size)
+    key = (
+        *(info.engine, info.path, settings.device, settings.compute_type, threads, settings.beam_size),
+        *(settings.fit_window, settings.decode_workers),
+    )
     with _lock:
         if key in _recognizers:
             return _recognizers[key]
@@ -111,6 +115,7 @@ def _build_recognizer(info: ModelInfo, settings: ModelSettings, threads: int) ->
             beam_size=settings.beam_size,
             name=info.name,
             fit_window=settings.fit_window,
+            decode_workers=settings.decode_workers,
         )
     if info.engine == "paraformer-streaming":
         from transcription.engine.funasr_adapters import ParaformerStreamingRecognizer

@@ -90,13 +90,19 @@ class WhisperRecognizer:
         beam_size: int,
         name: str = "",
         fit_window: bool = True,
+        decode_workers: int = 1,
     ) -> None:
         """``fit_window``: encode only as much of Whisper's 30 s window as the utterance needs
         (see :meth:`_recognize_fitted`); False always takes faster-whisper's own path."""
         from faster_whisper import WhisperModel
 
         self.model = WhisperModel(
-            str(model_dir), device=device, compute_type=compute_type, cpu_threads=cpu_threads, local_files_only=True
+            str(model_dir),
+            device=device,
+            compute_type=compute_type,
+            cpu_threads=cpu_threads,
+            num_workers=decode_workers,  # decodes from several threads run in parallel, not in turn
+            local_files_only=True,
         )
         self.beam_size = beam_size
         self.name = name or model_dir.name
