@@ -307,6 +307,12 @@ def render(figures: dict[str, Any]) -> str:
     for level in figures["levels"]:
         for problem in level["first_errors"]:
             lines.append(f"  N={level['n']} error: {problem}")
+        if not level["slo_ok"]:
+            worst = ", ".join(
+                f"{g['ms']} ms (client {g['client']}, {g['clip']} at {g['at_s']:g} s)"
+                for g in level["longest_partial_gaps"][:3]
+            )
+            lines.append(f"  N={level['n']} longest partial gaps in speech: {worst or '-'}")
     return "\n".join(lines)
 
 

@@ -59,8 +59,9 @@ def plot_load(figures: dict[str, Any], path: Path) -> None:
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8, loc="best")
     config = figures["config"]
+    held = "" if figures["first_failing_n"] else " (SLO held at every level run)"
     fig.suptitle(
-        f"{figures['target']['name']}: capacity {figures['capacity']} streams "
+        f"{figures['target']['name']}: capacity {figures['capacity']} streams{held}\n"
         f"({config['cpu_count']} cores, ~{config['session_s']:g} s sessions in real time)",
         fontsize=11,
     )

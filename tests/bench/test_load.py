@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bench import load, memory
-from bench.loadstats import Slo, capacity, slo_failures, speech_gaps
+from bench.loadstats import Slo, capacity, slo_failures, speech_gaps, speech_regions
 from bench.targets import Target
 from transcription.client import ReceivedMessage, SentFrame, StreamResult
 from transcription.evaluation import ClipSpan, ConcatenatedSession, load_manifest
@@ -125,29 +125,51 @@ def test_each_client_gets_its_own_order_of_the_clips_and_keeps_it_at_every_level
         assert gaps and all(g == pytest.approx(1.0) for g in gaps)
 
 
-def test_partial_gaps_in_speech_run_from_the_clips_first_sample_sent_to_its_last():
-    """One clip from 1.0 s to 3.0 s, frames of 100 ms sent from t=100: the clip is sent from 101.0 to 102.9."""
+def clip_with_two_phrases():
+    """A 3 s clip: tones at 0.3-0.9 s and 2.1-2.7 s (a 1.2 s pause between), silence around them."""
     rate = 16000
-    clip = ClipSpan("a.wav", "ten of clubs", 1 * rate, 3 * rate, rate)
-    session = ConcatenatedSession(np.zeros(4 * rate, dtype=np.float32), rate, [clip])
-    stream = StreamResult(url="ws://x", sample_rate=rate, realtime=True)
-    step = rate // 10
-    for i in range(40):
+    audio = np.zeros(3 * rate, dtype=np.float32)
+    tone = 0.5 * np.sin(2 * np.pi * 220 * np.arange(int(0.6 * rate)) / rate).astype(np.float32)
+    audio[int(0.3 * rate) : int(0.9 * rate)] = tone
+    audio[int(2.1 * rate) : int(2.7 * rate)] = tone
+    return ConcatenatedSession(audio, rate, [ClipSpan("a.wav", "ten of clubs", 0, 3 * rate, rate)])
+
+
+def test_speech_regions_are_the_loud_stretches_of_a_clip_with_pauses_between_them():
+    session = clip_with_two_phrases()
+    assert speech_regions(session.audio, 16000) == [(4800, 14400), (33600, 43200)]
+    assert speech_regions(np.zeros(16000, dtype=np.float32), 16000) == []
+
+
+def test_partial_gaps_count_only_waits_during_speech_for_news_about_that_speech():
+    """Frames of 100 ms sent from t=100: the phrases are sent 100.3-100.8 and 102.1-102.6."""
+    session = clip_with_two_phrases()
+    stream = StreamResult(url="ws://x", sample_rate=16000, realtime=True)
+    for i in range(30):
         sent = 100.0 + i * 0.1
-        stream.frames.append(SentFrame(i, sent, sent, i * step, (i + 1) * step, (i + 1) / 10))
+        stream.frames.append(SentFrame(i, sent, sent, i * 1600, (i + 1) * 1600, (i + 1) / 10))
 
     def message(arrival, kind, segment, start, end, text="ten"):
         data = {"type": kind, "segment": segment, "text": text, "start": start, "end": end}
         stream.messages.append(ReceivedMessage(arrival, data))
 
-    message(101.4, "partial", 0, 1.0, 1.4)
-    message(102.0, "partial", 0, 1.0, 2.0)
-    message(102.5, "partial", 7, 3.5, 3.9)  # a segment outside the clip: not news about it
-    message(103.8, "final", 0, 1.0, 3.0, "ten of clubs")  # after the speech: final latency's business
+    message(100.55, "partial", 0, 0.3, 0.6)
+    message(102.2, "final", 0, 0.3, 1.1, "ten of")  # arrives during the second phrase, but is not about it
+    message(102.45, "partial", 1, 2.0, 2.5, "clubs")
 
     gaps = speech_gaps(stream, session)
 
-    assert gaps == pytest.approx([0.4, 0.6, 0.9])
+    assert [round(g.seconds, 3) for g in gaps] == [0.25, 0.25, 0.35, 0.15]  # the pause is nobody's wait
+    assert [g.at_s for g in gaps] == [0.3, 0.55, 2.1, 2.45]
+
+
+def test_a_phrase_without_any_news_is_one_wait_as_long_as_the_phrase():
+    session = clip_with_two_phrases()
+    stream = StreamResult(url="ws://x", sample_rate=16000, realtime=True)
+    for i in range(30):
+        stream.frames.append(SentFrame(i, 100.0 + i * 0.1, 100.0 + i * 0.1, i * 1600, (i + 1) * 1600, (i + 1) / 10))
+
+    assert [round(g.seconds, 3) for g in speech_gaps(stream, session)] == [0.5, 0.5]
 
 
 @pytest.mark.slow
