@@ -27,7 +27,7 @@ from transcription.evaluation import ConcatenatedSession, ManifestEntry, concate
 
 from .loadstats import ClientOutcome, Slo, capacity, level_figures, slo_failures
 from .server import ServerError, cpu_seconds, memory_bytes
-from .targets import RESULTS, Target, add_target_arguments, check_target_arguments, open_target
+from .targets import RESULTS, Target, add_target_arguments, check_target_arguments, open_target, peer_target
 
 logger = logging.getLogger(__name__)
 
@@ -316,6 +316,35 @@ def render(figures: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _measured(target: Target, outcome: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "target": {"name": target.name, "url": target.url, "measured": sorted(target.pids), **target.info},
+        **outcome,
+    }
+
+
+def render_side_by_side(ours: dict[str, Any], peer: dict[str, Any]) -> str:
+    """Both systems on one table: capacity, and each level both ran."""
+    peer_levels = {level["n"]: level for level in peer["levels"]}
+    lines = [
+        f"side by side - same audio, pacing, model and SLO; capacity: {ours['target']['name']} "
+        f"{ours['capacity']}, {peer['target']['name']} {peer['capacity']}",
+        f"{'N':>4} {'system':<12} {'final p50':>9} {'p95':>6} {'max':>6} {'gap max':>8} {'WER':>6} "
+        f"{'cpu%':>6} {'err':>4}  SLO",
+    ]
+    for level in ours["levels"]:
+        for name, row in (("asrplatform", level), ("peer", peer_levels.get(level["n"]))):
+            if row is None:
+                continue
+            final = row["final_latency_ms"]
+            lines.append(
+                f"{row['n']:>4} {name:<12} {_v(final['p50']):>9} {_v(final['p95']):>6} {_v(final['max']):>6} "
+                f"{_v(row['partial_gap_in_speech_ms']['max']):>8} {_v(row['wer'], '{:.1%}'):>6} "
+                f"{_v(row['server']['cpu_pct']):>6} {row['errors']:>4}  {'ok' if row['slo_ok'] else 'FAIL'}"
+            )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     suffix = "" if args.dispatch == "local" else f"-{args.dispatch}"
@@ -334,13 +363,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         entries = load_manifest(args.eval_dir)
         with open_target(args, args.output.parent) as target:
-            outcome = sweep(target, entries, args, slo)
+            ours = _measured(target, sweep(target, entries, args, slo))
+        peer = None
+        if args.peer:
+            with peer_target(args.peer, args.output.parent) as target:
+                peer = _measured(target, sweep(target, entries, args, slo))
     except (StreamError, ServerError, WavError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     figures = {
         "created": started,
-        "target": {"name": target.name, "url": target.url, "measured": sorted(target.pids), **target.info},
         "config": {
             "levels": args.levels,
             "session_s": args.session_s,
@@ -354,9 +386,13 @@ def main(argv: list[str] | None = None) -> int:
             "cpu_count": os.cpu_count(),
         },
         "slo": slo.as_dict(),
-        **outcome,
+        **ours,
     }
     print(render(figures))
+    if peer is not None:
+        figures["peer"] = peer
+        print("\n" + render({**figures, **peer}))
+        print("\n" + render_side_by_side(figures, peer))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(figures, indent=2, ensure_ascii=False) + "\n")
     print(f"\nwritten: {args.output}", file=sys.stderr)

@@ -40,6 +40,15 @@ def plot_load(figures: dict[str, Any], path: Path) -> None:
         wer.axhline(100 * slo["max_wer"], color="red", linestyle="--", label=f"SLO {slo['max_wer']:.0%}")
     wer.set_ylabel("WER %")
     wer.set_xlabel("concurrent real-time streams (N)")
+    peer = figures.get("peer")
+    if peer:  # the peer's p95 and WER, dashed grey, on the same axes
+        peer_ns = [level["n"] for level in peer["levels"]]
+        name = peer["target"]["name"].split(" (")[0]
+        lat.plot(peer_ns, _series(peer["levels"], "final_latency_ms", "p95"), "s--", color="grey", label=f"{name} p95")
+        peer_gap = _series(peer["levels"], "partial_gap_in_speech_ms", "max")
+        gap.plot(peer_ns, peer_gap, "^--", color="grey", label=f"{name} max")
+        peer_wer = [float("nan") if lv["wer"] is None else 100 * lv["wer"] for lv in peer["levels"]]
+        wer.plot(peer_ns, peer_wer, "o--", color="grey", label=f"{name} WER")
     failed = [level for level in levels if not level["slo_ok"]]
     if failed:
         first = failed[0]
@@ -65,7 +74,7 @@ def plot_load(figures: dict[str, Any], path: Path) -> None:
         f"({config['cpu_count']} cores, ~{config['session_s']:g} s sessions in real time)",
         fontsize=11,
     )
-    lat.set_xticks(ns)
+    lat.set_xticks(sorted(set(ns) | {level["n"] for level in (peer or {}).get("levels", [])}))
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

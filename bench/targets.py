@@ -67,6 +67,12 @@ def add_target_arguments(p: argparse.ArgumentParser) -> None:
     c.add_argument("--pg-url", default=DEFAULT_PG_URL, help=f"PostgreSQL server, default {DEFAULT_PG_URL}")
     c.add_argument("--database", default=DEFAULT_DATABASE, help="created if missing (default %(default)s)")
     c.add_argument("--worker-loglevel", default="INFO", help="workers' --loglevel (default INFO)")
+    p.add_argument(
+        "--peer",
+        choices=("whisperlive",),
+        help="after our server, run the same benchmark against this peer (same model, audio, pacing) "
+        "and report both; install it first: python -m bench.peers.whisperlive install",
+    )
 
 
 def check_target_arguments(args: argparse.Namespace) -> str | None:
@@ -75,6 +81,11 @@ def check_target_arguments(args: argparse.Namespace) -> str | None:
         return "--url needs --api-key (or ASR_API_KEY)"
     if args.url and args.dispatch != "local":
         return "--dispatch celery starts its own servers; it does not take --url"
+    if getattr(args, "peer", None):
+        from .peers.whisperlive import installed
+
+        if not installed():
+            return "WhisperLive is not installed; run: python -m bench.peers.whisperlive install"
     return None
 
 
@@ -149,6 +160,22 @@ def _celery(args: argparse.Namespace, results_dir: Path) -> Iterator[Target]:
             raise
         finally:
             _keep_logs(stack.log_paths(), results_dir)
+
+
+@contextmanager
+def peer_target(name: str, results_dir: Path) -> Iterator[Target]:
+    """A peer system serving the same tiny.en CTranslate2 model, streamed with its own protocol."""
+    from .peers.whisperlive import WhisperLiveServer, stream_whisperlive
+
+    assert name == "whisperlive", name
+    server = WhisperLiveServer(log_path=results_dir / "whisperlive.log")
+    print(f"starting WhisperLive on port {server.port} ...", file=sys.stderr)
+    with server:
+        stream = functools.partial(stream_whisperlive, server.url)
+        info = {"model_dir": str(server.model_dir), "threads": server.threads}
+        yield Target(
+            "WhisperLive 0.10.0 (faster_whisper backend)", server.url, stream, {"server": server.pid}, info=info
+        )
 
 
 @contextmanager
