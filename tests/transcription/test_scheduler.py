@@ -3,6 +3,7 @@ back with their place kept, and partials that get rarer as they queue up."""
 
 import asyncio
 import threading
+import time
 
 import pytest
 
@@ -58,7 +59,7 @@ def test_urgent_jobs_overtake_queued_partials_and_speculation(scheduler):
 def test_a_stale_partial_is_handed_back_and_keeps_its_place(scheduler):
     release = occupy_all(scheduler)
     order: list[str] = []
-    ticket = scheduler.new_ticket()
+    ticket = scheduler.new_ticket(time.monotonic() - 1.0)  # due a second ago: its session waits for news
     stale = scheduler.submit(lambda: order.append("old"), kind=PARTIAL, ticket=ticket, still_wanted=lambda: False)
     release.set()
     assert stale.result(timeout=10) is STALE and order == []  # not run: its input was out of date
@@ -68,7 +69,7 @@ def test_a_stale_partial_is_handed_back_and_keeps_its_place(scheduler):
     again = scheduler.submit(lambda: order.append("again"), kind=PARTIAL, ticket=ticket)
     release.set()
     later.result(timeout=10), again.result(timeout=10)
-    assert order[0] == "again"  # asked first, so served first although resubmitted last
+    assert order[0] == "again"  # due first, so served first although resubmitted last
 
 
 def test_exceptions_reach_the_caller(scheduler):

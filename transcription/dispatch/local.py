@@ -98,7 +98,9 @@ class LocalSessionHandle(SessionHandle):
         waited, take that audio in first and ask again with the same place in line."""
         scheduler = self.dispatcher.scheduler
         kind = SPECULATIVE if engine.speculation_due() else PARTIAL
-        ticket = scheduler.new_ticket()
+        ticket = scheduler.new_ticket(
+            None if kind == SPECULATIVE else engine.last_partial_at + engine.partial_interval_s
+        )
         while True:
             fresh_audio = self.queue.empty
             event = await scheduler.run(engine.decode_partial, kind=kind, ticket=ticket, still_wanted=fresh_audio)

@@ -10,6 +10,8 @@ sessions' partials. Here each job has a class:
 - ``PARTIAL``: interim text. Only the newest audio matters, so a partial that finds its session
   has fresh audio queued is handed back undone (``STALE``): the session takes the audio in first,
   then asks again keeping its original place in line, so it is neither starved nor out of date.
+  Partials are served earliest deadline first (see :meth:`new_ticket`): a session's first partial
+  of an utterance, whose user has seen nothing yet, goes before another's tenth.
 
 Partials also get rarer as load rises: :meth:`partial_interval` stretches the interval by how many
 partials wait per thread, before finals ever have to wait for them.
@@ -49,9 +51,15 @@ class DecodeScheduler:
         for worker in self.workers:
             worker.start()
 
-    def new_ticket(self) -> int:
-        """A place in line; a partial handed back STALE asks again with the same ticket."""
-        return next(self._seq)
+    @staticmethod
+    def new_ticket(due: float | None = None) -> int:
+        """A place in line within a class: the time (monotonic, ms) the job is due; now by default.
+
+        Partials are due when their session's previous partial plus its interval says, so the
+        session that has waited longest for news goes first (earliest deadline first); a partial
+        handed back STALE asks again with the same ticket.
+        """
+        return int((time.monotonic() if due is None else due) * 1000)
 
     def submit(
         self,
