@@ -26,6 +26,7 @@ from transcription.client import StreamError, WavAudio, WavError, read_wav
 from transcription.evaluation import ConcatenatedSession, ManifestEntry, concatenate_clips, load_manifest
 
 from .loadstats import ClientOutcome, Slo, capacity, level_figures, slo_failures
+from .offline import transcribe_clips
 from .server import ServerError, cpu_seconds, memory_bytes
 from .targets import RESULTS, Target, add_target_arguments, check_target_arguments, open_target, peer_target
 
@@ -53,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gap-s", type=float, default=1.0, help="silence between clips (default 1)")
     p.add_argument("--ramp-s", type=float, default=3.0, help="client starts spread over this (default 3)")
     p.add_argument("--seed", type=int, default=1, help="clip order of each client (default 1)")
+    p.add_argument(
+        "--no-offline", action="store_true", help="skip the offline WER baseline (same model, each clip alone)"
+    )
     p.add_argument("--settle-timeout-s", type=float, default=60.0, help="wait for an idle server (default 60)")
     p.add_argument("--drain-timeout-s", type=float, default=120.0, help="per client, after its last frame")
     p.add_argument("--keep-going", action="store_true", help="run every level, even after the SLO broke")
@@ -163,7 +167,9 @@ async def _clients(
         await sampler
 
 
-def run_level(target: Target, plans: list[ClientPlan], stream_options: dict[str, Any]) -> dict[str, Any]:
+def run_level(
+    target: Target, plans: list[ClientPlan], stream_options: dict[str, Any], offline: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Stream every plan at once; the figures of the level, with the server's CPU and memory."""
     cpu_before, own_before, started = _cpu(target.pids), time.process_time(), time.monotonic()
     peaks: dict[str, int] = {}
@@ -171,7 +177,7 @@ def run_level(target: Target, plans: list[ClientPlan], stream_options: dict[str,
     wall = time.monotonic() - started
     own = time.process_time() - own_before
     cpu = {role: round(used - cpu_before[role], 2) for role, used in _cpu(target.pids).items()}
-    figures = level_figures(outcomes)
+    figures = level_figures(outcomes, offline)
     cores = os.cpu_count() or 1
     total = sum(cpu.values())
     figures["wall_s"] = round(wall, 1)
@@ -235,6 +241,10 @@ def sweep(
         "start_options": {"endpointing_ms": args.endpointing_ms, "language": "en", "interim_results": True},
         "drain_timeout": args.drain_timeout_s,
     }
+    offline = None
+    if not args.no_offline:  # once, before any server load: the same model on each clip alone
+        print("offline baseline: decoding each clip alone ...", file=sys.stderr)
+        offline = dict(zip((e.name for e in entries), transcribe_clips(entries)["hypotheses"], strict=True))
     warmup = warm_up(target, entries, stream_options)
     if warmup:
         print(f"warning: warm-up session: {warmup}", file=sys.stderr)
@@ -243,7 +253,7 @@ def sweep(
         plans = client_plans(entries, n, session_s=args.session_s, gap_s=args.gap_s, ramp_s=args.ramp_s, seed=args.seed)
         print(f"N={n}: {n} clients x ~{args.session_s:g} s in real time ...", file=sys.stderr)
         settled = settle(target, timeout_s=args.settle_timeout_s)
-        level = {"n": n, "settle_before": settled, **run_level(target, plans, stream_options)}
+        level = {"n": n, "settle_before": settled, **run_level(target, plans, stream_options, offline)}
         level["slo_failures"] = slo_failures(level, slo)
         level["slo_ok"] = not level["slo_failures"]
         levels.append(level)
@@ -263,7 +273,7 @@ def _v(value: Any, fmt: str = "{:.0f}") -> str:
 
 HEADER = (
     f"{'N':>4} {'final p50':>9} {'p95':>6} {'max':>6} {'gap p95':>8} {'max':>6} {'1st p50':>8} "
-    f"{'WER':>6} {'cpu%':>6} {'/box':>5} {'RSS MiB':>9} {'bench%':>7} {'err':>4}  SLO"
+    f"{'WER':>6} {'offl':>6} {'cpu%':>6} {'/box':>5} {'RSS MiB':>9} {'bench%':>7} {'err':>4}  SLO"
 )
 
 
@@ -279,7 +289,8 @@ def render_row(level: dict[str, Any]) -> str:
     return (
         f"{level['n']:>4} {_v(final['p50']):>9} {_v(final['p95']):>6} {_v(final['max']):>6} "
         f"{_v(gap['p95']):>8} {_v(gap['max']):>6} {_v(level['first_partial_ms']['p50']):>8} "
-        f"{_v(level['wer'], '{:.1%}'):>6} {_v(server['cpu_pct']):>6} {_v(server['cpu_pct_of_machine']):>5} "
+        f"{_v(level['wer'], '{:.1%}'):>6} {_v(level.get('offline_wer'), '{:.1%}'):>6} "
+        f"{_v(server['cpu_pct']):>6} {_v(server['cpu_pct_of_machine']):>5} "
         f"{rss:>9} {_v(level['bench_client']['cpu_pct']):>7} {level['errors']:>4}  {verdict}"
     )
 

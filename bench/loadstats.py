@@ -137,11 +137,15 @@ class ClientOutcome:
         return self.error or (self.result.problem() if self.result is not None else "no result")
 
 
-def level_figures(outcomes: list[ClientOutcome]) -> dict[str, Any]:
-    """Latency, gaps, first partial, WER and errors of one level, over all its clients."""
+def level_figures(outcomes: list[ClientOutcome], offline: dict[str, str] | None = None) -> dict[str, Any]:
+    """Latency, gaps, first partial, WER and errors of one level, over all its clients.
+
+    ``offline``: clip name → the same model's offline hypothesis; gives ``offline_wer`` over exactly
+    the clips of this level, so streamed and offline WER compare on the same audio.
+    """
     latencies, first_partials, intervals, lags, send_lag = [], [], [], [], []
     gaps: list[tuple[int, SpeechGap]] = []
-    references, hypotheses = [], []
+    references, hypotheses, clip_names = [], [], []
     finals = partials = missing = clips = 0
     for o in outcomes:
         if o.result is None:
@@ -154,6 +158,7 @@ def level_figures(outcomes: list[ClientOutcome]) -> dict[str, Any]:
                 first_partials.append(row["first_partial_ms"] / 1000)
             references.append(row["reference"])
             hypotheses.append(row["hypothesis"])
+            clip_names.append(row["clip"])
         counts = m["counts"]
         finals, partials = finals + counts["finals"], partials + counts["partials"]
         missing, clips = missing + counts["clips_without_final"], clips + counts["clips"]
@@ -175,6 +180,9 @@ def level_figures(outcomes: list[ClientOutcome]) -> dict[str, Any]:
         "partial_lag_ms": summary(lags),
         "first_partial_ms": summary(first_partials),
         "wer": round(word_error_rate(references, hypotheses), 4) if references else None,
+        "offline_wer": (
+            round(word_error_rate(references, [offline[c] for c in clip_names]), 4) if references and offline else None
+        ),
         "counts": {"clips": clips, "clips_without_final": missing, "finals": finals, "partials": partials},
         "client_send_lag_ms": summary(send_lag),
         "errors": len(problems),

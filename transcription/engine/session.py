@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 
 VAD_STEP = CHUNK_MS * SAMPLES_PER_MS  # feed the VAD in its own chunk size so cuts land on time
 MIN_PARTIAL_AUDIO_S = 0.3  # shorter than this, a partial is guesswork
+RETRY_EMPTY_PARTIAL_S = 0.2  # after an empty first partial, the next try comes this much later
 # Trailing silence after which the open utterance is decoded ahead of its endpoint: if the
 # endpoint follows with no new speech, that decode is the final and costs nothing more.
 SPECULATE_AFTER_MS = 300
@@ -143,6 +144,10 @@ class StreamingSession:
         if speculative:
             self.speculation = Speculation(start=start, end=end, result=result)
         self.last_partial_end = end
+        if not text and not self.partial_sent and not speculative:
+            # Nothing recognisable yet in a young utterance: try again soon, not a whole (possibly
+            # load-stretched) interval later, so the user's first sight of it is not delayed.
+            self.last_partial_at -= max(0.0, self.partial_interval_s - RETRY_EMPTY_PARTIAL_S)
         if not text or not self.config.interim_results:
             return None
         self.partial_sent = True
