@@ -82,7 +82,7 @@ def check_target_arguments(args: argparse.Namespace) -> str | None:
     if args.url and args.dispatch != "local":
         return "--dispatch celery starts its own servers; it does not take --url"
     if getattr(args, "peer", None):
-        from .peers.whisperlive import installed
+        from .peers.whisperlive.install import installed
 
         if not installed():
             return "WhisperLive is not installed; run: python -m bench.peers.whisperlive install"
