@@ -20,7 +20,7 @@ from transcription import metrics, protocol, resume, selectors
 from transcription.dispatch import EngineFailure, SessionHandle, get_dispatcher
 from transcription.engine import ConfigError, SessionConfig, SessionLimits, TranscriptEvent, parse_start
 from transcription.engine.audio import AudioFormatError, looks_like_wav, parse_wav_header
-from transcription.engine_settings import model_catalogue
+from transcription.engine_settings import session_limits
 from transcription.gateway_limits import LimitsMixin
 from transcription.gateway_resume import ResumeMixin
 from transcription.models import Session
@@ -30,19 +30,6 @@ from transcription.workers.registry import NoCapacity, Overloaded
 logger = logging.getLogger(__name__)
 
 ENGINE_FAILURE_CLOSE_CODES = {"bad_audio": protocol.CLOSE_BAD_REQUEST, "no_capacity": protocol.CLOSE_LIMIT}
-
-
-def session_limits() -> SessionLimits:
-    """Bounds and the model catalogue a ``start`` is validated against (see engine_settings)."""
-    catalogue = model_catalogue()
-    return SessionLimits(
-        default_endpointing_ms=settings.ASR_DEFAULT_ENDPOINTING_MS,
-        default_max_utterance_s=settings.ASR_DEFAULT_MAX_UTTERANCE_S,
-        partial_interval_s=settings.ASR_PARTIAL_INTERVAL_S,
-        languages=catalogue.default_info().languages,
-        models=catalogue.models,
-        default_model=catalogue.default,
-    )
 
 
 class TranscribeConsumer(LimitsMixin, ResumeMixin, AsyncWebsocketConsumer):

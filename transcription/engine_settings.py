@@ -2,6 +2,7 @@
 
 from django.conf import settings
 
+from transcription.engine.config import SessionLimits
 from transcription.engine.models import ModelSettings, model_registry
 from transcription.engine.registry import ModelRegistry
 
@@ -25,3 +26,16 @@ def model_settings_from_django() -> ModelSettings:
 def model_catalogue() -> ModelRegistry:
     """The models a session may ask for; rebuilt on each call (cheap) so an install shows up at once."""
     return model_registry(model_settings_from_django())
+
+
+def session_limits() -> SessionLimits:
+    """Bounds and the model catalogue a stream's ``start`` (or a file's options) is validated against."""
+    catalogue = model_catalogue()
+    return SessionLimits(
+        default_endpointing_ms=settings.ASR_DEFAULT_ENDPOINTING_MS,
+        default_max_utterance_s=settings.ASR_DEFAULT_MAX_UTTERANCE_S,
+        partial_interval_s=settings.ASR_PARTIAL_INTERVAL_S,
+        languages=catalogue.default_info().languages,
+        models=catalogue.models,
+        default_model=catalogue.default,
+    )

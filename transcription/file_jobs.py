@@ -27,7 +27,7 @@ from transcription.engine import SessionConfig, StreamingSession
 from transcription.engine.audio import TARGET_RATE
 from transcription.engine.config import ConfigError, parse_start
 from transcription.engine.models import load_models
-from transcription.engine_settings import model_settings_from_django
+from transcription.engine_settings import model_settings_from_django, session_limits
 from transcription.models import FileTranscription, Session
 
 logger = logging.getLogger(__name__)
@@ -51,8 +51,6 @@ class JobRefused(Exception):
 
 def parse_options(options: dict[str, Any]) -> SessionConfig:
     """Validate the client's options exactly as a stream's ``start`` message is validated."""
-    from transcription.consumers import session_limits
-
     start = {k: v for k, v in options.items() if k in CLIENT_OPTIONS and v is not None}
     start.update(sample_rate=TARGET_RATE, encoding="pcm_f32le", channels=1, interim_results=False)
     try:
