@@ -147,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     if problem := check_target_arguments(args):
         print(f"error: {problem}", file=sys.stderr)
         return 2
+    if args.peer:
+        print("error: --peer is for `python -m bench load`; the memory run measures our server", file=sys.stderr)
+        return 2
     if args.sessions < 1 or args.every < 1:
         print("error: --sessions and --every are at least 1", file=sys.stderr)
         return 2
