@@ -160,8 +160,8 @@ ASR_DEVICE = os.environ.get("ASR_DEVICE", "cpu")
 ASR_COMPUTE_TYPE = os.environ.get("ASR_COMPUTE_TYPE", "int8")
 ASR_CPU_THREADS = env_int("ASR_CPU_THREADS", 0)  # 0: one per core
 ASR_BEAM_SIZE = env_int("ASR_BEAM_SIZE", 1)
-# Whisper encodes only as much of its 30 s window as the utterance needs (min 10 s): ~3x less CPU
-# per decode on CPU with the same words. False: faster-whisper's own decoding.
+# Partials: Whisper encodes only as much of its 30 s window as the utterance needs (min 10 s),
+# ~3x less CPU per decode. Finals always use the full window. False: partials use it too.
 ASR_WHISPER_FIT_WINDOW = env_bool("ASR_WHISPER_FIT_WINDOW", True)
 # Whisper decodes that run at once (CTranslate2 replicas, each with ASR_CPU_THREADS threads).
 # 1: decodes take turns, each using every core.

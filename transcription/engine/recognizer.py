@@ -232,6 +232,9 @@ class WhisperStream:
             word_timestamps=final and self.config.word_timestamps,
             prompt=self.config.prompt,
             hotwords=self.config.hotwords,
+            # Finals (and speculative finals) take the standard 30 s window: on one- or two-word
+            # utterances the fitted window costs accuracy ("ten of clubs" → "10 of close").
+            fit_window=False if final else None,
         )
         self.language.observe(result, final=final)
         return result
