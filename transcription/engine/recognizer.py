@@ -31,6 +31,7 @@ LOCK_LANGUAGE_PROB = 0.5
 SAMPLE_RATE = 16000
 FRAMES_PER_S = 100  # Whisper's mel frames
 MIN_FITTED_S, MAX_FITTED_S = 10, 30  # encoder window bounds for fitted decoding (see _recognize_fitted)
+FIT_FINALS_FROM_S = 4.0  # finals shorter than this are decoded with the full 30 s window
 TOKENS_PER_S = 8  # fitted decoding's token budget per second of audio: fast speech is ~4
 
 
@@ -232,9 +233,9 @@ class WhisperStream:
             word_timestamps=final and self.config.word_timestamps,
             prompt=self.config.prompt,
             hotwords=self.config.hotwords,
-            # Finals (and speculative finals) take the standard 30 s window: on one- or two-word
-            # utterances the fitted window costs accuracy ("ten of clubs" → "10 of close").
-            fit_window=False if final else None,
+            # Short finals take the standard 30 s window: on one- or two-word utterances the fitted
+            # window costs accuracy ("ten of clubs" → "10 of close"); longer ones keep the saving.
+            fit_window=False if final and len(audio) < FIT_FINALS_FROM_S * SAMPLE_RATE else None,
         )
         self.language.observe(result, final=final)
         return result
