@@ -158,14 +158,14 @@ ASR_FUNASR_MODEL_DIR = os.environ.get("ASR_FUNASR_MODEL_DIR", "")
 ASR_VAD_MODEL_DIR = os.environ.get("ASR_VAD_MODEL_DIR", "")
 ASR_DEVICE = os.environ.get("ASR_DEVICE", "cpu")
 ASR_COMPUTE_TYPE = os.environ.get("ASR_COMPUTE_TYPE", "int8")
-ASR_CPU_THREADS = env_int("ASR_CPU_THREADS", 0)  # 0: one per core
+ASR_CPU_THREADS = env_int("ASR_CPU_THREADS", 0)  # 0: the cores shared out among ASR_DECODE_WORKERS
 ASR_BEAM_SIZE = env_int("ASR_BEAM_SIZE", 1)
 # Partials: Whisper encodes only as much of its 30 s window as the utterance needs (min 10 s),
 # ~3x less CPU per decode. Finals always use the full window. False: partials use it too.
 ASR_WHISPER_FIT_WINDOW = env_bool("ASR_WHISPER_FIT_WINDOW", True)
-# Whisper decodes that run at once (CTranslate2 replicas, each with ASR_CPU_THREADS threads).
-# 1: decodes take turns, each using every core.
-ASR_DECODE_WORKERS = env_int("ASR_DECODE_WORKERS", 1)
+# Whisper decodes that run at once (CTranslate2 replicas, each with ASR_CPU_THREADS threads, by
+# default cores / replicas). 2: a partial need not wait for another session's long final.
+ASR_DECODE_WORKERS = env_int("ASR_DECODE_WORKERS", 2)
 ASR_LOCAL_WORKERS = env_int("ASR_LOCAL_WORKERS", 2)
 # Load the models when the server starts instead of on the first session.
 ASR_PRELOAD = env_bool("ASR_PRELOAD", True)

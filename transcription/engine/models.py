@@ -86,7 +86,8 @@ def load_recognizer(info: ModelInfo, settings: ModelSettings) -> object:
     """The recognizer for one registry entry, loaded once per process (thread-safe)."""
     if not info.available:
         raise ModelUnavailable(f"Model {info.name!r} is not available: {info.detail}")
-    threads = settings.cpu_threads or os.cpu_count() or 1
+    # 0: split the cores between the decodes that may run at once
+    threads = settings.cpu_threads or max(1, (os.cpu_count() or 1) // max(1, settings.decode_workers))
     key = (
         *(info.engine, info.path, settings.device, settings.compute_type, threads, settings.beam_size),
         *(settings.fit_window, settings.decode_workers),
