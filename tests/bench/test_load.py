@@ -86,6 +86,7 @@ def sweep_args(levels, *, keep_going=False):
         drain_timeout_s=30.0,
         settle_timeout_s=1.0,
         keep_going=keep_going,
+        no_offline=True,
     )
 
 
@@ -95,7 +96,7 @@ def test_sweep_stops_at_the_first_level_that_breaks_the_slo(monkeypatch, entries
     measured = {1: level(1), 2: level(2, p95=1100.0), 4: level(4, p95=1800.0), 8: level(8)}
     ran = []
 
-    def fake_level(target, plans, stream_options):
+    def fake_level(target, plans, stream_options, offline=None):
         ran.append(len(plans))
         return measured[len(plans)]
 
@@ -192,6 +193,7 @@ def test_sweep_against_the_embedded_server_measures_both_levels(tmp_path, eval_d
         assert lv["final_latency_ms"]["n"] > 0 and 0 < lv["final_latency_ms"]["p95"] < 5000
         assert lv["partial_gap_in_speech_ms"]["n"] > 0 and lv["first_partial_ms"]["n"] > 0
         assert lv["wer"] < 0.3
+        assert abs(lv["wer"] - lv["offline_wer"]) <= 0.05  # the same model offline, on the same clips
         assert lv["server"]["cpu_s"]["gateway"] > 0 and not math.isnan(lv["server"]["cpu_pct"])
         assert lv["server"]["peak_rss_mib"]["gateway"] > 100
     assert figures["capacity"] == 2 and figures["first_failing_n"] is None
