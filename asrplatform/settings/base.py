@@ -160,8 +160,9 @@ ASR_DEVICE = os.environ.get("ASR_DEVICE", "cpu")
 ASR_COMPUTE_TYPE = os.environ.get("ASR_COMPUTE_TYPE", "int8")
 ASR_CPU_THREADS = env_int("ASR_CPU_THREADS", 0)  # 0: the cores shared out among ASR_DECODE_WORKERS
 ASR_BEAM_SIZE = env_int("ASR_BEAM_SIZE", 1)
-# Partials: Whisper encodes only as much of its 30 s window as the utterance needs (min 10 s),
-# ~3x less CPU per decode. Finals always use the full window. False: partials use it too.
+# Whisper encodes only as much of its 30 s window as the utterance needs (min 10 s), ~3x less CPU
+# per decode, for partials and finals of 4 s or more (shorter finals lose accuracy with it).
+# False: every decode uses the full window.
 ASR_WHISPER_FIT_WINDOW = env_bool("ASR_WHISPER_FIT_WINDOW", True)
 # Whisper decodes that run at once (CTranslate2 replicas, each with ASR_CPU_THREADS threads, by
 # default cores / replicas). 2: a partial need not wait for another session's long final.
