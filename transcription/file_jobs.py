@@ -9,7 +9,6 @@ The same engine as live streams (VAD endpointing, then Whisper per utterance, no
 files the same segmentation and accuracy as a stream of the same audio.
 """
 
-import dataclasses
 import logging
 import time
 import uuid
@@ -59,13 +58,6 @@ def parse_options(options: dict[str, Any]) -> SessionConfig:
         raise JobRefused("bad_request", str(exc)) from exc
 
 
-def _config_from_json(data: dict[str, Any]) -> SessionConfig:
-    fields = {f.name for f in dataclasses.fields(SessionConfig)}
-    values = {k: v for k, v in data.items() if k in fields}
-    values["hotwords"] = tuple(values.get("hotwords", ()))
-    return SessionConfig(**values)
-
-
 def job_create(
     *, tenant_id: int, api_key_id: int | None, upload: UploadedFile, options: dict[str, Any]
 ) -> FileTranscription:
@@ -113,7 +105,7 @@ def job_create(
             size_bytes=upload.size,
             format=info.format[:40],
             duration_s=info.duration_s,
-            options=dataclasses.asdict(config),
+            options=config.to_dict(),
         )
         job.audio.save(f"{job.id}.upload", upload, save=False)  # never the client's file name on disk
         job.save()
@@ -181,7 +173,7 @@ class _Runner:
         self.job = job
         self.tenant_id = job.tenant_id
         self.session_id = job.session_id
-        self.engine = StreamingSession(_config_from_json(job.options), load_models(model_settings_from_django()))
+        self.engine = StreamingSession(SessionConfig.from_dict(job.options), load_models(model_settings_from_django()))
         allowance = selectors.tenant_allowance(tenant_id=self.tenant_id, excluding_session_id=self.session_id)
         self.left_s = allowance.quota_seconds - allowance.used_seconds
         self.samples = 0

@@ -10,7 +10,6 @@ repeated.
 """
 
 import asyncio
-import dataclasses
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -97,7 +96,7 @@ class CelerySessionHandle(SessionHandle):
             self.epoch += 1
             self.worker = worker
             self.opened.clear()
-            config = dataclasses.asdict(self.config)
+            config = self.config.to_dict()
             await self._publish(
                 "asr.open",
                 [

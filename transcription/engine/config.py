@@ -1,6 +1,6 @@
 """Per-session settings: what a client may ask for in ``start`` and the bounds it must stay in."""
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from transcription.engine.registry import ModelInfo
@@ -55,6 +55,18 @@ class SessionConfig:
     @property
     def bytes_per_second(self) -> int:
         return self.bytes_per_frame * self.sample_rate
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field, plain (msgpack/JSON-safe): to hand a session to a worker or store a job."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "SessionConfig":
+        """The inverse of :meth:`to_dict`; unknown keys are ignored, lists come back as tuples."""
+        names = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in names}
+        values["hotwords"] = tuple(values.get("hotwords", ()))
+        return cls(**values)
 
     def public(self) -> dict[str, Any]:
         """The effective settings as sent back to the client in ``ready``."""

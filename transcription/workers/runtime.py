@@ -133,7 +133,7 @@ class WorkerRuntime:
         session = WorkerSession(handle=None, reply_channel=reply_channel, epoch=epoch, tenant_id=tenant_id)  # type: ignore[arg-type]
         session.handle = await self.dispatcher.open_session(
             session_id=session_id,
-            config=SessionConfig(**config),
+            config=SessionConfig.from_dict(config),
             sink=lambda event: self._deliver(session_id, session, event),
             resume_at_s=resume_at_s,
             first_segment=first_segment,
