@@ -102,8 +102,8 @@ class LocalSessionHandle(SessionHandle):
             None if kind == SPECULATIVE else engine.last_partial_at + engine.partial_interval_s
         )
         while True:
-            fresh_audio = self.queue.empty
-            event = await scheduler.run(engine.decode_partial, kind=kind, ticket=ticket, still_wanted=fresh_audio)
+            # Still wanted only while no newer audio (or command) waits for this session.
+            event = await scheduler.run(engine.decode_partial, kind=kind, ticket=ticket, still_wanted=self.queue.empty)
             if event is not STALE:
                 break
             while not self.queue.empty():

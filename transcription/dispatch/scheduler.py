@@ -44,9 +44,7 @@ class DecodeScheduler:
         self._cv = threading.Condition()
         self._seq = itertools.count()
         self._waiting = [0, 0, 0]  # jobs queued per class
-        self._running = 0
         self._closed = False
-        self.busy_s = 0.0  # seconds spent running jobs, all threads together (for benchmarks)
         self.workers = [threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True) for i in range(threads)]
         for worker in self.workers:
             worker.start()
@@ -106,14 +104,7 @@ class DecodeScheduler:
                     return
                 kind, _, _, fn, still_wanted, future = heapq.heappop(self._heap)
                 self._waiting[kind] -= 1
-                self._running += 1
-            started = time.monotonic()
-            try:
-                self._run_one(fn, still_wanted, future)
-            finally:
-                with self._cv:
-                    self._running -= 1
-                    self.busy_s += time.monotonic() - started
+            self._run_one(fn, still_wanted, future)
 
     @staticmethod
     def _run_one(fn: Callable[[], Any], still_wanted: Callable[[], bool] | None, future: Future) -> None:
