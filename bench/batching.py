@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from transcription import audiofile
 from transcription.engine.models import ModelSettings, load_models
 from transcription.evaluation import load_manifest
 
@@ -20,16 +21,7 @@ DEFAULT_EVAL = Path(__file__).resolve().parent.parent.parent / "shared" / "eval"
 
 
 def _clips(eval_dir: Path) -> list[np.ndarray]:
-    import av
-
-    clips = []
-    for entry in load_manifest(eval_dir):
-        with av.open(str(entry.audio_path)) as container:
-            resampler = av.AudioResampler(format="flt", layout="mono", rate=16000)
-            stream = container.streams.audio[0]
-            parts = [o.to_ndarray().reshape(-1) for f in container.decode(stream) for o in resampler.resample(f)]
-        clips.append(np.concatenate(parts))
-    return clips
+    return [np.concatenate(list(audiofile.decode(e.audio_path))) for e in load_manifest(eval_dir)]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -4,7 +4,6 @@ Made with PyAV (the same FFmpeg the server decodes with), so no encoded audio is
 """
 
 import io
-from pathlib import Path
 
 import av
 import numpy as np
@@ -17,17 +16,6 @@ FORMATS = {
     "webm": ("webm", "libopus", 48000, 2),
     "wav44k": ("wav", "pcm_s16le", 44100, 2),
 }
-
-
-def read_wav_f32(path: Path) -> tuple[np.ndarray, int]:
-    with av.open(str(path)) as container:
-        stream = container.streams.audio[0]
-        rate = stream.codec_context.sample_rate
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
-        parts = [
-            out.to_ndarray().reshape(-1) for frame in container.decode(stream) for out in resampler.resample(frame)
-        ]
-    return np.concatenate(parts), rate
 
 
 def encode(samples: np.ndarray, rate: int, name: str) -> bytes:

@@ -8,16 +8,17 @@ import sys
 import time
 import uuid
 
+import numpy as np
 import pytest
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from tests.audio_formats import FORMATS, encode, read_wav_f32
+from tests.audio_formats import FORMATS, encode
 from tests.conftest import REPO
 from tests.livesrv import test_database_url
-from transcription import file_jobs, selectors
+from transcription import audiofile, file_jobs, selectors
 from transcription.evaluation import load_manifest, word_error_rate
 from transcription.models import FileTranscription, Session
 
@@ -40,7 +41,7 @@ def key_client(raw_key: str) -> APIClient:
 @pytest.fixture(scope="module")
 def jfk(eval_dir):
     entry = next(e for e in load_manifest(eval_dir / "real") if e.audio_path.name == "jfk.wav")
-    samples, rate = read_wav_f32(entry.audio_path)
+    samples, rate = np.concatenate(list(audiofile.decode(entry.audio_path))), audiofile.TARGET_RATE
     return entry, samples, rate
 
 
@@ -244,8 +245,6 @@ def test_celery_file_worker_runs_the_job(file_worker, jfk, tenant_a):
 
 def test_decoder_reads_file_objects_like_paths(jfk):
     """Uploads and storage files reach PyAV as open files; both give the same samples."""
-    from transcription import audiofile
-
     entry, samples, rate = jfk
     from_path = sum(len(c) for c in audiofile.decode(entry.audio_path))
     from_file = sum(len(c) for c in audiofile.decode(io.BytesIO(entry.audio_path.read_bytes())))
