@@ -42,7 +42,7 @@ from transcription.evaluation import (
     load_manifest,
 )
 
-from .cluster import DEFAULT_DATABASE, DEFAULT_PG_URL, DEFAULT_REDIS_URL, CeleryStack
+from .cluster import DEFAULT_DATABASE, DEFAULT_PG_URL, DEFAULT_REDIS_URL, stack_from_args
 from .hop import HopProbe, measure_hop, setup_django
 from .metrics import analyse, compare
 from .offline import transcribe_clips
@@ -236,19 +236,7 @@ def _measure_celery(
 ) -> tuple[StreamResult, dict[str, Any], dict[str, Any], dict[str, Any]]:
     """Celery dispatch: workers + gateway, the same stream, then the ping hop; always torn down."""
     with tempfile.TemporaryDirectory(prefix="asr-bench-celery-") as tmp:
-        stack = CeleryStack(
-            Path(tmp),
-            redis_url=args.redis_url,
-            pg_url=args.pg_url,
-            database=args.database,
-            workers=args.workers,
-            worker_loglevel=args.worker_loglevel,
-        )
-        print(
-            f"starting {args.workers} inference workers and a Celery-dispatch gateway on port "
-            f"{stack.gateway.port} (prefix {stack.prefix}) ...",
-            file=sys.stderr,
-        )
+        stack = stack_from_args(Path(tmp), args)
         try:
             with stack:
                 setup_django(stack.env)  # this process pings the workers as a gateway would

@@ -8,6 +8,7 @@ queue is named after the worker alone, not after the prefix).
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import re
@@ -43,6 +44,24 @@ def ensure_database(pg_url: str, name: str) -> None:
                 pass  # created meanwhile by someone else
     except psycopg.Error as exc:
         raise ServerError(f"PostgreSQL at {pg_url}: {exc}") from exc
+
+
+def stack_from_args(workdir: Path, args: argparse.Namespace) -> CeleryStack:
+    """The stack the `--dispatch celery` flags describe, announced on stderr (not yet started)."""
+    stack = CeleryStack(
+        workdir,
+        redis_url=args.redis_url,
+        pg_url=args.pg_url,
+        database=args.database,
+        workers=args.workers,
+        worker_loglevel=args.worker_loglevel,
+    )
+    print(
+        f"starting {args.workers} inference workers and a Celery-dispatch gateway on port "
+        f"{stack.gateway.port} (prefix {stack.prefix}) ...",
+        file=sys.stderr,
+    )
+    return stack
 
 
 class CeleryStack:

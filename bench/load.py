@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import random
-import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from transcription.evaluation import ConcatenatedSession, ManifestEntry, concate
 from .loadstats import ClientOutcome, Slo, capacity, level_figures, slo_failures
 from .offline import transcribe_clips
 from .server import ServerError, cpu_seconds, memory_bytes
-from .targets import RESULTS, Target, add_target_arguments, check_target_arguments, open_target, peer_target
+from .targets import Target, add_target_arguments, open_target, peer_target, start_run
 
 logger = logging.getLogger(__name__)
 
@@ -358,17 +357,8 @@ def render_side_by_side(ours: dict[str, Any], peer: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    suffix = "" if args.dispatch == "local" else f"-{args.dispatch}"
-    args.output = args.output or RESULTS / f"load{suffix}.json"
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    logging.basicConfig(
-        stream=sys.stderr,
-        format="%(levelname)s %(name)s %(message)s",
-        level=logging.INFO if args.verbose else logging.WARNING,
-    )
-    if problem := check_target_arguments(args):
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
+    if (code := start_run(args, "load")) is not None:
+        return code
     slo = Slo(args.slo_final_p95_ms, args.slo_partial_gap_ms, args.slo_max_errors, args.slo_max_wer)
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     try:

@@ -12,7 +12,6 @@ import argparse
 import asyncio
 import json
 import logging
-import signal
 import sys
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ from transcription.evaluation import load_manifest
 
 from .load import MIB, settle, warm_up
 from .server import ServerError, memory_bytes
-from .targets import RESULTS, Target, add_target_arguments, check_target_arguments, open_target
+from .targets import Target, add_target_arguments, open_target, start_run
 
 logger = logging.getLogger(__name__)
 
@@ -136,17 +135,8 @@ def render(figures: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    suffix = "" if args.dispatch == "local" else f"-{args.dispatch}"
-    args.output = args.output or RESULTS / f"memory{suffix}.json"
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    logging.basicConfig(
-        stream=sys.stderr,
-        format="%(levelname)s %(name)s %(message)s",
-        level=logging.INFO if args.verbose else logging.WARNING,
-    )
-    if problem := check_target_arguments(args):
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
+    if (code := start_run(args, "memory")) is not None:
+        return code
     if args.peer:
         print("error: --peer is for `python -m bench load`; the memory run measures our server", file=sys.stderr)
         return 2

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import functools
+import logging
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable, Iterator
@@ -21,7 +23,7 @@ from typing import Any
 
 from transcription.client import StreamResult, stream_audio
 
-from .cluster import DEFAULT_DATABASE, DEFAULT_PG_URL, DEFAULT_REDIS_URL, CeleryStack
+from .cluster import DEFAULT_DATABASE, DEFAULT_PG_URL, DEFAULT_REDIS_URL, stack_from_args
 from .server import ROOT, DaphneServer, EmbeddedServer, ServerError
 
 # stream(audio, *, chunk_ms, realtime, start_options, drain_timeout) -> StreamResult, already bound
@@ -89,6 +91,23 @@ def check_target_arguments(args: argparse.Namespace) -> str | None:
     return None
 
 
+def start_run(args: argparse.Namespace, stem: str) -> int | None:
+    """What `load` and `memory` do first: the default output (bench/results/STEM[-celery].json),
+    SIGTERM as a clean exit, logging, and the target flags' check; an exit code if it cannot run."""
+    suffix = "" if args.dispatch == "local" else f"-{args.dispatch}"
+    args.output = args.output or RESULTS / f"{stem}{suffix}.json"
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    logging.basicConfig(
+        stream=sys.stderr,
+        format="%(levelname)s %(name)s %(message)s",
+        level=logging.INFO if args.verbose else logging.WARNING,
+    )
+    if problem := check_target_arguments(args):
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    return None
+
+
 def bench_key(server: DaphneServer, tenant: str) -> str:
     """A key of a tenant on BENCH_PLAN (the server's own bench tenant is on the free plan: 2 streams)."""
     lines = server._manage("create_tenant", tenant, "--plan", BENCH_PLAN).strip().splitlines()
@@ -127,19 +146,7 @@ def _embedded(results_dir: Path) -> Iterator[Target]:
 @contextmanager
 def _celery(args: argparse.Namespace, results_dir: Path) -> Iterator[Target]:
     with tempfile.TemporaryDirectory(prefix="asr-bench-load-celery-") as tmp:
-        stack = CeleryStack(
-            Path(tmp),
-            redis_url=args.redis_url,
-            pg_url=args.pg_url,
-            database=args.database,
-            workers=args.workers,
-            worker_loglevel=args.worker_loglevel,
-        )
-        print(
-            f"starting {args.workers} inference workers and a Celery-dispatch gateway on port "
-            f"{stack.gateway.port} (prefix {stack.prefix}) ...",
-            file=sys.stderr,
-        )
+        stack = stack_from_args(Path(tmp), args)
         try:
             with stack:
                 key = bench_key(stack.gateway, f"bench-load-{stack.run_id}")
