@@ -3,6 +3,8 @@
 import io
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -143,3 +145,23 @@ def test_a_custom_whisper_folder_is_offered_as_model_custom(whisper_base):  # no
     custom = registry.get("custom")
     assert registry.default == "custom" and custom.available and "zh" in custom.languages
     assert Path(custom.path) == whisper_base
+
+
+def test_loading_the_models_runs_numpys_blas_on_one_thread():
+    """OpenBLAS' idle threads spin after each product and doubled the CPU of every Whisper decode
+    (see limit_blas_threads). A fresh process, so no earlier test has set the limit already."""
+    script = (
+        "from threadpoolctl import threadpool_info\n"
+        "import numpy\n"
+        "before = [p['num_threads'] for p in threadpool_info() if p['internal_api'] == 'openblas']\n"
+        "from transcription.engine.models import ModelSettings, load_models\n"
+        "load_models(ModelSettings())\n"
+        "after = [p['num_threads'] for p in threadpool_info() if p['internal_api'] == 'openblas']\n"
+        "import json; print(json.dumps([before, after]))\n"
+    )
+    repo = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", script], cwd=repo, capture_output=True, text=True, check=True)
+    before, after = json.loads(done.stdout.strip().splitlines()[-1])
+    if (os.cpu_count() or 1) > 1:
+        assert before and max(before) > 1, f"numpy's BLAS starts with one thread per core: {before}"
+    assert after and set(after) == {1}, after

@@ -101,6 +101,7 @@ def load_recognizer(info: ModelInfo, settings: ModelSettings) -> object:
             logger.info("loading recognizer model=%s engine=%s path=%s device=%s", info.name, info.engine, info.path,
                         settings.device)  # fmt: skip
             _recognizers[key] = _build_recognizer(info, settings, threads)
+            limit_blas_threads()  # after the imports above, which may bring their own BLAS
         return _recognizers[key]
 
 
@@ -159,6 +160,21 @@ class EngineModels:
         return load_recognizer(info, self.settings)
 
 
+def limit_blas_threads() -> None:
+    """Run numpy's BLAS (OpenBLAS) on one thread in this process.
+
+    faster-whisper computes its mel features with a numpy matrix product. With OpenBLAS' default
+    of one thread per core, the idle BLAS threads spin after every product: on this 2-core box a
+    Whisper decode cost twice its wall time in CPU (113 ms CPU for 59 ms wall), CPU that the other
+    sessions' decodes needed. One thread gives the same wall time at half the CPU. CTranslate2 and
+    torch keep their own thread settings (``cpu_threads``, FsmnVad). Called after each load, since
+    a library imported by a load may bring its own copy of OpenBLAS.
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
+
+
 def load_models(settings: ModelSettings) -> EngineModels:
     """Load (once per process and settings) the VAD and the default recognizer; thread-safe."""
     with _lock:
@@ -170,6 +186,7 @@ def load_models(settings: ModelSettings) -> EngineModels:
             if vad_dir not in _vads:
                 logger.info("loading vad=%s", vad_dir)
                 _vads[vad_dir] = FsmnVad(vad_dir)
+                limit_blas_threads()  # torch and funasr bring scipy's OpenBLAS
             models = _loaded[settings] = EngineModels(_vads[vad_dir], settings=settings)
     models.recognizer_for("")
     return models
