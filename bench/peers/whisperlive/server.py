@@ -84,7 +84,10 @@ class WhisperLiveServer:
         command = [str(python), "-I", "-u", str(LAUNCHER), "--host", self.host, "--port", str(self.port)]
         command += ["--model-dir", str(self.model_dir), "--max-clients", str(self.max_clients)]
         command += ["--max-connection-time", str(self.max_connection_time_s)]
-        env = {**os.environ, "OMP_NUM_THREADS": str(self.threads), "HF_HUB_OFFLINE": "1"}
+        # One OpenBLAS thread, as our engine runs (transcription.engine.models.limit_blas_threads):
+        # faster-whisper's features are a numpy product in both, and spinning BLAS threads would
+        # charge the peer CPU that our engine no longer pays.
+        env = {**os.environ, "OMP_NUM_THREADS": str(self.threads), "OPENBLAS_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(command, cwd=self.log_path.parent, env=env, stdout=log, stderr=log)
