@@ -9,7 +9,8 @@ sessions' partials. Here each job has a class:
   when the endpoint is confirmed (see StreamingSession.decode_partial).
 - ``PARTIAL``: interim text. Only the newest audio matters, so a partial that finds its session
   has fresh audio queued is handed back undone (``STALE``): the session takes the audio in first,
-  then asks again keeping its original place in line, so it is neither starved nor out of date.
+  then asks again keeping its original place in line, so it is neither starved nor out of date
+  (the session hands a partial back at most once: LocalSessionHandle._decode_partial).
   Partials are served earliest deadline first (see :meth:`new_ticket`): a session's first partial
   of an utterance, whose user has seen nothing yet, goes before another's tenth.
 

@@ -135,7 +135,13 @@ class StreamingSession:
         if self.utterance_start is None:
             return None
         speculative = self.speculation_due()
-        self.last_partial_at = time.monotonic() if now is None else now  # the rate counts from decode start
+        now = time.monotonic() if now is None else now
+        late_s = now - (self.last_partial_at + self.partial_interval_s)
+        # The next partial is due an interval after this one was due, not after it started: on a busy
+        # server one late start would otherwise push every later partial back with it, and the user
+        # would wait interval + delay between them. At most half an interval is made up.
+        catch_up = min(max(late_s, 0.0), self.partial_interval_s / 2) if self.partial_sent else 0.0
+        self.last_partial_at = now - catch_up
         start, end = self.utterance_start, self.buffer.end
         result = self.stream.decode(
             self.buffer.slice(start, end), utterance=start, final=speculative, beam_size=None if speculative else 1
