@@ -3,7 +3,8 @@
 Against one server (embedded by default, or Celery dispatch with its workers), after a warm-up:
 --sessions short sessions one after another, each one real clip (the cards-* clips in turn, sent
 as fast as the server takes them). Resident memory of the gateway (and of each worker) before,
-every --every sessions, and after the server has settled; growth is after minus before.
+every --every sessions, and after the server has settled; growth is after minus before. The
+--warmup-sessions before them are the same kind of session, and their growth is printed apart.
 """
 
 from __future__ import annotations
@@ -32,6 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_target_arguments(p)
     p.add_argument("--sessions", type=int, default=500, help="sessions in all (default 500)")
     p.add_argument("--every", type=int, default=100, help="print RSS every this many sessions (default 100)")
+    p.add_argument(
+        "--warmup-sessions",
+        type=int,
+        default=100,
+        help="sessions run first and reported apart (default 100): the server's pools fill on first use",
+    )
     p.add_argument("--clips", default="cards-", help="clips whose name starts with this (default cards-)")
     p.add_argument("--realtime", action="store_true", help="pace in real time (default: as fast as possible)")
     p.add_argument("--settle-timeout-s", type=float, default=60.0, help="wait for an idle server (default 60)")
@@ -58,11 +65,13 @@ def _line(row: dict[str, Any]) -> str:
     return f"{row['sessions']:>6} sessions: RSS MiB {cells}"
 
 
-async def _run(target: Target, clips: list[WavAudio], args: argparse.Namespace, on_every: Any) -> tuple[int, list[str]]:
-    """The sessions one after another; returns the error count and the first errors."""
+async def _run(
+    target: Target, clips: list[WavAudio], args: argparse.Namespace, sessions: int, on_every: Any
+) -> tuple[int, list[str]]:
+    """``sessions`` sessions one after another; returns the error count and the first errors."""
     options = {"endpointing_ms": args.endpointing_ms, "language": "en", "interim_results": True}
     errors, first = 0, []
-    for i in range(args.sessions):
+    for i in range(sessions):
         try:
             result = await target.stream(
                 clips[i % len(clips)], chunk_ms=args.chunk_ms, realtime=args.realtime, start_options=options
@@ -74,7 +83,7 @@ async def _run(target: Target, clips: list[WavAudio], args: argparse.Namespace, 
             errors += 1
             if len(first) < 5:
                 first.append(f"session {i + 1}: {problem}")
-        if (i + 1) % args.every == 0 and i + 1 < args.sessions:
+        if (i + 1) % args.every == 0 and i + 1 < sessions:
             on_every(i + 1)
     return errors, first
 
@@ -92,7 +101,18 @@ def measure(target: Target, args: argparse.Namespace) -> dict[str, Any]:
     if warmup:
         print(f"warning: warm-up session: {warmup}", file=sys.stderr)
     settle(target, timeout_s=args.settle_timeout_s)
+    warm = {"sessions": args.warmup_sessions, "before": snapshot(target, 0)}
+    if args.warmup_sessions:
+        # Reported apart, not hidden: the first sessions fill what the server keeps for good (its
+        # thread pools' threads, each with its own malloc arena; the decoder's buffers for each
+        # window size); what follows shows whether anything grows per session after that.
+        print(f"warm-up: {args.warmup_sessions} sessions ...", file=sys.stderr)
+        warm_errors, warm_first = asyncio.run(_run(target, clips, args, args.warmup_sessions, lambda done: None))
+        settle(target, timeout_s=args.settle_timeout_s)
+        if warm_errors:
+            warmup = "; ".join(filter(None, [warmup, f"{warm_errors} warm-up sessions failed: {warm_first}"]))
     rows = [snapshot(target, 0)]
+    warm["after"] = rows[0]
     print(_line(rows[0]), file=sys.stderr)
 
     def on_every(done: int) -> None:
@@ -100,7 +120,7 @@ def measure(target: Target, args: argparse.Namespace) -> dict[str, Any]:
         print(_line(rows[-1]), file=sys.stderr)
 
     started = time.monotonic()
-    errors, first = asyncio.run(_run(target, clips, args, on_every))
+    errors, first = asyncio.run(_run(target, clips, args, args.sessions, on_every))
     wall = time.monotonic() - started
     settled = settle(target, timeout_s=args.settle_timeout_s)
     rows.append(snapshot(target, args.sessions))
@@ -108,6 +128,14 @@ def measure(target: Target, args: argparse.Namespace) -> dict[str, Any]:
     before, after = rows[0]["rss_mib"], rows[-1]["rss_mib"]
     return {
         "warmup_problem": warmup,
+        "warmup": {
+            "sessions": warm["sessions"],
+            "growth_mib": {
+                role: round(warm["after"]["rss_mib"][role] - warm["before"]["rss_mib"][role], 1)
+                for role in warm["before"]["rss_mib"]
+                if role in warm["after"]["rss_mib"]
+            },
+        },
         "clips": [e.name for e in chosen],
         "wall_s": round(wall, 1),
         "settle_after": settled,
@@ -122,6 +150,9 @@ def render(figures: dict[str, Any]) -> str:
     lines = [
         f"memory - {figures['target']}: {figures['sessions']} sessions one after another "
         f"({', '.join(figures['clips'])}; {figures['wall_s']:.0f} s)",
+        f"before them, {figures['warmup']['sessions']} warm-up sessions: "
+        + (", ".join(f"{role} {mib:+.1f}" for role, mib in figures["warmup"]["growth_mib"].items()) or "not measured")
+        + " MiB",
         *(_line(row) for row in figures["samples"]),
         "growth (after - before), MiB: "
         + (", ".join(f"{role} {mib:+.1f}" for role, mib in figures["growth_mib"].items()) or "not measured"),
@@ -140,8 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.peer:
         print("error: --peer is for `python -m bench load`; the memory run measures our server", file=sys.stderr)
         return 2
-    if args.sessions < 1 or args.every < 1:
-        print("error: --sessions and --every are at least 1", file=sys.stderr)
+    if args.sessions < 1 or args.every < 1 or args.warmup_sessions < 0:
+        print("error: --sessions and --every are at least 1, --warmup-sessions at least 0", file=sys.stderr)
         return 2
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     try:

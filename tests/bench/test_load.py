@@ -204,12 +204,13 @@ def test_sweep_against_the_embedded_server_measures_both_levels(tmp_path, eval_d
 @pytest.mark.slow
 def test_memory_run_samples_rss_before_every_k_sessions_and_after(tmp_path, eval_dir):
     output = tmp_path / "memory.json"
-    argv = ["--sessions", "6", "--every", "3", "--output", str(output), "--eval-dir", str(eval_dir / "real")]
+    argv = ["--sessions", "6", "--every", "3", "--warmup-sessions", "2", "--output", str(output)]
 
-    assert memory.main(argv) == 0
+    assert memory.main([*argv, "--eval-dir", str(eval_dir / "real")]) == 0
 
     figures = json.loads(output.read_text())
     assert [row["sessions"] for row in figures["samples"]] == [0, 3, 6]
     assert all(row["rss_mib"]["gateway"] > 100 for row in figures["samples"])
     assert figures["errors"] == 0 and figures["first_errors"] == []
     assert set(figures["growth_mib"]) == {"gateway"}
+    assert figures["warmup"]["sessions"] == 2 and set(figures["warmup"]["growth_mib"]) == {"gateway"}
