@@ -87,7 +87,8 @@ async def _ping(
             for queue in queues:
                 seq = len(sent)
                 sent[seq] = (queue, time.perf_counter())
-                task = partial(app.send_task, "asr.ping", args=[channel, seq, time.time()], queue=queue)
+                ping = [channel, seq, time.time()]
+                task = partial(app.send_task, "asr.ping", args=ping, queue=queue, ignore_result=True)
                 await loop.run_in_executor(publisher, task)
                 if rounds >= warmup:
                     publish_s[queue].append(time.perf_counter() - sent[seq][1])

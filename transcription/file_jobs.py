@@ -125,7 +125,7 @@ def enqueue(job_id: uuid.UUID) -> None:
     if settings.ASR_DISPATCH == "celery":
         from asrplatform.celery import app  # our configured app, not Celery's default one
 
-        app.send_task("asr.transcribe_file", args=[str(job_id)], queue=settings.ASR_FILE_QUEUE)
+        app.send_task("asr.transcribe_file", args=[str(job_id)], queue=settings.ASR_FILE_QUEUE, ignore_result=True)
         return
     if _local_executor is None:
         _local_executor = ThreadPoolExecutor(settings.ASR_FILE_LOCAL_WORKERS, thread_name_prefix="asr-file")

@@ -101,6 +101,24 @@ async def test_finals_through_workers_match_embedded_mode(tenant_a, three_uttera
     assert await session.segments.acount() == 3 and session.close_reason == "stop"
 
 
+async def test_the_gateway_subscribes_to_no_task_results(tenant_a, three_utterances, cluster):
+    """Results come back through the channel layer. Without ``ignore_result`` on send_task, Celery
+    subscribed the gateway to every audio frame's task result in Redis (and unsubscribed when the
+    AsyncResult was collected): two Redis commands per frame for results that never come."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+
+    def subscribes() -> int:
+        return int(client.info("commandstats").get("cmdstat_subscribe", {}).get("calls", 0))
+
+    before = subscribes()
+    transcript = await stream(tenant_a.raw_key, three_utterances)
+
+    assert transcript.close_code == 1000 and len(transcript.finals) == 3
+    assert subscribes() == before
+
+
 async def test_two_concurrent_sessions_land_on_different_workers(tenant_a, cluster):
     first, second = communicator(tenant_a.raw_key), communicator(tenant_a.raw_key)
     try:

@@ -207,8 +207,11 @@ class CeleryDispatcher(Dispatcher):
     async def publish(self, task: str, args: list, queue: str) -> None:
         from asrplatform.celery import app
 
+        # ignore_result: otherwise Celery subscribes this process to each task's result in Redis (and
+        # unsubscribes when the AsyncResult is collected): two Redis commands per audio frame for
+        # results that never come; ours travel through the channel layer.
         await asyncio.get_running_loop().run_in_executor(
-            self.publisher, partial(app.send_task, task, args=args, queue=queue)
+            self.publisher, partial(app.send_task, task, args=args, queue=queue, ignore_result=True)
         )
 
     @property
