@@ -33,6 +33,10 @@ ENGINE_FAILURE_CLOSE_CODES = {"bad_audio": protocol.CLOSE_BAD_REQUEST, "no_capac
 
 
 class TranscribeConsumer(LimitsMixin, ResumeMixin, AsyncWebsocketConsumer):
+    # No channel-layer channel of its own: nothing is ever sent to the consumer that way (results
+    # go to the dispatch handle's channel). With channels_redis, one would cost a blocking Redis
+    # read per WebSocket and leave a receive-buffer entry behind in the gateway after each session.
+    channel_layer_alias = None
     # State: "waiting" for start → "streaming" → "ending" (finishing the engine) → "closed".
     state = "waiting"
 

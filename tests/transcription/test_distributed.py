@@ -119,6 +119,16 @@ async def test_the_gateway_subscribes_to_no_task_results(tenant_a, three_utteran
     assert subscribes() == before
 
 
+async def test_a_finished_session_leaves_nothing_in_the_channel_layer_buffer(tenant_a, three_utterances, cluster):
+    """channels_redis left an empty queue behind per session (its result channel, the consumer's own)."""
+    from channels.layers import get_channel_layer
+
+    transcript = await stream(tenant_a.raw_key, three_utterances[: 16000 * 2 * 3])
+
+    assert transcript.close_code == 1000
+    assert list(get_channel_layer().receive_buffer) == []
+
+
 async def test_two_concurrent_sessions_land_on_different_workers(tenant_a, cluster):
     first, second = communicator(tenant_a.raw_key), communicator(tenant_a.raw_key)
     try:

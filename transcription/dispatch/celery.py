@@ -85,6 +85,7 @@ class CelerySessionHandle(SessionHandle):
                     "worker did not finish session_id=%s worker=%s", self.session_id, self.worker and self.worker.id
                 )
         self._stop_tasks()
+        await self._forget_reply_channel()
 
     # --- assignment and failover -------------------------------------------------------------
 
@@ -194,6 +195,19 @@ class CelerySessionHandle(SessionHandle):
         for task in self.tasks:
             if task is not asyncio.current_task():
                 task.cancel()
+
+    async def _forget_reply_channel(self) -> None:
+        """Drop this session's entry from the channel layer's receive buffer once its reader is gone.
+
+        channels_redis (4.3) keeps a queue per channel in ``receive_buffer`` and leaves it behind,
+        empty, when a ``receive()`` is cancelled while it holds the layer's receive lock (as the
+        only reader in the process, it nearly always does): one entry per session, kept for good.
+        """
+        others = [task for task in self.tasks if task is not asyncio.current_task()]
+        await asyncio.gather(*others, return_exceptions=True)
+        buffer = getattr(self.layer, "receive_buffer", None)
+        if buffer is not None:
+            buffer.pop(self.reply_channel, None)
 
 
 class CeleryDispatcher(Dispatcher):
