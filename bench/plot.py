@@ -13,6 +13,22 @@ def _series(levels: list[dict[str, Any]], key: str, stat: str) -> list[float]:
     return [float("nan") if level[key][stat] is None else level[key][stat] for level in levels]
 
 
+def broken_figures(level: dict[str, Any], slo: dict[str, Any]) -> list[tuple[str, float]]:
+    """The (panel, value) of each figure of a level over its SLO bound: where the plot puts its cross.
+
+    An error-only failure has no figure to mark; it still shades the failing region.
+    """
+    marks = []
+    p95, gap = level["final_latency_ms"]["p95"], level["partial_gap_in_speech_ms"]["max"]
+    if slo["final_p95_ms"] is not None and (p95 is None or p95 > slo["final_p95_ms"]):
+        marks.append(("final", p95 or 0.0))
+    if slo["partial_gap_max_ms"] is not None and (gap is None or gap > slo["partial_gap_max_ms"]):
+        marks.append(("gap", gap or 0.0))
+    if slo.get("max_wer") is not None and (level["wer"] is None or level["wer"] > slo["max_wer"]):
+        marks.append(("wer", 100 * (level["wer"] or 0.0)))
+    return marks
+
+
 def plot_load(figures: dict[str, Any], path: Path) -> None:
     """Three panels sharing N: final latency p50/p95/max, partial gap in speech, WER."""
     import matplotlib
@@ -52,13 +68,9 @@ def plot_load(figures: dict[str, Any], path: Path) -> None:
     failed = [level for level in levels if not level["slo_ok"]]
     if failed:
         first = failed[0]
-        lat.plot(
-            [first["n"]],
-            [first["final_latency_ms"]["p95"] or 0],
-            "rx",
-            markersize=12,
-            label=f"SLO broken at N={first['n']}",
-        )
+        panels = {"final": lat, "gap": gap, "wer": wer}
+        for panel, value in broken_figures(first, slo):
+            panels[panel].plot([first["n"]], [value], "rx", markersize=12, label=f"SLO broken at N={first['n']}")
     for ax in (lat, gap, wer):
         if figures["capacity"]:
             ax.axvline(figures["capacity"], color="green", alpha=0.6, label=f"capacity {figures['capacity']}")

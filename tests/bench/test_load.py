@@ -9,6 +9,7 @@ import pytest
 
 from bench import load, memory
 from bench.loadstats import Slo, capacity, slo_failures, speech_gaps, speech_regions
+from bench.plot import broken_figures
 from bench.targets import Target
 from transcription.client import ReceivedMessage, SentFrame, StreamResult
 from transcription.evaluation import ClipSpan, ConcatenatedSession, load_manifest
@@ -67,6 +68,13 @@ def test_capacity_is_the_last_passing_level_before_the_first_failure():
     assert capacity(levels) == 2  # N=6 passing after N=4 failed (with --keep-going) does not count
     assert capacity([judged(level(1, errors=1))]) == 0
     assert capacity([judged(level(1)), judged(level(2))]) == 2
+
+
+def test_the_plot_marks_the_figure_that_broke_the_slo_on_its_own_panel():
+    slo = Slo(max_wer=0.2).as_dict()
+    assert broken_figures(level(10, gap_max=1703.0), slo) == [("gap", 1703.0)]
+    assert broken_figures(level(10, p95=1400.0, wer=0.25), slo) == [("final", 1400.0), ("wer", 25.0)]
+    assert broken_figures(level(10, errors=2), slo) == []  # shaded, but no figure to cross
 
 
 @pytest.fixture
