@@ -25,7 +25,7 @@ from transcription.gateway_limits import LimitsMixin
 from transcription.gateway_resume import ResumeMixin
 from transcription.models import Session
 from transcription.protocol import ProtocolError
-from transcription.workers.registry import NoCapacity, Overloaded
+from transcription.workers.registry import WorkerRefusal
 
 logger = logging.getLogger(__name__)
 
@@ -201,13 +201,9 @@ class TranscribeConsumer(LimitsMixin, ResumeMixin, AsyncWebsocketConsumer):
             handle = await dispatcher.open_session(
                 session_id=str(session_id), tenant_id=self.principal.tenant_id, config=config, sink=self._on_event
             )
-        except (NoCapacity, Overloaded) as refusal:
+        except WorkerRefusal as refusal:
             await self._release_slot(session_id)
-            if isinstance(refusal, NoCapacity):
-                raise ProtocolError(
-                    "no_capacity", "No inference worker is available; try again shortly.", 4029
-                ) from None
-            raise ProtocolError("overloaded", "Every inference worker is busy; try again shortly.", 4029) from None
+            raise protocol.worker_refusal(refusal) from None
         token, self.resume_token_hash = resume.new_resume_token()
         # The row exists only for sessions a worker took, so a refused start leaves nothing behind.
         session = await db.session_start(

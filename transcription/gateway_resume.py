@@ -13,7 +13,7 @@ from transcription.dispatch import get_dispatcher
 from transcription.engine import SessionConfig
 from transcription.models import Session
 from transcription.protocol import ProtocolError
-from transcription.workers.registry import NoCapacity, Overloaded
+from transcription.workers.registry import WorkerRefusal
 
 logger = logging.getLogger(__name__)
 
@@ -87,10 +87,8 @@ class ResumeMixin:
                     resume_at_s=resume_at_s,
                     first_segment=first_segment,
                 )
-            except (NoCapacity, Overloaded):
-                raise ProtocolError(
-                    "no_capacity", "No inference worker is available; try again shortly.", 4029
-                ) from None
+            except WorkerRefusal as refusal:
+                raise protocol.worker_refusal(refusal) from None
             self.config, self.segments, self.next_segment = config, stored, first_segment
             self.audio_bytes = round(resume_at_s * config.sample_rate) * config.bytes_per_frame
             resend_from = first_segment if ask.last_segment is None else ask.last_segment + 1

@@ -28,6 +28,11 @@ class ProtocolError(Exception):
         self.fields = fields  # extra members of the error message, e.g. retry_after_s
 
 
+def worker_refusal(refusal: Exception) -> ProtocolError:
+    """A ``registry.WorkerRefusal`` (no worker can take the session) as the client sees it."""
+    return ProtocolError(refusal.code, refusal.message, CLOSE_LIMIT)
+
+
 @dataclass(frozen=True)
 class ClientMessage:
     type: str

@@ -9,7 +9,7 @@ import pytest
 from channels.layers import channel_layers
 
 from tests.conftest import to_s16
-from transcription import services
+from transcription import resume, services
 from transcription.client.wav import read_wav
 from transcription.dispatch import get_dispatcher
 from transcription.engine import SessionLimits, parse_start
@@ -156,6 +156,38 @@ async def test_no_live_worker_refuses_with_no_capacity_and_leaves_no_session(ten
     await comm.disconnect()
     assert transcript.close_code == 4029 and transcript.error["code"] == "no_capacity"
     assert await Session.objects.acount() == 0
+
+
+async def test_resuming_on_a_gateway_with_no_live_worker_is_refused_with_no_capacity(
+    tenant_a, three_utterances, settings
+):
+    comm = communicator(tenant_a.raw_key)
+    await comm.connect()
+    await send_json(comm, {"type": "start", "interim_results": False})
+    ready = await comm.receive_json_from(timeout=15)
+    await send_audio(comm, three_utterances[: 16000 * 2], frame_bytes=3200)
+    await comm.disconnect()  # dropped: parked here for the grace period
+    # As after a gateway restart: the session is no longer parked here, only its row says where it was.
+    parked = await wait_for_parked(ready["session_id"])
+    await parked.handle.finish("disconnect")
+    settings.ASR_REDIS_PREFIX = f"empty-{uuid.uuid4().hex[:6]}"
+
+    again = communicator(tenant_a.raw_key)
+    await again.connect()
+    resume_request = {"session_id": ready["session_id"], "resume_token": ready["resume_token"]}
+    await send_json(again, {"type": "start", "resume": resume_request})
+    refused = await read_until_closed(again, Transcript(), timeout=10)
+    await again.disconnect()
+    assert refused.close_code == 4029 and refused.error["code"] == "no_capacity"
+    assert (await Session.objects.aget(pk=ready["session_id"])).status == "interrupted"
+
+
+async def wait_for_parked(session_id: str):
+    for _ in range(100):
+        if (parked := resume.parking_lot.claim(session_id)) is not None:
+            return parked
+        await asyncio.sleep(0.1)
+    raise TimeoutError("the dropped session was never parked")
 
 
 async def test_workers_lagging_behind_real_time_refuse_new_sessions_with_overloaded(

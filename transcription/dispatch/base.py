@@ -60,7 +60,7 @@ class Dispatcher(abc.ABC):
         first_segment: int = 0,
     ) -> SessionHandle:
         """Start recognising a session (continuing at ``resume_at_s`` / ``first_segment`` after a
-        resume); raises NoCapacity / Overloaded when nothing can take it."""
+        resume); raises registry.WorkerRefusal (NoCapacity / Overloaded) when nothing can take it."""
 
     @property
     @abc.abstractmethod

@@ -25,7 +25,7 @@ from transcription.dispatch.replay import ReplayBuffer
 from transcription.engine import SessionConfig, TranscriptEvent
 from transcription.redis_clients import async_redis
 from transcription.workers import registry
-from transcription.workers.registry import NoCapacity, Overloaded
+from transcription.workers.registry import WorkerRefusal
 
 logger = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ class CelerySessionHandle(SessionHandle):
             try:
                 # A session that is already running must move even if every worker is busy.
                 await self._assign(exclude={dead}, max_lag_s=float("inf"))
-            except (NoCapacity, Overloaded):
+            except WorkerRefusal:
                 await self._fail("no_capacity", "The inference worker was lost and no other worker is available.")
                 return
             for data in self.replay.chunks():

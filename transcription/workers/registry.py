@@ -64,12 +64,25 @@ def decode(raw: bytes | str) -> WorkerInfo:
     return WorkerInfo(**json.loads(raw))
 
 
-class NoCapacity(Exception):
+class WorkerRefusal(Exception):
+    """No worker can take a session; ``code`` and ``message`` are what the client is told."""
+
+    code = ""
+    message = ""
+
+
+class NoCapacity(WorkerRefusal):
     """No live worker at all."""
 
+    code = "no_capacity"
+    message = "No inference worker is available; try again shortly."
 
-class Overloaded(Exception):
+
+class Overloaded(WorkerRefusal):
     """Live workers exist, but every one is full or lagging behind real time."""
+
+    code = "overloaded"
+    message = "Every inference worker is busy; try again shortly."
 
 
 def choose_worker(workers: list[WorkerInfo], *, max_lag_s: float, exclude: set[str] = frozenset()) -> WorkerInfo:
