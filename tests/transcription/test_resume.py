@@ -117,7 +117,11 @@ async def test_resume_needs_the_right_token_tenant_and_session(tenant_a, tenant_
     request = {"session_id": ready["session_id"], "resume_token": ready["resume_token"]}
     key = tenant_a.raw_key
     if tamper == "token":
-        request["resume_token"] = "x" + ready["resume_token"][1:]
+        # Change the first character to a different one: a fixed "x" left a token that already
+        # began with "x" untouched (1 in 64 runs), and the server rightly resumed it.
+        first = "y" if ready["resume_token"].startswith("x") else "x"
+        request["resume_token"] = first + ready["resume_token"][1:]
+        assert request["resume_token"] != ready["resume_token"]
     elif tamper == "tenant":
         key = tenant_b.raw_key
     else:
