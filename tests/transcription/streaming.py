@@ -63,3 +63,20 @@ def spans_more_than_one_clip(final: TranscriptEvent, clips: list[ClipSpan], tole
 
 def eval_session(eval_dir, *, gap_s: float) -> ConcatenatedSession:
     return concatenate_clips(eval_dir / "real", gap_s=gap_s, tail_s=2.0)
+
+
+CLIP_GAP_S = 2.0  # silence between clips in eval_clip's session
+
+
+def eval_clip(eval_dir, name: str, *, trailing_silence_s: float = 0.0) -> tuple[ClipSpan, np.ndarray]:
+    """One eval clip's 16 kHz audio, followed by up to CLIP_GAP_S of silence (endpoints need some)."""
+    assert trailing_silence_s <= CLIP_GAP_S, "more would run into the next clip"
+    session = eval_session(eval_dir, gap_s=CLIP_GAP_S)
+    clip = next(c for c in session.clips if c.name == name)
+    return clip, session.audio[clip.start_sample : clip.end_sample + round(trailing_silence_s * 16000)]
+
+
+def s16le_frames(audio: np.ndarray, start: int = 0, stop: int | None = None, frame: int = 1600):
+    """(sample offset, 100 ms frame as pcm_s16le bytes) over audio[start:stop], as a client sends it."""
+    for i in range(start, len(audio) if stop is None else stop, frame):
+        yield i, encode(audio[i : i + frame], "pcm_s16le")

@@ -7,7 +7,14 @@ from transcription.engine import SessionLimits, StreamingSession, parse_start
 from transcription.engine.audio import AudioFormatError
 from transcription.evaluation import word_error_rate
 
-from .streaming import eval_session, finals_by_clip, spans_more_than_one_clip, stream_through_engine
+from .streaming import (
+    eval_clip,
+    eval_session,
+    finals_by_clip,
+    s16le_frames,
+    spans_more_than_one_clip,
+    stream_through_engine,
+)
 
 pytestmark = pytest.mark.slow
 WER_TOLERANCE = 0.02
@@ -79,8 +86,8 @@ def test_silence_and_noise_are_never_sent_to_the_decoder(engine_models):
     rng = np.random.default_rng(0)
     quiet = np.concatenate([np.zeros(16000 * 5), rng.normal(0, 0.002, 16000 * 5)]).astype(np.float32)
     events = []
-    for i in range(0, len(quiet), 1600):
-        events += engine.accept_audio((quiet[i : i + 1600] * 32767).astype("<i2").tobytes())
+    for i, frame in s16le_frames(quiet):
+        events += engine.accept_audio(frame)
         if engine.partial_due(i / 16000 + 100):
             events.append(engine.decode_partial(i / 16000 + 100))
     events += engine.finalize("stop")
@@ -115,19 +122,17 @@ def test_utterance_is_cut_at_max_utterance_s(engine_models, eval_dir):
 
 
 def test_client_finalize_ends_the_utterance_mid_speech(engine_models, eval_dir):
-    session = eval_session(eval_dir, gap_s=2.0)
-    clip = next(c for c in session.clips if c.name == "librivox-0870.wav")  # 7 s without a pause
-    audio = session.audio[clip.start_sample : clip.end_sample]
+    _, audio = eval_clip(eval_dir, "librivox-0870.wav")  # 7 s without a pause
     engine = StreamingSession(parse_start({}, SessionLimits()), engine_models)
     events = []
     half = len(audio) // 2 // 1600 * 1600
-    for i in range(0, half, 1600):
-        events += engine.accept_audio((audio[i : i + 1600] * 32767).astype("<i2").tobytes())
+    for _, frame in s16le_frames(audio, stop=half):
+        events += engine.accept_audio(frame)
     events += engine.finalize("client")
     assert events and events[-1].reason == "client"
     assert abs(events[-1].end - half / 16000) < 0.05
-    for i in range(half, len(audio), 1600):
-        events += engine.accept_audio((audio[i : i + 1600] * 32767).astype("<i2").tobytes())
+    for _, frame in s16le_frames(audio, start=half):
+        events += engine.accept_audio(frame)
     events += engine.finalize("stop")
     assert events[-1].reason == "stop" and events[-1].segment == events[-2].segment + 1
     assert [e.segment for e in events] == list(range(len(events)))
@@ -148,13 +153,11 @@ def test_audio_seconds_are_exact_at_any_rate(engine_models):
 
 def test_final_reuses_the_decode_made_during_trailing_silence(engine_models, eval_dir):
     models = type(engine_models)(vad=engine_models.vad, recognizer=CountingRecognizer(engine_models.recognizer))
-    session = eval_session(eval_dir, gap_s=2.0)
-    clip = next(c for c in session.clips if c.name == "goforward.wav")
-    audio = session.audio[clip.start_sample : clip.end_sample + 32000]
+    clip, audio = eval_clip(eval_dir, "goforward.wav", trailing_silence_s=2.0)
     engine = StreamingSession(parse_start({"interim_results": False}, SessionLimits()), models)
     finals = []
-    for i in range(0, len(audio), 1600):
-        finals += engine.accept_audio((audio[i : i + 1600] * 32767).astype("<i2").tobytes())
+    for _, frame in s16le_frames(audio):
+        finals += engine.accept_audio(frame)
         if engine.partial_due(0.0):
             assert engine.decode_partial(0.0) is None  # no partials were asked for
     assert [f.reason for f in finals] == ["vad"]
@@ -162,15 +165,81 @@ def test_final_reuses_the_decode_made_during_trailing_silence(engine_models, eva
     assert models.recognizer.calls == 1, "the speculative decode was the final"
 
 
+@pytest.mark.parametrize("endpointing_ms", [800, 1600])
+def test_speculation_starts_after_a_quarter_of_the_endpoint_and_no_partial_follows_it(
+    engine_models, eval_dir, endpointing_ms
+):
+    """A partial after the speculation would repeat its text and hold the endpoint audio back."""
+    _, audio = eval_clip(eval_dir, "cards-002.wav", trailing_silence_s=2.0)
+    engine = StreamingSession(parse_start({"endpointing_ms": endpointing_ms}, SessionLimits()), engine_models)
+    engine.partial_interval_s = 0.2  # partials fall due several times during the endpoint silence
+    decodes, finals = [], []  # (speculative?, trailing silence in ms) of each decode, in order
+    for i, frame in s16le_frames(audio):
+        now = i / 16000  # the clock of a real-time stream: partials fall due every interval
+        finals += engine.accept_audio(frame)
+        if finals:
+            break
+        if engine.partial_due(now):
+            decodes.append((engine.speculation_due(), engine.vad.trailing_silence_ms()))
+            engine.decode_partial(now)
+    assert [f.reason for f in finals] == ["vad"]
+    speculations = [silence for speculative, silence in decodes if speculative]
+    assert len(speculations) == 1, decodes
+    # The VAD reports silence every 200 ms chunk, so the speculation starts in the chunk that crosses a quarter.
+    assert endpointing_ms / 4 <= speculations[0] < endpointing_ms / 4 + 200, decodes
+    assert decodes[-1][0], f"a partial was decoded after the speculation: {decodes}"
+
+
 def test_a_session_continued_elsewhere_keeps_counting_time_and_segments(engine_models, eval_dir):
-    session = eval_session(eval_dir, gap_s=2.0)
-    clip = next(c for c in session.clips if c.name == "goforward.wav")
-    audio = session.audio[clip.start_sample : clip.end_sample + 32000]
+    clip, audio = eval_clip(eval_dir, "goforward.wav", trailing_silence_s=2.0)
     config = parse_start({"interim_results": False}, SessionLimits())
     engine = StreamingSession(config, engine_models, resume_at_s=100.0, first_segment=5)
     finals = []
-    for i in range(0, len(audio), 1600):
-        finals += engine.accept_audio((audio[i : i + 1600] * 32767).astype("<i2").tobytes())
+    for _, frame in s16le_frames(audio):
+        finals += engine.accept_audio(frame)
     finals += engine.finalize("stop")
     assert [f.segment for f in finals] == [5]
     assert 100.0 <= finals[0].start < finals[0].end <= 100.0 + len(audio) / 16000
+
+
+@pytest.mark.parametrize(("thrifty", "window_frames"), [(False, 3000), (True, 1500)])
+def test_a_short_final_takes_the_30_s_window_unless_the_decoders_are_congested(
+    engine_models, eval_dir, monkeypatch, thrifty, window_frames
+):
+    """Under congestion (StreamingSession.thrifty_when) a short final costs half: a 15 s window."""
+    model = engine_models.recognizer.model
+    windows: list[int] = []
+    real_encode = model.encode
+
+    def encode(features, *args, **kwargs):  # the real encoder, with each window's length noted
+        windows.append(features.shape[-1])
+        return real_encode(features, *args, **kwargs)
+
+    monkeypatch.setattr(model, "encode", encode)
+    clip, audio = eval_clip(eval_dir, "goforward.wav", trailing_silence_s=2.0)  # 2.5 s: a short final
+    engine = StreamingSession(parse_start({"interim_results": False}, SessionLimits()), engine_models)
+    engine.thrifty_when = lambda: thrifty
+    finals = []
+    for _, frame in s16le_frames(audio):
+        finals += engine.accept_audio(frame)
+        if engine.partial_due(0.0):
+            engine.decode_partial(0.0)
+    assert [f.reason for f in finals] == ["vad"]
+    assert word_error_rate([clip.reference], [finals[0].text]) == 0.0
+    assert windows == [window_frames]
+
+
+def test_an_utterances_first_partial_queues_with_speculative_finals_and_later_ones_as_partials(engine_models, eval_dir):
+    from transcription.dispatch.local import LocalSessionHandle
+    from transcription.dispatch.scheduler import PARTIAL, SPECULATIVE
+
+    _, audio = eval_clip(eval_dir, "librivox-0870.wav")  # 7 s of continuous speech
+    engine = StreamingSession(parse_start({}, SessionLimits()), engine_models)
+    classes = []
+    for i, frame in s16le_frames(audio):
+        engine.accept_audio(frame)
+        if engine.partial_due(i / 16000) and not engine.speculation_due():
+            classes.append(LocalSessionHandle._decode_class(engine))
+            engine.decode_partial(i / 16000)
+    assert classes[0] == SPECULATIVE and engine.partial_sent
+    assert set(classes[classes.index(PARTIAL) :]) == {PARTIAL}, classes

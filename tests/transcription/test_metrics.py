@@ -84,7 +84,7 @@ def test_embedded_mode_reports_calls_waiting_for_an_engine_thread(settings):
         started.release()
         release.wait(30)
 
-    busy, waiting = [pool.submit(occupy) for _ in range(pool.threads)], []
+    busy, waiting = [pool.submit(occupy) for _ in pool.workers], []  # decode threads and the intake lane
     try:
         for _ in busy:
             assert started.acquire(timeout=10)  # every engine thread is taken

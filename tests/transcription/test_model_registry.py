@@ -165,3 +165,15 @@ def test_loading_the_models_runs_numpys_blas_on_one_thread():
     if (os.cpu_count() or 1) > 1:
         assert before and max(before) > 1, f"numpy's BLAS starts with one thread per core: {before}"
     assert after and set(after) == {1}, after
+
+
+def test_torch_stays_on_one_thread_after_vad_calls(engine_models):
+    """FunASR sets torch's thread count to its ncpu option before every generate call (4 by
+    default: on 2 cores the VAD's OpenMP threads then queued for CPU while holding the VAD lock)."""
+    import numpy as np
+    import torch
+
+    stream = engine_models.vad.open_stream(endpointing_ms=800)
+    torch.set_num_threads(3)  # anything else; the next VAD call must put it back to one
+    stream.feed(np.zeros(3200, dtype=np.float32))
+    assert torch.get_num_threads() == 1

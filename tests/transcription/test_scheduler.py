@@ -1,5 +1,6 @@
-"""The decode scheduler: finals before speculative decodes before partials, stale partials handed
-back with their place kept, and partials that get rarer as they queue up."""
+"""The decode scheduler: finals before speculative decodes before partials, an intake lane that
+runs urgent jobs while every decode thread is busy, stale partials handed back with their place
+kept, and partials that get rarer as they queue up."""
 
 import asyncio
 import threading
@@ -25,7 +26,25 @@ def scheduler():
 
 
 def occupy_all(scheduler: DecodeScheduler) -> threading.Event:
-    """Take every thread until the returned event is set, so later jobs queue up."""
+    """Take every thread (decode threads and the intake lane) until the returned event is set.
+
+    Later jobs then queue up, so a test can see the order the scheduler picks them in.
+    """
+    started, release = threading.Semaphore(0), threading.Event()
+
+    def hold() -> None:
+        started.release()
+        release.wait(30)
+
+    for _ in scheduler.workers:
+        scheduler.submit(hold)
+    for _ in scheduler.workers:
+        assert started.acquire(timeout=10)
+    return release
+
+
+def occupy_decode_threads(scheduler: DecodeScheduler) -> threading.Event:
+    """Take the decode threads only, with partial-class work the intake lane may not run."""
     started, release = threading.Semaphore(0), threading.Event()
 
     def hold() -> None:
@@ -33,13 +52,56 @@ def occupy_all(scheduler: DecodeScheduler) -> threading.Event:
         release.wait(30)
 
     for _ in range(scheduler.threads):
-        scheduler.submit(hold)
+        scheduler.submit(hold, kind=PARTIAL)
     for _ in range(scheduler.threads):
         assert started.acquire(timeout=10)
     return release
 
 
-def test_urgent_jobs_overtake_queued_partials_and_speculation(scheduler):
+def test_the_intake_lane_runs_urgent_jobs_while_every_decode_thread_is_busy(scheduler):
+    release = occupy_decode_threads(scheduler)
+    try:
+        partial = scheduler.submit(lambda: "partial", kind=PARTIAL)
+        speculative = scheduler.submit(lambda: "speculative", kind=SPECULATIVE)
+        intake = scheduler.submit(lambda: threading.current_thread().name, kind=URGENT)
+        assert intake.result(timeout=10) == "test-sched-intake-0"
+        time.sleep(0.2)  # the lane is free again and both jobs still queue: it runs urgent work only
+        assert not partial.done() and not speculative.done()
+        assert scheduler.queued(PARTIAL) == 1 and scheduler.queued(SPECULATIVE) == 1
+    finally:
+        release.set()
+    assert partial.result(timeout=10) == "partial" and speculative.result(timeout=10) == "speculative"
+
+
+def test_congested_once_every_decode_thread_has_a_decode_waiting(scheduler):
+    assert not scheduler.congested()
+    release = occupy_decode_threads(scheduler)
+    try:
+        futures = [scheduler.submit(lambda: None, kind=PARTIAL)]
+        futures += [scheduler.submit(lambda: None, kind=URGENT) for _ in range(3)]  # intake: no decode thread's work
+        assert not scheduler.congested()
+        futures.append(scheduler.submit(lambda: None, kind=SPECULATIVE))
+        assert scheduler.congested()  # two decodes wait for two threads
+    finally:
+        release.set()
+    for f in futures:
+        f.result(timeout=10)
+    assert not scheduler.congested()
+
+
+def test_a_scheduler_told_not_to_be_thrifty_is_never_congested():
+    scheduler = DecodeScheduler(1, thrifty=False, name="test-calm")
+    release = occupy_decode_threads(scheduler)
+    futures = [scheduler.submit(lambda: None, kind=PARTIAL) for _ in range(3)]
+    assert not scheduler.congested()
+    release.set()
+    for f in futures:
+        f.result(timeout=10)
+    scheduler.shutdown()
+
+
+def test_urgent_jobs_overtake_queued_partials_and_speculation():
+    scheduler = DecodeScheduler(1, intake_threads=0, name="test-order")  # one thread: run order = pick order
     release = occupy_all(scheduler)
     order: list[str] = []
     futures = [
@@ -52,7 +114,7 @@ def test_urgent_jobs_overtake_queued_partials_and_speculation(scheduler):
     release.set()
     for f in futures:
         f.result(timeout=10)
-    # Two threads: the first two picks are the final and the speculation, in that order.
+    scheduler.shutdown()
     assert order[:2] == ["final", "speculative"] and set(order[2:]) == {"partial-1", "partial-2"}
 
 

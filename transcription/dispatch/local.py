@@ -107,7 +107,7 @@ class LocalSessionHandle(SessionHandle):
         decodes what was taken in, and audio that arrives meanwhile goes into the next partial.
         """
         scheduler = self.dispatcher.scheduler
-        kind = SPECULATIVE if engine.speculation_due() else PARTIAL
+        kind = self._decode_class(engine)
         ticket = scheduler.new_ticket(
             None if kind == SPECULATIVE else engine.last_partial_at + engine.partial_interval_s
         )
@@ -121,9 +121,15 @@ class LocalSessionHandle(SessionHandle):
                 return  # finalize or finish is next: the session loop handles it
             if not engine.partial_due(time.monotonic()):
                 return  # the utterance ended with that audio: its final took the partial's place
-            kind = SPECULATIVE if engine.speculation_due() else PARTIAL
+            kind = self._decode_class(engine)
         if event is not None:
             await self.sink(event)
+
+    @staticmethod
+    def _decode_class(engine: StreamingSession) -> int:
+        """SPECULATIVE for a speculative final, and for an utterance's first partial: until it comes
+        the user has seen nothing of what they are saying, the longest wait for news there is."""
+        return SPECULATIVE if engine.speculation_due() or not engine.partial_sent else PARTIAL
 
     def _fresh_enough_for_partial(self) -> bool:
         """Asked on the decode thread: whether less than ``STALE_PARTIAL_S`` of audio waits behind a partial."""
@@ -142,6 +148,7 @@ class LocalSessionHandle(SessionHandle):
     async def _run(self) -> None:
         try:
             self.engine = await self._call(partial(self.dispatcher.new_engine_session, self.config, **self.resume))
+            self.engine.thrifty_when = self.dispatcher.scheduler.congested
             await self._serve(self.engine)
         except AudioFormatError as exc:
             await self.sink(EngineFailure(code="bad_audio", message=str(exc)))
@@ -202,10 +209,18 @@ class LocalSessionHandle(SessionHandle):
 
 
 class LocalDispatcher(Dispatcher):
-    def __init__(self, *, models: ModelSettings, workers: int, max_backlog_s: float) -> None:
+    def __init__(
+        self,
+        *,
+        models: ModelSettings,
+        workers: int,
+        max_backlog_s: float,
+        intake_threads: int = 1,
+        thrifty_finals: bool = True,
+    ) -> None:
         self.model_settings = models
         self.max_backlog_s = max_backlog_s
-        self.scheduler = DecodeScheduler(workers)
+        self.scheduler = DecodeScheduler(workers, intake_threads=intake_threads, thrifty=thrifty_finals)
 
     @classmethod
     def from_settings(cls) -> "LocalDispatcher":
@@ -215,6 +230,8 @@ class LocalDispatcher(Dispatcher):
             models=model_settings_from_django(),
             workers=settings.ASR_LOCAL_WORKERS,
             max_backlog_s=settings.ASR_MAX_BACKLOG_S,
+            intake_threads=settings.ASR_INTAKE_THREADS,
+            thrifty_finals=settings.ASR_THRIFTY_FINALS,
         )
 
     @property

@@ -24,6 +24,7 @@ from transcription.engine.config import SessionConfig
 from transcription.engine.recognizer import LanguageState, Transcription
 from transcription.engine.registry import AUTO, SENSEVOICE_LANGUAGES
 from transcription.engine.text import join_pieces, output_text
+from transcription.engine.vad import TORCH_THREADS
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +38,14 @@ _TAG = re.compile(r"<\|([^|]*)\|>")
 def _auto_model(model_dir: Path, device: str):  # type: ignore[no-untyped-def]
     from funasr import AutoModel
 
-    return AutoModel(model=str(model_dir), disable_update=True, disable_pbar=True, disable_log=True, device=device)
+    return AutoModel(
+        model=str(model_dir),
+        disable_update=True,
+        disable_pbar=True,
+        disable_log=True,
+        device=device,
+        ncpu=TORCH_THREADS,  # FunASR resets torch's threads to this on every call; see vad.py
+    )
 
 
 class ParaformerStreamingRecognizer:
@@ -76,7 +84,9 @@ class ParaformerStream:
         self.fed = 0  # samples of the current utterance already given to the model
         self.text = ""
 
-    def decode(self, audio: np.ndarray, *, utterance: int, final: bool, beam_size: int | None) -> Transcription:
+    def decode(
+        self, audio: np.ndarray, *, utterance: int, final: bool, beam_size: int | None, thrifty: bool = False
+    ) -> Transcription:
         if utterance != self.utterance:
             self._reset(utterance)
         new = audio[self.fed :]
@@ -131,7 +141,9 @@ class SenseVoiceStream:
         self.recognizer = recognizer
         self.language = LanguageState(config.language)
 
-    def decode(self, audio: np.ndarray, *, utterance: int, final: bool, beam_size: int | None) -> Transcription:
+    def decode(
+        self, audio: np.ndarray, *, utterance: int, final: bool, beam_size: int | None, thrifty: bool = False
+    ) -> Transcription:
         result = self.recognizer.recognize(audio, language=self.language.fixed)
         self.language.observe(result, final=final)
         return result

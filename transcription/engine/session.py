@@ -6,6 +6,7 @@ the audio arrived. Times are tracked as 16 kHz sample indices from the start of 
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,9 +23,12 @@ logger = logging.getLogger(__name__)
 VAD_STEP = CHUNK_MS * SAMPLES_PER_MS  # feed the VAD in its own chunk size so cuts land on time
 MIN_PARTIAL_AUDIO_S = 0.3  # shorter than this, a partial is guesswork
 RETRY_EMPTY_PARTIAL_S = 0.2  # after an empty first partial, the next try comes this much later
-# Trailing silence after which the open utterance is decoded ahead of its endpoint: if the
-# endpoint follows with no new speech, that decode is the final and costs nothing more.
-SPECULATE_AFTER_MS = 300
+# Share of the endpointing silence after which the open utterance is decoded ahead of its endpoint:
+# if the endpoint follows with no new speech, that decode is the final and costs nothing more. At
+# 800 ms endpointing it starts after 200 ms and has 600 ms to finish: a short final's 30 s-window
+# decode takes 300-600 ms on a 2-core CPU. Started later (300 ms), it often finished after the
+# endpoint and the final waited for it.
+SPECULATE_AFTER_ENDPOINT_SHARE = 0.25
 LOOKBACK_SAMPLES = TARGET_RATE  # audio kept before an utterance for VAD's start look-back
 
 
@@ -65,6 +69,9 @@ class StreamingSession:
         self.speculation: Speculation | None = None
         # The dispatcher may stretch it under load (DecodeScheduler.partial_interval).
         self.partial_interval_s = config.partial_interval_s
+        # Asked just before a final's decode: True when other sessions' work waits for the decode
+        # threads, so the final takes a cheaper decode (DecodeScheduler.congested; see recognizer).
+        self.thrifty_when: Callable[[], bool] = lambda: False
 
     @property
     def audio_seconds(self) -> float:
@@ -111,17 +118,28 @@ class StreamingSession:
         return max(0.0, self.last_partial_at + self.partial_interval_s - now)
 
     def speculation_due(self) -> bool:
+        return self._speculation_state() == "due"
+
+    def _speculation_state(self) -> str | None:
+        """In trailing silence long enough to speculate: "due" when everything said still needs a
+        decode, "covered" when a speculation already decoded it (no partial is news then); else None."""
         if self.utterance_start is None or self.stream.incremental:
-            return False  # an incremental decoder's final flushes its cache: it cannot be taken back
+            return None  # an incremental decoder's final flushes its cache: it cannot be taken back
         silence_ms = self.vad.trailing_silence_ms()
-        if silence_ms < SPECULATE_AFTER_MS:
-            return False
+        if silence_ms < self.config.endpointing_ms * SPECULATE_AFTER_ENDPOINT_SHARE:
+            return None
         silence_start = self.buffer.end - len(self.pending) - silence_ms * SAMPLES_PER_MS
         spec = self.speculation
-        return spec is None or spec.start != self.utterance_start or spec.end < silence_start
+        if spec is None or spec.start != self.utterance_start or spec.end < silence_start:
+            return "due"
+        return "covered"
 
     def _partial_has_audio(self) -> bool:
         if not (self.config.interim_results and self.utterance_start is not None):
+            return False
+        if self._speculation_state() == "covered":
+            # A partial here would repeat the speculation's text, and while it ran the endpoint
+            # audio would wait behind it, delaying the final.
             return False
         new_audio = self.buffer.end - max(self.last_partial_end, self.utterance_start)
         length = self.buffer.end - self.utterance_start
@@ -144,7 +162,11 @@ class StreamingSession:
         self.last_partial_at = now - catch_up
         start, end = self.utterance_start, self.buffer.end
         result = self.stream.decode(
-            self.buffer.slice(start, end), utterance=start, final=speculative, beam_size=None if speculative else 1
+            self.buffer.slice(start, end),
+            utterance=start,
+            final=speculative,
+            beam_size=None if speculative else 1,
+            thrifty=speculative and self.thrifty_when(),
         )
         text = result.text
         if speculative:
@@ -199,7 +221,9 @@ class StreamingSession:
         if spec is not None and spec.start == start and spec.end >= end:
             result = spec.result  # decoded during the trailing silence; nothing was said since
         else:
-            result = self.stream.decode(self.buffer.slice(start, end), utterance=start, final=True, beam_size=None)
+            result = self.stream.decode(
+                self.buffer.slice(start, end), utterance=start, final=True, beam_size=None, thrifty=self.thrifty_when()
+            )
         text = result.text
         had_partial, self.partial_sent = self.partial_sent, False
         self.last_partial_end = end

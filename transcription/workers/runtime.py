@@ -56,7 +56,11 @@ class WorkerRuntime:
         self.redis = redis.Redis.from_url(settings.ASR_REGISTRY_URL)
         self.loop = asyncio.new_event_loop()
         self.dispatcher = LocalDispatcher(
-            models=model_settings_from_django(), workers=settings.ASR_LOCAL_WORKERS, max_backlog_s=1e9
+            models=model_settings_from_django(),
+            workers=settings.ASR_LOCAL_WORKERS,
+            max_backlog_s=1e9,
+            intake_threads=settings.ASR_INTAKE_THREADS,
+            thrifty_finals=settings.ASR_THRIFTY_FINALS,
         )
         self.ready = threading.Event()
         self.stopping = threading.Event()
