@@ -13,7 +13,7 @@ from transcription import resume, services
 from transcription.client.wav import read_wav
 from transcription.dispatch import get_dispatcher
 from transcription.engine import SessionLimits, parse_start
-from transcription.evaluation import word_error_rate
+from transcription.evaluation import normalize_text, word_error_rate
 from transcription.models import Segment, Session
 
 from .cluster import REDIS_URL, Cluster
@@ -95,7 +95,12 @@ async def test_finals_through_workers_match_embedded_mode(tenant_a, three_uttera
     settings.ASR_DISPATCH = "local"
     embedded = await stream(tenant_a.raw_key, three_utterances)
     assert distributed.close_code == embedded.close_code == 1000
-    assert [f["text"] for f in distributed.finals] == [f["text"] for f in embedded.finals]
+    # The same words either way. Punctuation may differ: with audio sent faster than real time,
+    # whether a final reuses its speculative decode (made on less trailing silence) or decodes at
+    # the endpoint is a race in either path, and a busy server's final takes the thrifty window.
+    # Either can turn "10 of clubs." into "10 of clubs".
+    texts = [[normalize_text(f["text"]) for f in t.finals] for t in (distributed, embedded)]
+    assert texts[0] == texts[1]
     assert word_error_rate(REFERENCES, [f["text"] for f in distributed.finals]) == 0.0
     session = await Session.objects.aget(pk=distributed.messages[0]["session_id"])
     assert await session.segments.acount() == 3 and session.close_reason == "stop"
