@@ -8,6 +8,7 @@ from transcription.engine.audio import AudioFormatError
 from transcription.evaluation import word_error_rate
 
 from .streaming import (
+    CLIP_GAP_S,
     eval_clip,
     eval_session,
     finals_by_clip,
@@ -188,6 +189,16 @@ def test_speculation_starts_after_a_quarter_of_the_endpoint_and_no_partial_follo
     # The VAD reports silence every 200 ms chunk, so the speculation starts in the chunk that crosses a quarter.
     assert endpointing_ms / 4 <= speculations[0] < endpointing_ms / 4 + 200, decodes
     assert decodes[-1][0], f"a partial was decoded after the speculation: {decodes}"
+
+
+def test_a_final_is_the_same_whether_or_not_it_was_speculated(engine_models, eval_dir):
+    """Whether the speculative decode ran before the endpoint is a race (load, audio sent faster
+    than real time); the user's final must not depend on who won it."""
+    session = eval_session(eval_dir, gap_s=CLIP_GAP_S)
+    speculated = stream_through_engine(engine_models, session, partials=True, endpointing_ms=800)
+    endpoint_only = stream_through_engine(engine_models, session, partials=False, endpointing_ms=800)
+    assert [(f.start, f.end) for f in speculated.finals] == [(f.start, f.end) for f in endpoint_only.finals]
+    assert [f.text for f in speculated.finals] == [f.text for f in endpoint_only.finals]
 
 
 def test_a_session_continued_elsewhere_keeps_counting_time_and_segments(engine_models, eval_dir):

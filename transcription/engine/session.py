@@ -34,7 +34,10 @@ LOOKBACK_SAMPLES = TARGET_RATE  # audio kept before an utterance for VAD's start
 
 @dataclass(frozen=True)
 class Speculation:
-    """A decode of an utterance made during its trailing silence, over samples [start, end)."""
+    """A decode of an utterance made during its trailing silence, over samples [start, end).
+
+    ``end`` is where the trailing silence began plus :meth:`StreamingSession._final_tail`: exactly
+    the audio the final decodes if the endpoint follows, so reusing it changes nothing."""
 
     start: int
     end: int
@@ -67,6 +70,8 @@ class StreamingSession:
         self.last_partial_at = 0.0
         self.last_partial_end = 0
         self.speculation: Speculation | None = None
+        # Where the open utterance's trailing silence began, as of the last VAD chunk (None in speech).
+        self.silence_from: int | None = None
         # The dispatcher may stretch it under load (DecodeScheduler.partial_interval).
         self.partial_interval_s = config.partial_interval_s
         # Asked just before a final's decode: True when other sessions' work waits for the decode
@@ -96,7 +101,7 @@ class StreamingSession:
         events += self._run_vad(self.pending, is_final=True, reason=reason)
         self.pending = np.zeros(0, dtype=np.float32)
         if self.utterance_start is not None:
-            events += self._final(self.buffer.end, reason)
+            events += self._final(self.buffer.end, reason, silence_from=self._silence_start())
         self.vad_origin = self.buffer.end
         self.utterance_start = None
         return events
@@ -128,11 +133,31 @@ class StreamingSession:
         silence_ms = self.vad.trailing_silence_ms()
         if silence_ms < self.config.endpointing_ms * SPECULATE_AFTER_ENDPOINT_SHARE:
             return None
-        silence_start = self.buffer.end - len(self.pending) - silence_ms * SAMPLES_PER_MS
+        silence_start = self._silence_start()
         spec = self.speculation
-        if spec is None or spec.start != self.utterance_start or spec.end < silence_start:
+        if spec is None or spec.start != self.utterance_start or spec.end != self._decode_end(silence_start):
             return "due"
         return "covered"
+
+    def _silence_start(self) -> int | None:
+        """The sample where the VAD's current trailing silence began; None while it hears speech."""
+        silence_ms = self.vad.trailing_silence_ms()
+        if self.utterance_start is None or silence_ms <= 0:
+            return None
+        return max(self.utterance_start, self.buffer.end - len(self.pending) - silence_ms * SAMPLES_PER_MS)
+
+    def _final_tail(self) -> int:
+        """Samples of trailing silence a final decodes: as much as a speculation has heard when it starts.
+
+        Whisper's punctuation depends on it ("10 of clubs." with 200 ms, "10 of clubs" with the VAD's
+        70 ms), so a speculated final and one decoded at the endpoint use the same amount."""
+        return round(self.config.endpointing_ms * SPECULATE_AFTER_ENDPOINT_SHARE) * SAMPLES_PER_MS
+
+    def _decode_end(self, silence_from: int | None, end: int | None = None) -> int:
+        """Where a final's decode stops: the tail after the silence's start when that audio is here."""
+        if silence_from is not None and silence_from + self._final_tail() <= self.buffer.end:
+            return silence_from + self._final_tail()
+        return self.buffer.end if end is None else end
 
     def _partial_has_audio(self) -> bool:
         if not (self.config.interim_results and self.utterance_start is not None):
@@ -161,6 +186,8 @@ class StreamingSession:
         catch_up = min(max(late_s, 0.0), self.partial_interval_s / 2) if self.partial_sent else 0.0
         self.last_partial_at = now - catch_up
         start, end = self.utterance_start, self.buffer.end
+        if speculative:
+            end = self._decode_end(self._silence_start())  # what the final would decode (Speculation)
         result = self.stream.decode(
             self.buffer.slice(start, end),
             utterance=start,
@@ -171,7 +198,7 @@ class StreamingSession:
         text = result.text
         if speculative:
             self.speculation = Speculation(start=start, end=end, result=result)
-        self.last_partial_end = end
+        self.last_partial_end = self.buffer.end
         if not text and not self.partial_sent and not speculative:
             # Nothing recognisable yet in a young utterance: try again soon, not a whole (possibly
             # load-stretched) interval later, so the user's first sight of it is not delayed.
@@ -194,11 +221,15 @@ class StreamingSession:
     def _run_vad(self, samples: np.ndarray, *, is_final: bool = False, reason: str = "vad") -> list[TranscriptEvent]:
         """Feed the VAD; an end it reports closes the utterance (with ``reason``: a flush ends it for the client)."""
         events: list[TranscriptEvent] = []
+        silence_from = self.silence_from  # the VAD forgets the silence in the chunk that ends the speech
         for start_ms, end_ms in self.vad.feed(samples, is_final=is_final):
             if start_ms >= 0 and self.utterance_start is None:
                 self.utterance_start = self.vad_origin + start_ms * SAMPLES_PER_MS
             if end_ms >= 0 and self.utterance_start is not None:
-                events += self._final(min(self.vad_origin + end_ms * SAMPLES_PER_MS, self.buffer.end), reason)
+                end = min(self.vad_origin + end_ms * SAMPLES_PER_MS, self.buffer.end)
+                events += self._final(end, reason, silence_from=silence_from)
+                silence_from = None
+        self.silence_from = self._silence_start()
         events += self._cut_if_too_long(self.buffer.end - len(self.pending))
         return events
 
@@ -212,17 +243,27 @@ class StreamingSession:
         self.utterance_start = cut
         return events
 
-    def _final(self, end: int, reason: str) -> list[TranscriptEvent]:
+    def _final(self, end: int, reason: str, *, silence_from: int | None = None) -> list[TranscriptEvent]:
+        """The utterance [utterance_start, end) as a final. ``silence_from``: where its trailing
+        silence began, if the VAD heard one; the decode then takes the same tail a speculation would."""
         start = self.utterance_start
         assert start is not None
         end = max(end, start)
+        if silence_from is not None and not start < silence_from <= end:
+            silence_from = None  # a silence of another utterance, or one after this final's end
+        decode_end = end if silence_from is None else self._decode_end(silence_from, end)
         self.utterance_start = None
+        self.silence_from = None
         spec, self.speculation = self.speculation, None
-        if spec is not None and spec.start == start and spec.end >= end:
+        if spec is not None and spec.start == start and spec.end == decode_end:
             result = spec.result  # decoded during the trailing silence; nothing was said since
         else:
             result = self.stream.decode(
-                self.buffer.slice(start, end), utterance=start, final=True, beam_size=None, thrifty=self.thrifty_when()
+                self.buffer.slice(start, decode_end),
+                utterance=start,
+                final=True,
+                beam_size=None,
+                thrifty=self.thrifty_when(),
             )
         text = result.text
         had_partial, self.partial_sent = self.partial_sent, False
