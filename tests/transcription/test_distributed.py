@@ -95,10 +95,10 @@ async def test_finals_through_workers_match_embedded_mode(tenant_a, three_uttera
     settings.ASR_DISPATCH = "local"
     embedded = await stream(tenant_a.raw_key, three_utterances)
     assert distributed.close_code == embedded.close_code == 1000
-    # The same words either way. Punctuation may differ: with audio sent faster than real time,
-    # whether a final reuses its speculative decode (made on less trailing silence) or decodes at
-    # the endpoint is a race in either path, and a busy server's final takes the thrifty window.
-    # Either can turn "10 of clubs." into "10 of clubs".
+    # The same words either way. Punctuation may differ: a process whose decode threads are busy
+    # decodes short finals with the thrifty 15 s window, which can turn
+    # "10 of clubs." into "10 of clubs". (Speculated or not, a final is otherwise the same:
+    # test_a_final_is_the_same_whether_or_not_it_was_speculated.)
     texts = [[normalize_text(f["text"]) for f in t.finals] for t in (distributed, embedded)]
     assert texts[0] == texts[1]
     assert word_error_rate(REFERENCES, [f["text"] for f in distributed.finals]) == 0.0
