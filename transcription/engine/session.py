@@ -133,9 +133,9 @@ class StreamingSession:
         silence_ms = self.vad.trailing_silence_ms()
         if silence_ms < self.config.endpointing_ms * SPECULATE_AFTER_ENDPOINT_SHARE:
             return None
-        silence_start = self._silence_start()
+        final_end = self._decode_end(self._silence_start(), self.buffer.end)
         spec = self.speculation
-        if spec is None or spec.start != self.utterance_start or spec.end != self._decode_end(silence_start):
+        if spec is None or spec.start != self.utterance_start or spec.end != final_end:
             return "due"
         return "covered"
 
@@ -153,11 +153,11 @@ class StreamingSession:
         70 ms), so a speculated final and one decoded at the endpoint use the same amount."""
         return round(self.config.endpointing_ms * SPECULATE_AFTER_ENDPOINT_SHARE) * SAMPLES_PER_MS
 
-    def _decode_end(self, silence_from: int | None, end: int | None = None) -> int:
-        """Where a final's decode stops: the tail after the silence's start when that audio is here."""
+    def _decode_end(self, silence_from: int | None, end: int) -> int:
+        """Where a final's decode stops: the tail after the silence's start when that audio is here, else ``end``."""
         if silence_from is not None and silence_from + self._final_tail() <= self.buffer.end:
             return silence_from + self._final_tail()
-        return self.buffer.end if end is None else end
+        return end
 
     def _partial_has_audio(self) -> bool:
         if not (self.config.interim_results and self.utterance_start is not None):
@@ -187,7 +187,7 @@ class StreamingSession:
         self.last_partial_at = now - catch_up
         start, end = self.utterance_start, self.buffer.end
         if speculative:
-            end = self._decode_end(self._silence_start())  # what the final would decode (Speculation)
+            end = self._decode_end(self._silence_start(), end)  # what the final would decode (Speculation)
         result = self.stream.decode(
             self.buffer.slice(start, end),
             utterance=start,
@@ -251,7 +251,7 @@ class StreamingSession:
         end = max(end, start)
         if silence_from is not None and not start < silence_from <= end:
             silence_from = None  # a silence of another utterance, or one after this final's end
-        decode_end = end if silence_from is None else self._decode_end(silence_from, end)
+        decode_end = self._decode_end(silence_from, end)
         self.utterance_start = None
         self.silence_from = None
         spec, self.speculation = self.speculation, None
