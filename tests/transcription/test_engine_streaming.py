@@ -5,7 +5,7 @@ import pytest
 
 from transcription.engine import SessionLimits, StreamingSession, parse_start
 from transcription.engine.audio import AudioFormatError
-from transcription.evaluation import word_error_rate
+from transcription.evaluation import normalize_text, word_error_rate
 
 from .streaming import (
     CLIP_GAP_S,
@@ -164,6 +164,25 @@ def test_final_reuses_the_decode_made_during_trailing_silence(engine_models, eva
     assert [f.reason for f in finals] == ["vad"]
     assert word_error_rate([clip.reference], [finals[0].text]) == 0.0
     assert models.recognizer.calls == 1, "the speculative decode was the final"
+
+
+def test_speech_after_a_speculation_discards_it(engine_models, eval_dir):
+    """A pause shorter than the endpoint: the speculation made in it must not become the final."""
+    models = type(engine_models)(vad=engine_models.vad, recognizer=CountingRecognizer(engine_models.recognizer))
+    _, first = eval_clip(eval_dir, "cards-001.wav", trailing_silence_s=0.25)
+    _, second = eval_clip(eval_dir, "cards-003.wav", trailing_silence_s=2.0)
+    engine = StreamingSession(parse_start({"interim_results": False}, SessionLimits()), models)
+    finals, speculated_at = [], []
+    for i, frame in s16le_frames(np.concatenate([first, second])):
+        finals += engine.accept_audio(frame)
+        if engine.partial_due(0.0):
+            speculated_at.append(i)
+            engine.decode_partial(0.0)
+    assert [f.reason for f in finals] == ["vad"]
+    assert len(speculated_at) == 2 and speculated_at[0] < len(first) < speculated_at[1], speculated_at
+    words = normalize_text(finals[0].text).split()
+    assert "ten" in words and "seven" in words, finals[0].text  # both clips, not the first one's speculation
+    assert models.recognizer.calls == 2, "the second speculation was the final"
 
 
 @pytest.mark.parametrize("endpointing_ms", [800, 1600])
