@@ -10,7 +10,7 @@ PORT ?= 8000
 # The suite runs against this machine's PostgreSQL; pytest-django creates test_asrplatform.
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/asrplatform
 
-.PHONY: install models run test lint bench stack clean
+.PHONY: install models run test lint bench stack clean system-deps
 
 $(STAMP): requirements.txt requirements-nodeps.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,9 +30,20 @@ models: install
 run: install models
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py demo_tenant --url ws://$(HOST):$(PORT)/ws/v1/transcribe
-	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) --application-close-timeout 30 asrplatform.asgi:application
+	$(PY) -m asrplatform.server --host $(HOST) --port $(PORT)
 
-test: install lint models
+# Debian packages the suite drives: Chromium (browser tests), espeak-ng and sox (synthetic speech).
+# Installed when missing, as root or through sudo.
+SYSTEM_PACKAGES := chromium espeak-ng sox
+system-deps:
+	@missing=""; for pkg in $(SYSTEM_PACKAGES); do command -v $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		sudo=""; [ "$$(id -u)" = 0 ] || sudo="sudo"; \
+		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+test: install lint models system-deps
 	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) manage.py makemigrations --check --dry-run
 	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest
 
@@ -54,7 +65,7 @@ bench-memory: install
 	$(PY) -m bench memory $(BENCH_ARGS)
 
 # `make stack`: the distributed stack on this machine (Procfile.stack, run by honcho; Ctrl-C stops
-# it): one daphne with ASR_DISPATCH=celery on $(HOST):$(PORT) and two inference workers, against
+# it): one gateway with ASR_DISPATCH=celery on $(HOST):$(PORT) and two inference workers, against
 # this machine's PostgreSQL (database $(STACK_DB), created if missing) and Redis.
 STACK_PG ?= postgres://postgres@127.0.0.1:5432
 STACK_DB ?= asrplatform

@@ -16,9 +16,9 @@ from accounts import services as account_services
 from accounts.models import ApiKey
 from api import serializers
 from api.authentication import IsTenantMember, IsTenantOwner
+from asrplatform.edge.body_limits import upload_max_bytes
 from transcription import file_jobs, selectors
 
-UPLOAD_OVERHEAD_BYTES = 64 * 1024  # multipart boundaries and the other form fields
 STREAM_TOKEN_TTL_S = int(account_services.STREAM_TOKEN_TTL.total_seconds())
 
 
@@ -131,7 +131,7 @@ class TranscriptionListCreateView(generics.ListAPIView):
     )
     def post(self, request: Request) -> Response:
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
-        if declared > settings.ASR_FILE_MAX_BYTES + UPLOAD_OVERHEAD_BYTES:  # refuse before reading the body
+        if declared > upload_max_bytes():  # also checked in front of Django (asrplatform.edge) before the body
             return _refusal(
                 file_jobs.JobRefused("too_large", f"Files may be at most {settings.ASR_FILE_MAX_BYTES} bytes.", 413)
             )

@@ -1,4 +1,9 @@
-"""ASGI entry point: HTTP through Django, WebSockets through the API-key-authenticated gateway."""
+"""ASGI entry point: HTTP through Django, WebSockets through the API-key-authenticated gateway.
+
+In front of both: the client's address from trusted proxies only, and request bodies refused by
+size and credentials before they are read (``asrplatform.edge``). Serve it with
+``python -m asrplatform.server`` (uvicorn, which streams bodies to the application).
+"""
 
 import os
 
@@ -12,15 +17,20 @@ from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from accounts.middleware import ApiKeyAuthMiddleware  # noqa: E402
+from asrplatform.edge.body_limits import BodyLimitMiddleware  # noqa: E402
+from asrplatform.edge.client_address import ClientAddressMiddleware  # noqa: E402
 from transcription.dispatch import get_dispatcher  # noqa: E402
 from transcription.routing import websocket_urlpatterns  # noqa: E402
 
-application = ProtocolTypeRouter(
-    {
-        # Embedded mode serves its own static files; behind a proxy, serve STATIC_ROOT there instead.
-        "http": ASGIStaticFilesHandler(django_http) if settings.ASR_SERVE_STATIC else django_http,
-        "websocket": ApiKeyAuthMiddleware(URLRouter(websocket_urlpatterns)),
-    }
+# Embedded mode serves its own static files; behind a proxy, serve STATIC_ROOT there instead.
+http_app = ASGIStaticFilesHandler(django_http) if settings.ASR_SERVE_STATIC else django_http
+application = ClientAddressMiddleware(
+    ProtocolTypeRouter(
+        {
+            "http": BodyLimitMiddleware(http_app),
+            "websocket": ApiKeyAuthMiddleware(URLRouter(websocket_urlpatterns)),
+        }
+    )
 )
 
 if settings.ASR_PRELOAD and settings.ASR_DISPATCH == "local":

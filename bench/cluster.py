@@ -1,6 +1,6 @@
 """Celery dispatch for the benchmark: PostgreSQL, Redis, inference workers and a gateway.
 
-Real processes, started the way `make stack` starts them (`manage.py asr_worker`, daphne with
+Real processes, started the way `make stack` starts them (`manage.py asr_worker`, the server with
 ASR_DISPATCH=celery), under a registry prefix and worker names of this run's own: workers of any
 other stack sharing the Redis are never picked, and never get this run's tasks (a worker's Celery
 queue is named after the worker alone, not after the prefix).
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from transcription.workers import registry
 
-from .server import ROOT, DaphneServer, ServerError
+from .server import ROOT, GatewayServer, ServerError
 
 logger = logging.getLogger(__name__)
 
@@ -65,9 +65,9 @@ def stack_from_args(workdir: Path, args: argparse.Namespace) -> CeleryStack:
 
 
 class CeleryStack:
-    """N inference workers and one gateway (daphne, ASR_DISPATCH=celery) on PostgreSQL + Redis.
+    """N inference workers and one gateway (asrplatform.server, ASR_DISPATCH=celery) on PostgreSQL + Redis.
 
-    `start()` migrates, starts the workers (they load their models while daphne starts) and
+    `start()` migrates, starts the workers (they load their models while the gateway starts) and
     waits until every one of them heartbeats in the registry; `stop()` ends every process it
     started and removes what they left in Redis.
     """
@@ -103,7 +103,7 @@ class CeleryStack:
         }
         for name in ("ASR_REGISTRY_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"):
             self.env.pop(name, None)  # all three follow REDIS_URL
-        self.gateway = DaphneServer(
+        self.gateway = GatewayServer(
             workdir,
             self.env,
             startup_timeout=startup_timeout,

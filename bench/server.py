@@ -1,4 +1,4 @@
-"""Start the embedded server (daphne + SQLite) in a subprocess and measure its CPU and memory.
+"""Start the embedded server (uvicorn + SQLite) in a subprocess and measure its CPU and memory.
 
 A real process, started the way an operator starts it, so the numbers include everything the
 server does (Channels, the database, the engine) and nothing the benchmark itself does.
@@ -74,8 +74,8 @@ def memory_bytes(pid: int) -> dict[str, int]:
     return {"peak_rss": values.get("VmHWM", 0), "rss": values.get("VmRSS", 0)}
 
 
-class DaphneServer:
-    """migrate, create a tenant and key, run daphne on a free port; `stop()` ends only it."""
+class GatewayServer:
+    """migrate, create a tenant and key, run the server on a free port; `stop()` ends only it."""
 
     def __init__(
         self,
@@ -126,10 +126,8 @@ class DaphneServer:
         self.api_key = lines[-1].strip()
 
     def launch(self) -> None:
-        """Start daphne and wait until it accepts connections."""
-        daphne = Path(sys.executable).parent / "daphne"
-        command = [str(daphne)] if daphne.exists() else [sys.executable, "-m", "daphne"]
-        command += ["-b", "127.0.0.1", "-p", str(self.port), "asrplatform.asgi:application"]
+        """Start the server and wait until it accepts connections."""
+        command = [sys.executable, "-m", "asrplatform.server", "--host", "127.0.0.1", "--port", str(self.port)]
         log = open(self.log_path, "wb")  # noqa: SIM115 - owned by the child for its lifetime
         self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=log)
         log.close()
@@ -141,13 +139,13 @@ class DaphneServer:
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
                 code = self.process.returncode
-                raise ServerError(f"daphne exited with {code}:\n{self.log_tail()}")
+                raise ServerError(f"the server exited with {code}:\n{self.log_tail()}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=1):
                     return
             except OSError:
                 time.sleep(0.2)
-        raise ServerError(f"daphne did not listen within {self.startup_timeout:.0f} s")
+        raise ServerError(f"the server did not listen within {self.startup_timeout:.0f} s")
 
     def log_tail(self, lines: int = 20) -> str:
         try:
@@ -165,7 +163,7 @@ class DaphneServer:
             self.process.kill()
             self.process.wait(timeout=5)
 
-    def __enter__(self) -> DaphneServer:
+    def __enter__(self) -> GatewayServer:
         try:
             self.start()
         except BaseException:
@@ -177,7 +175,7 @@ class DaphneServer:
         self.stop()
 
 
-class EmbeddedServer(DaphneServer):
+class EmbeddedServer(GatewayServer):
     """The embedded platform as `make run` serves it: SQLite, in-memory layer, engine in-process."""
 
     def __init__(self, workdir: Path, *, port: int | None = None, startup_timeout: float = 180.0):

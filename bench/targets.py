@@ -24,7 +24,7 @@ from typing import Any
 from transcription.client import StreamResult, stream_audio
 
 from .cluster import DEFAULT_DATABASE, DEFAULT_PG_URL, DEFAULT_REDIS_URL, stack_from_args
-from .server import ROOT, DaphneServer, EmbeddedServer, ServerError
+from .server import ROOT, EmbeddedServer, GatewayServer, ServerError
 
 # stream(audio, *, chunk_ms, realtime, start_options, drain_timeout) -> StreamResult, already bound
 # to the target's URL and credentials: `stream_audio` with url and key applied, or a peer's adapter.
@@ -108,7 +108,7 @@ def start_run(args: argparse.Namespace, stem: str) -> int | None:
     return None
 
 
-def bench_key(server: DaphneServer, tenant: str) -> str:
+def bench_key(server: GatewayServer, tenant: str) -> str:
     """A key of a tenant on BENCH_PLAN (the server's own bench tenant is on the free plan: 2 streams)."""
     lines = server._manage("create_tenant", tenant, "--plan", BENCH_PLAN).strip().splitlines()
     if not lines:

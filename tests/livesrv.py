@@ -1,4 +1,4 @@
-"""A real daphne server in a subprocess, on the test database (not a test module)."""
+"""The real server (``python -m asrplatform.server``) in a subprocess, on the test database (not a test module)."""
 
 import os
 import socket
@@ -29,13 +29,13 @@ class LiveServer:
     def __init__(
         self, extra_env: dict[str, str] | None = None, port: int | None = None, tls: tuple[Path, Path] | None = None
     ) -> None:
-        """``tls``: (private key, certificate chain) PEM files; daphne then serves wss:// and https://."""
+        """``tls``: (private key, certificate chain) PEM files; the server then speaks wss:// and https://."""
         self.port = port or free_port()
         self.url = f"{'wss' if tls else 'ws'}://127.0.0.1:{self.port}/ws/v1/transcribe"
         self.http_url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
-        listen = ["-b", "127.0.0.1", "-p", str(self.port)]
+        listen = ["--host", "127.0.0.1", "--port", str(self.port)]
         if tls:
-            listen = ["-e", f"ssl:{self.port}:interface=127.0.0.1:privateKey={tls[0]}:certKey={tls[1]}"]
+            listen += ["--ssl-keyfile", str(tls[0]), "--ssl-certfile", str(tls[1])]
         env = dict(
             os.environ,
             DJANGO_SETTINGS_MODULE="asrplatform.settings.base",
@@ -44,10 +44,10 @@ class LiveServer:
             **(extra_env or {}),
         )
         self.log = (
-            open(REPO / "test-artifacts" / f"daphne-{self.port}.log", "w") if self._artifacts() else subprocess.DEVNULL
+            open(REPO / "test-artifacts" / f"server-{self.port}.log", "w") if self._artifacts() else subprocess.DEVNULL
         )
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", *listen, "asrplatform.asgi:application"],
+            [sys.executable, "-m", "asrplatform.server", *listen],
             cwd=REPO,
             env=env,
             stdout=self.log,
@@ -64,13 +64,13 @@ class LiveServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"daphne exited with {self.process.returncode}")
+                raise RuntimeError(f"the server exited with {self.process.returncode}")
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
                 return
             except OSError:
                 time.sleep(0.2)
-        raise RuntimeError("daphne did not start listening")
+        raise RuntimeError("the server did not start listening")
 
     def stop(self) -> None:
         self.process.terminate()

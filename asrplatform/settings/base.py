@@ -290,5 +290,12 @@ ASR_RATE_LIMITS = {
 # Browser (token) WebSocket clients must send one of these Origins; empty: the Origin must match the
 # Host header (same origin). Connections with an API key are not browsers and are not checked.
 ASR_ALLOWED_ORIGINS = [o.strip().rstrip("/") for o in os.environ.get("ASR_ALLOWED_ORIGINS", "").split(",") if o.strip()]
+# Addresses or networks of the reverse proxies in front of the servers (e.g. "10.0.0.2,10.0.1.0/24").
+# Only their X-Forwarded-For / X-Forwarded-Proto headers are believed, and only the entries they
+# wrote: the client is the rightmost address that is not one of them. Empty (the default): the
+# TCP peer is the client, and forwarding headers are ignored.
+ASR_TRUSTED_PROXIES = [p.strip() for p in os.environ.get("ASR_TRUSTED_PROXIES", "").split(",") if p.strip()]
+# Request bodies other than file uploads (forms, JSON) are refused past this size, before being read.
+ASR_HTTP_MAX_BODY_BYTES = env_int("ASR_HTTP_MAX_BODY_BYTES", 1024 * 1024)
 # /metrics: a scrape token (Authorization: Bearer) or a logged-in staff user.
 ASR_METRICS_TOKEN = os.environ.get("ASR_METRICS_TOKEN", "")

@@ -14,4 +14,5 @@ if "DATABASE_URL" not in os.environ:
 DEBUG = False
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# X-Forwarded-Proto is believed only from ASR_TRUSTED_PROXIES (asrplatform.edge.client_address sets
+# the scheme from it), not from any client as SECURE_PROXY_SSL_HEADER would.

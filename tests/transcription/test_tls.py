@@ -1,4 +1,4 @@
-"""wss:// and https:// straight from daphne's TLS endpoint, with a private CA made at test time."""
+"""wss:// and https:// straight from the server's own TLS endpoint, with a private CA made at test time."""
 
 import datetime
 import ipaddress

@@ -1,0 +1,70 @@
+"""Reading credentials off a raw request, for checks made before Django has parsed it.
+
+One bearer parser for every entry point (scheme case-insensitive, as RFC 9110 says), and a check
+that an HTTP request carries a valid credential, made before its body is read.
+"""
+
+from http.cookies import CookieError, SimpleCookie
+from importlib import import_module
+
+from django.conf import settings
+from django.contrib.auth import get_user
+
+from accounts import selectors
+
+Headers = list[tuple[bytes, bytes]]
+
+
+def header_value(headers: Headers, name: bytes) -> str | None:
+    """The first value of a header (names compared case-insensitively)."""
+    for key, value in headers:
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
+
+
+def parse_bearer(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` value; None for any other scheme."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.strip().partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+class _SessionRequest:
+    """The little of a request that ``django.contrib.auth.get_user`` reads."""
+
+    def __init__(self, session_key: str) -> None:
+        self.session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+
+
+def _session_user_is_active(headers: Headers) -> bool:
+    cookie_header = header_value(headers, b"cookie")
+    if not cookie_header:
+        return False
+    try:
+        cookies = SimpleCookie(cookie_header)
+    except CookieError:
+        return False
+    morsel = cookies.get(settings.SESSION_COOKIE_NAME)
+    if morsel is None or not morsel.value:
+        return False
+    user = get_user(_SessionRequest(morsel.value))  # type: ignore[arg-type]
+    return bool(user.is_authenticated and user.is_active)
+
+
+def http_credentials_refusal(headers: Headers) -> str | None:
+    """Why the request is not authenticated (a client-facing sentence), or None when it is.
+
+    Accepts what the REST API accepts: a valid API key, or a logged-in user's session cookie.
+    Synchronous: it reads the database.
+    """
+    raw_key = parse_bearer(header_value(headers, b"authorization"))
+    if raw_key is not None:
+        if selectors.api_key_authenticate(raw_key=raw_key) is None:
+            return "Invalid, revoked or suspended API key."
+        return None
+    if _session_user_is_active(headers):
+        return None
+    return "Authentication credentials were not provided."
