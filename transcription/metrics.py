@@ -4,8 +4,9 @@ Figures the database already holds (live sessions, metered audio, sessions by cl
 read at scrape time, so they are right across every gateway process; so is the inference backlog
 (per Celery worker from the Redis registry, or this process's embedded engine pool). Final latency,
 protocol errors and the dispatch hop happen inside the gateway: the histograms and counter below
-are there for it to feed (``observe_final_latency``, ``count_error``, ``observe_dispatch_lag``); in
-a multi-process deployment set PROMETHEUS_MULTIPROC_DIR so every process's samples are summed.
+are there for it to feed (``observe_final_latency``, ``count_error``, ``observe_dispatch_lag``, defined
+in ``instruments`` and re-exported here); in a multi-process deployment set PROMETHEUS_MULTIPROC_DIR
+so every process's samples are summed.
 """
 
 import logging
@@ -14,41 +15,34 @@ from collections.abc import Iterator
 
 import redis
 from django.conf import settings
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from transcription import selectors
+from transcription.instruments import (  # re-exported: the gateway feeds them as metrics.*
+    DISPATCH_LAG,
+    ERRORS,
+    FINAL_LATENCY,
+    REGISTRY,
+    count_error,
+    observe_dispatch_lag,
+    observe_final_latency,
+)
 from transcription.workers import registry
 
 logger = logging.getLogger(__name__)
 
-REGISTRY = CollectorRegistry()
-FINAL_LATENCY = Histogram(
-    "asr_final_latency_seconds",
-    "From the end of an utterance's audio to its final being sent.",
-    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0),
-    registry=REGISTRY,
-)
-ERRORS = Counter("asr_errors", "Protocol errors sent to clients, by code.", ["code"], registry=REGISTRY)
-DISPATCH_LAG = Histogram(
-    "asr_dispatch_lag_seconds",
-    "From the gateway publishing a session's audio to its Celery worker taking it (worker clock minus gateway clock).",
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
-    registry=REGISTRY,
-)
-
-
-def observe_final_latency(seconds: float) -> None:
-    FINAL_LATENCY.observe(seconds)
-
-
-def count_error(code: str) -> None:
-    ERRORS.labels(code=code).inc()
-
-
-def observe_dispatch_lag(seconds: float) -> None:
-    DISPATCH_LAG.observe(max(seconds, 0.0))  # hosts' clocks may disagree by a little
+__all__ = [
+    "DISPATCH_LAG",
+    "ERRORS",
+    "FINAL_LATENCY",
+    "REGISTRY",
+    "count_error",
+    "observe_dispatch_lag",
+    "observe_final_latency",
+    "render",
+]
 
 
 class DatabaseCollector(Collector):

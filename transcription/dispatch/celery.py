@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from transcription import metrics
+from transcription import instruments
 from transcription.dispatch.base import Dispatcher, EngineFailure, EventSink, SessionHandle
 from transcription.dispatch.replay import ReplayBuffer
 from transcription.engine import SessionConfig, TranscriptEvent
@@ -168,7 +168,7 @@ class CelerySessionHandle(SessionHandle):
             if message.get("epoch") != self.epoch:
                 continue  # from a worker this session has moved away from
             for lag_s in message.get("dispatch_lag_s", ()):  # absent from workers older than this gateway
-                metrics.observe_dispatch_lag(lag_s)
+                instruments.observe_dispatch_lag(lag_s)
             kind = message["type"]
             if kind == "asr.opened":
                 self.opened.set()

