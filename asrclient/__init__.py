@@ -1,9 +1,11 @@
 """Client for WebSocket protocol v1: stream a WAV file, print partial and final transcripts.
 
-    python -m transcription.client FILE.wav --url ws://HOST:PORT/ws/v1/transcribe --api-key KEY
+    asrclient FILE.wav --url ws://HOST:PORT/ws/v1/transcribe --api-key KEY
+    python -m asrclient FILE.wav --url ws://HOST:PORT/ws/v1/transcribe --api-key KEY
 
-Plain Python (no Django) so that it runs anywhere the project's dependencies are installed;
-the benchmark and the tests reuse `read_wav` and `stream_audio`.
+Plain Python (no Django, only numpy and websockets) and its own distribution
+(`pip install ./asrclient`), so it installs and runs without the service; the benchmark and
+the tests reuse `read_wav` and `stream_audio`.
 """
 
 from .stream import ReceivedMessage, SentFrame, StreamError, StreamResult, stream_audio

@@ -1,4 +1,4 @@
-"""The `python -m transcription.client` command: stream a WAV file, print the transcript."""
+"""The `asrclient` command (or `python -m asrclient`): stream a WAV file, print the transcript."""
 
 from __future__ import annotations
 
@@ -72,8 +72,8 @@ def _json_printer(msg: dict[str, Any], arrival: float) -> None:
     sys.stdout.flush()
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m transcription.client", description=__doc__)
+def build_parser(prog: str = "asrclient") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__)
     p.add_argument("wav", help="WAV file: PCM 8/16/24/32-bit or float 32/64-bit, any channels")
     p.add_argument("--url", default=DEFAULT_URL, help=f"WebSocket URL (default {DEFAULT_URL})")
     p.add_argument("--api-key", default=os.environ.get("ASR_API_KEY"), help="API key (default: $ASR_API_KEY)")
@@ -137,9 +137,9 @@ def _on_interrupt(stop_event: asyncio.Event) -> None:
     stop_event.set()
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, prog: str = "asrclient") -> int:
     """Exit 0 after a normal close, 1 on any server error or failed connection, 2 on bad input."""
-    args = build_parser().parse_args(argv)
+    args = build_parser(prog).parse_args(argv)
     level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
     logging.basicConfig(stream=sys.stderr, format="%(levelname)s %(name)s %(message)s", level=level)
     try:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from transcription.client import (
+from asrclient import (
     StreamError,
     StreamResult,
     WavAudio,
@@ -35,7 +35,7 @@ from transcription.client import (
     read_wav,
     stream_audio,
 )
-from transcription.evaluation import (
+from bench.evaluation import (
     ConcatenatedSession,
     ManifestEntry,
     concatenate_clips,

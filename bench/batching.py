@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.evaluation import load_manifest
 from transcription import audiofile
 from transcription.engine.models import ModelSettings, load_models
-from transcription.evaluation import load_manifest
 
 DEFAULT_EVAL = Path(__file__).resolve().parent.parent.parent / "shared" / "eval" / "real"
 

@@ -1,6 +1,6 @@
 """Scoring helpers for English speech recognition: text normalisation, WER, test sessions.
 
-Plain Python (no Django): the tests, the benchmark and ad-hoc scripts share one definition of
+Plain Python (no Django): the benchmark and the tests share one definition of
 "the same answer" ("10 of clubs." == "ten of clubs") and one way to build long sessions.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from transcription.client.wav import read_wav
+from asrclient.wav import read_wav
 
 SAMPLE_RATE = 16000
 

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from transcription.client import StreamError, WavAudio, WavError, read_wav
-from transcription.evaluation import ConcatenatedSession, ManifestEntry, concatenate_clips, load_manifest
+from asrclient import StreamError, WavAudio, WavError, read_wav
+from bench.evaluation import ConcatenatedSession, ManifestEntry, concatenate_clips, load_manifest
 
 from .loadstats import ClientOutcome, Slo, capacity, level_figures, slo_failures
 from .offline import transcribe_clips

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from transcription.client import StreamResult
-from transcription.evaluation import ConcatenatedSession, word_error_rate
+from asrclient import StreamResult
+from bench.evaluation import ConcatenatedSession, word_error_rate
 
 from .metrics import FrameClock, _results, analyse, summary
 

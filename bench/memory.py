@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from transcription.client import StreamError, WavAudio, WavError, read_wav
-from transcription.evaluation import load_manifest
+from asrclient import StreamError, WavAudio, WavError, read_wav
+from bench.evaluation import load_manifest
 
 from .load import MIB, settle, warm_up
 from .server import ServerError, memory_bytes

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from transcription.client import StreamResult
-from transcription.evaluation import ClipSpan, ConcatenatedSession, word_error_rate
+from asrclient import StreamResult
+from bench.evaluation import ClipSpan, ConcatenatedSession, word_error_rate
 
 
 @dataclass(frozen=True)

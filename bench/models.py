@@ -16,15 +16,15 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from transcription.engine import SessionLimits, StreamingSession, TranscriptEvent, parse_start
-from transcription.engine.models import ModelSettings, load_models
-from transcription.evaluation import (
+from bench.evaluation import (
     ManifestEntry,
     character_error_rate,
     concatenate_clips,
     load_manifest,
     word_error_rate,
 )
+from transcription.engine import SessionLimits, StreamingSession, TranscriptEvent, parse_start
+from transcription.engine.models import ModelSettings, load_models
 
 ROOT = Path(__file__).resolve().parent.parent
 EVAL_DIR = Path(os.environ.get("ASR_EVAL_DIR", ROOT.parent / "shared" / "eval"))

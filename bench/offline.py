@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from transcription.client import read_wav
-from transcription.evaluation import ManifestEntry, word_error_rate
+from asrclient import read_wav
+from bench.evaluation import ManifestEntry, word_error_rate
 
 logger = logging.getLogger(__name__)
 

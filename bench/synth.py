@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from transcription.client import read_wav
-from transcription.evaluation import ManifestEntry, load_manifest
+from asrclient import read_wav
+from bench.evaluation import ManifestEntry, load_manifest
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "var" / "synth"

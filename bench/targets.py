@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from transcription.client import StreamResult, stream_audio
+from asrclient import StreamResult, stream_audio
 
 from .cluster import DEFAULT_DATABASE, DEFAULT_PG_URL, DEFAULT_REDIS_URL, stack_from_args
 from .server import ROOT, EmbeddedServer, GatewayServer, ServerError

@@ -15,11 +15,11 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from rest_framework.test import APIClient
 
+from bench.evaluation import load_manifest, word_error_rate
 from tests.audio_formats import FORMATS, encode
 from tests.conftest import REPO
 from tests.livesrv import test_database_url
 from transcription import audiofile, file_jobs, selectors
-from transcription.evaluation import load_manifest, word_error_rate
 from transcription.models import FileTranscription, Session
 
 JFK_S = 11.0

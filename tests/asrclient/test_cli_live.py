@@ -7,9 +7,9 @@ import sys
 import numpy as np
 import pytest
 
+from bench.evaluation import word_error_rate
 from tests.conftest import REPO, make_tenant
 from tests.livesrv import LiveServer
-from transcription.evaluation import word_error_rate
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -23,7 +23,7 @@ def daphne_server(django_db_setup, django_db_blocker):
 
 def run_client(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "transcription.client", *args],
+        [sys.executable, "-m", "asrclient", *args],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -48,7 +48,7 @@ def test_human_mode_prints_finals_with_times_and_a_stereo_44k_file_works(daphne_
 
     import soxr
 
-    from transcription.client.wav import read_wav
+    from asrclient.wav import read_wav
 
     mono = read_wav(eval_dir / "real" / "new-home.wav").samples.astype(np.float32) / 32768
     audio = soxr.resample(np.concatenate([mono, np.zeros(16000, np.float32)]), 16000, 44100)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from transcription.client import WavError, check_sendable, read_wav
+from asrclient import WavError, check_sendable, read_wav
 
 ROOT = Path(__file__).resolve().parents[2]
 EVAL_DIR = Path(os.environ.get("ASR_EVAL_DIR", ROOT.parent / "shared" / "eval"))
@@ -30,7 +30,7 @@ def _unused_url() -> str:
 
 
 def _run_client(wav: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    args = [sys.executable, "-m", "transcription.client", str(wav), "--url", _unused_url()]
+    args = [sys.executable, "-m", "asrclient", str(wav), "--url", _unused_url()]
     return subprocess.run(
         [*args, "--api-key", "not-a-key", *extra],
         cwd=ROOT,
@@ -153,10 +153,3 @@ def test_cli_reports_a_clear_message_when_it_cannot_connect() -> None:
     assert "cannot connect to ws://127.0.0.1:" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert "not-a-key" not in proc.stderr
-
-
-def test_client_and_evaluation_import_without_django_settings() -> None:
-    code = "import sys, transcription.client, transcription.evaluation; sys.exit('django' in sys.modules)"
-    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True)
-    assert proc.returncode == 0, proc.stderr

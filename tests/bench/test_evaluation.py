@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from transcription.client import read_wav
-from transcription.evaluation import (
+from asrclient import read_wav
+from bench.evaluation import (
     concatenate_clips,
     edit_distance,
     int_to_words,
@@ -136,3 +138,10 @@ def test_concatenate_clips_accepts_a_directory_and_lead_silence() -> None:
     assert len(session.clips) == 14
     assert session.clips[0].start_s == pytest.approx(0.25)
     assert session.clips[-1].end_sample == len(session.audio)
+
+
+def test_evaluation_imports_without_django_settings() -> None:
+    code = "import sys, bench.evaluation; sys.exit('django' in sys.modules)"
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True)
+    assert proc.returncode == 0, proc.stderr

@@ -2,7 +2,7 @@
 
 import pytest
 
-from transcription.evaluation import character_error_rate, int_to_chinese, normalize_chinese
+from bench.evaluation import character_error_rate, int_to_chinese, normalize_chinese
 
 
 @pytest.mark.parametrize(

@@ -7,12 +7,12 @@ import math
 import numpy as np
 import pytest
 
+from asrclient import ReceivedMessage, SentFrame, StreamResult
 from bench import load, memory
+from bench.evaluation import ClipSpan, ConcatenatedSession, load_manifest
 from bench.loadstats import Slo, capacity, slo_failures, speech_gaps, speech_regions
 from bench.plot import broken_figures
 from bench.targets import Target
-from transcription.client import ReceivedMessage, SentFrame, StreamResult
-from transcription.evaluation import ClipSpan, ConcatenatedSession, load_manifest
 
 
 def level(n, *, p95=600.0, gap_max=900.0, errors=0, wer=0.1):

@@ -4,10 +4,10 @@ import json
 
 import pytest
 
+from asrclient import StreamResult
 from bench.peers.whisperlive import VENV, WhisperLiveServer
 from bench.peers.whisperlive.smoke import JFK, print_smoke, smoke
 from bench.peers.whisperlive.stream import _Translator
-from transcription.client import StreamResult
 
 UID = "9f1c"
 

@@ -5,10 +5,10 @@ import shutil
 import numpy as np
 import pytest
 
+from asrclient import read_wav
+from bench.evaluation import load_manifest, word_error_rate
 from bench.offline import load_transcriber
 from bench.synth import plan, synthesize
-from transcription.client import read_wav
-from transcription.evaluation import load_manifest, word_error_rate
 
 pytestmark = pytest.mark.skipif(
     shutil.which("espeak-ng") is None or shutil.which("sox") is None,

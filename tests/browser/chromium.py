@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from transcription.client.wav import read_wav
-from transcription.evaluation import load_manifest
+from asrclient.wav import read_wav
+from bench.evaluation import load_manifest
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 SAMPLE_RATE = 16000

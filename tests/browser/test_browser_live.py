@@ -17,10 +17,10 @@ from websockets.sync.client import connect
 
 from accounts import selectors as account_selectors
 from accounts import services as account_services
+from bench.evaluation import word_error_rate
 from tests.conftest import REPO
 from tests.livesrv import LiveServer
 from transcription import services as transcription_services
-from transcription.evaluation import word_error_rate
 from transcription.models import Segment, Session
 
 from .chromium import build_track, launch

@@ -5,8 +5,8 @@ from dataclasses import dataclass
 import numpy as np
 import soxr
 
+from bench.evaluation import ClipSpan, ConcatenatedSession, concatenate_clips
 from transcription.engine import SessionLimits, StreamingSession, TranscriptEvent, parse_start
-from transcription.evaluation import ClipSpan, ConcatenatedSession, concatenate_clips
 
 
 @dataclass

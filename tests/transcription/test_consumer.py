@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from accounts import services as account_services
+from asrclient.wav import read_wav
+from bench.evaluation import word_error_rate
 from tests.conftest import to_s16
-from transcription.client.wav import read_wav
-from transcription.evaluation import word_error_rate
 from transcription.models import Segment, Session
 
 from .wsclient import Transcript, communicator, read_until_closed, send_audio, send_json

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from channels.layers import channel_layers
 
+from asrclient.wav import read_wav
+from bench.evaluation import normalize_text, word_error_rate
 from tests.conftest import to_s16
 from transcription import resume, services
-from transcription.client.wav import read_wav
 from transcription.dispatch import get_dispatcher
 from transcription.engine import SessionLimits, parse_start
-from transcription.evaluation import normalize_text, word_error_rate
 from transcription.models import Segment, Session
 
 from .cluster import REDIS_URL, Cluster
@@ -199,7 +199,7 @@ async def test_workers_lagging_behind_real_time_refuse_new_sessions_with_overloa
     tenant_a, eval_dir, settings, cluster
 ):
     settings.ASR_WORKER_MAX_LAG_S = 0.5
-    from transcription.evaluation import concatenate_clips
+    from bench.evaluation import concatenate_clips
 
     flood = to_s16(concatenate_clips(eval_dir / "real", gap_s=1.0).audio)  # 69 s of speech, sent at once
     floods = [communicator(tenant_a.raw_key) for _ in range(2)]

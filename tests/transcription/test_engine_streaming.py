@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
+from bench.evaluation import normalize_text, word_error_rate
 from transcription.engine import SessionLimits, StreamingSession, parse_start
 from transcription.engine.audio import AudioFormatError
-from transcription.evaluation import normalize_text, word_error_rate
 
 from .streaming import (
     CLIP_GAP_S,

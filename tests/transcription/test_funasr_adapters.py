@@ -9,8 +9,9 @@ gateway wiring, and how SenseVoice's language tags are read. The text itself is 
 import numpy as np
 import pytest
 
+from asrclient.wav import read_wav
+from bench.evaluation import load_manifest
 from tests.conftest import to_s16
-from transcription.client.wav import read_wav
 from transcription.dispatch import get_dispatcher
 from transcription.engine import SessionLimits, StreamingSession, parse_start
 from transcription.engine.config import SessionConfig
@@ -23,7 +24,6 @@ from transcription.engine.funasr_adapters import (
 )
 from transcription.engine.models import ModelSettings, load_models, model_registry
 from transcription.engine_settings import model_settings_from_django
-from transcription.evaluation import load_manifest
 
 from .funasr_models import make_paraformer_streaming, make_sensevoice_small
 from .wsclient import Transcript, communicator, read_until_closed, send_audio, send_json

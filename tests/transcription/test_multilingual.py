@@ -7,15 +7,15 @@ sent as fast as the gateway takes it, not in real time, to keep the suite short 
 
 import pytest
 
-from tests.conftest import to_s16
-from transcription.engine.text import to_simplified
-from transcription.evaluation import (
+from bench.evaluation import (
     character_error_rate,
     concatenate_clips,
     load_manifest,
     normalize_text,
     word_error_rate,
 )
+from tests.conftest import to_s16
+from transcription.engine.text import to_simplified
 from transcription.models import Segment, Session
 
 from .model_fixtures import whisper_base  # noqa: F401

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from websockets.asyncio.client import connect
 
+from asrclient.wav import read_wav
+from bench.evaluation import word_error_rate
 from tests.conftest import make_tenant, to_s16
 from tests.livesrv import LiveServer
-from transcription.client.wav import read_wav
-from transcription.evaluation import word_error_rate
 from transcription.models import Session
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]

@@ -16,9 +16,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from bench.evaluation import word_error_rate
 from tests.conftest import REPO, make_tenant
 from tests.livesrv import LiveServer
-from transcription.evaluation import word_error_rate
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -95,7 +95,7 @@ def tls_server(django_db_setup, django_db_blocker, private_ca):
 
 def run_client(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "transcription.client", *args],
+        [sys.executable, "-m", "asrclient", *args],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -6,10 +6,10 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from asrclient import WavAudio
+from bench.evaluation import concatenate_clips, load_manifest, word_error_rate
 from bench.metrics import analyse
 from bench.server import ROOT, cpu_seconds, memory_bytes
-from transcription.client import WavAudio
-from transcription.evaluation import concatenate_clips, load_manifest, word_error_rate
 
 from .server import WhisperLiveServer
 from .stream import stream_whisperlive

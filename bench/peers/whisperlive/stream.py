@@ -20,9 +20,9 @@ import numpy as np
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
-from transcription.client import ReceivedMessage, SentFrame, StreamError, StreamResult, WavAudio, check_sendable
-from transcription.client.stream import FrameCallback, MessageCallback
-from transcription.client.wav import frame_samples
+from asrclient import ReceivedMessage, SentFrame, StreamError, StreamResult, WavAudio, check_sendable
+from asrclient.stream import FrameCallback, MessageCallback
+from asrclient.wav import frame_samples
 from transcription.engine.audio import Resampler
 
 logger = logging.getLogger(__name__)
