@@ -1,8 +1,12 @@
 """``manage.py demo_tenant``: the embedded quick start's tenant, with a fresh key to try it with.
 
 Keys are stored hashed, so an old key cannot be shown again: each run mints a new ``demo`` key
-(revoking the previous one) and prints it with a ready-to-paste client command.
+(revoking the previous one) and prints it with ways to try the server that work on any machine:
+the browser page, and the client on a WAV file the user has (or makes with espeak-ng).
 """
+
+import shutil
+from urllib.parse import urlsplit
 
 from django.core.management.base import BaseCommand
 from django.db import transaction
@@ -13,13 +17,45 @@ from accounts.models import ApiKey, Tenant
 
 DEMO_TENANT = "demo"
 DEMO_KEY_NAME = "demo (make run)"
+HTTP_SCHEMES = {"ws": "http", "wss": "https"}
+
+
+def site_url(ws_url: str) -> str:
+    """The pages' base URL (``http://host:port``) of the server whose WebSocket URL is given."""
+    parts = urlsplit(ws_url)
+    return f"{HTTP_SCHEMES.get(parts.scheme, parts.scheme or 'http')}://{parts.netloc}"
+
+
+def try_it(*, ws_url: str, key: str, espeak: bool) -> str:
+    """The instructions printed before the key."""
+    site = site_url(ws_url)
+    lines = [
+        f"Demo tenant {DEMO_TENANT!r} is ready. Try it while the server runs:",
+        "",
+        f"  In a browser: sign up at {site}/signup/, then speak at {site}/record/",
+        "",
+        "  From another terminal, on a WAV file of yours (PCM or float, 8-48 kHz, mono or stereo):",
+        f"    .venv/bin/python -m asrclient your.wav --realtime --url {ws_url} --api-key {key}",
+    ]
+    if espeak:
+        lines += [
+            "",
+            "  No WAV at hand? espeak-ng makes one:",
+            '    espeak-ng -w hello.wav "Hello. This is a test of the speech recognition service."',
+        ]
+    lines += ["", "API key (shown once; a new one is minted each time `make run` starts):"]
+    return "\n".join(lines)
 
 
 class Command(BaseCommand):
     help = "Create the demo tenant if missing and print a new API key for it (last line)."
 
     def add_arguments(self, parser):  # type: ignore[no-untyped-def]
-        parser.add_argument("--url", default="ws://127.0.0.1:8000/ws/v1/transcribe")
+        parser.add_argument(
+            "--url",
+            default="ws://127.0.0.1:8000/ws/v1/transcribe",
+            help="the server's WebSocket URL, used in the printed instructions",
+        )
 
     def handle(self, *args, url: str, **options) -> None:  # type: ignore[no-untyped-def]
         with transaction.atomic():
@@ -30,10 +66,5 @@ class Command(BaseCommand):
                 revoked_at=timezone.now()
             )
             _, raw = services.api_key_create(tenant=tenant, name=DEMO_KEY_NAME)
-        self.stdout.write(
-            f"\nDemo tenant {tenant.name!r}. Try it from another terminal:\n\n"
-            f"  .venv/bin/python -m transcription.client ../shared/eval/real/jfk.wav --realtime \\\n"
-            f"      --url {url} --api-key {raw}\n\n"
-            "API key (shown once; a new one is minted each time `make run` starts):"
-        )
+        self.stdout.write("\n" + try_it(ws_url=url, key=raw, espeak=shutil.which("espeak-ng") is not None))
         self.stdout.write(raw)
