@@ -99,6 +99,22 @@ def session_interrupt(*, tenant_id: int, session_id: uuid.UUID, audio_seconds: f
     )
 
 
+def session_resume_claim(
+    *, tenant_id: int, session_id: uuid.UUID, presented_token_hash: str, new_token_hash: str
+) -> bool:
+    """Spend a resume token: of any number of concurrent callers presenting it, exactly one gets True.
+
+    One conditional UPDATE, so the check and the spending cannot be split by another gateway process.
+    """
+    claimed = (
+        Session.objects.filter(pk=session_id, tenant_id=tenant_id, resume_token_hash=presented_token_hash)
+        .exclude(status=Session.Status.CLOSED)
+        .exclude(resume_token_hash="")
+        .update(resume_token_hash=new_token_hash)
+    )
+    return claimed == 1
+
+
 def session_resume(*, tenant_id: int, session_id: uuid.UUID, resume_token_hash: str) -> None:
     """Active again, with a new resume token (the previous one is spent)."""
     Session.objects.filter(pk=session_id, tenant_id=tenant_id).exclude(status=Session.Status.CLOSED).update(

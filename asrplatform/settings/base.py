@@ -186,6 +186,13 @@ ASR_MAX_FRAME_BYTES = env_int("ASR_MAX_FRAME_BYTES", 64 * 1024)
 ASR_IDLE_TIMEOUT_S = env_float("ASR_IDLE_TIMEOUT_S", 30.0)
 ASR_MAX_SESSION_S = env_float("ASR_MAX_SESSION_S", 4 * 3600.0)
 ASR_MAX_TEXT_MESSAGE_BYTES = env_int("ASR_MAX_TEXT_MESSAGE_BYTES", 4096)
+# Text messages per connection: this many per second sustained, bursts of ASR_TEXT_MESSAGE_BURST.
+ASR_TEXT_MESSAGES_PER_S = env_float("ASR_TEXT_MESSAGES_PER_S", 10.0)
+ASR_TEXT_MESSAGE_BURST = env_int("ASR_TEXT_MESSAGE_BURST", 30)
+# A connection must send 'start' (or audio) this soon after connecting.
+ASR_START_TIMEOUT_S = env_float("ASR_START_TIMEOUT_S", 10.0)
+# Connections of one tenant that have not started yet, per gateway process.
+ASR_MAX_UNSTARTED_PER_TENANT = env_int("ASR_MAX_UNSTARTED_PER_TENANT", 10)
 # Concurrency slots live in Redis when there is one (every gateway sees them), else in memory.
 ASR_ADMISSION_REDIS_URL = os.environ.get("ASR_ADMISSION_REDIS_URL", REDIS_URL)
 # A live session's slot expires this long after its last heartbeat (a crashed gateway's sessions).

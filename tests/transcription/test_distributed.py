@@ -11,9 +11,10 @@ from channels.layers import channel_layers
 from asrclient.wav import read_wav
 from bench.evaluation import normalize_text, word_error_rate
 from tests.conftest import to_s16
-from transcription import resume, services
+from transcription import services
 from transcription.dispatch import get_dispatcher
 from transcription.engine import SessionLimits, parse_start
+from transcription.gateway.registry import registry
 from transcription.models import Segment, Session
 
 from .cluster import REDIS_URL, Cluster
@@ -189,8 +190,8 @@ async def test_resuming_on_a_gateway_with_no_live_worker_is_refused_with_no_capa
 
 async def wait_for_parked(session_id: str):
     for _ in range(100):
-        if (parked := resume.parking_lot.claim(session_id)) is not None:
-            return parked
+        if (parked := registry.claim(session_id)) is not None:
+            return parked.live
         await asyncio.sleep(0.1)
     raise TimeoutError("the dropped session was never parked")
 

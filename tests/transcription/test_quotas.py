@@ -10,7 +10,7 @@ from accounts.models import Tenant
 from asrclient.wav import read_wav
 from tests.conftest import to_s16
 from transcription import selectors
-from transcription.admission import LocalAdmission, RedisAdmission
+from transcription.gateway.admission import LocalAdmission, RedisAdmission
 from transcription.models import Session
 
 from .wsclient import Transcript, communicator, read_until_closed, send_audio, send_json

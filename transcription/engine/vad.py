@@ -55,11 +55,12 @@ class VadStream:
         self.vad = vad
         self.endpointing_ms = endpointing_ms
         self.cache: dict = {}
+        self.holds_audio = False  # fed since the last flush: a flush with nothing fed has nothing to say
 
     def feed(self, samples: np.ndarray, *, is_final: bool = False) -> list[tuple[int, int]]:
         """Return FunASR's segment list for this audio: [start_ms, -1], [-1, end_ms] or [start_ms, end_ms]."""
         if not len(samples):
-            if not is_final:
+            if not is_final or not self.holds_audio:
                 return []
             # FunASR returns early on empty input; one zero sample makes it flush what it holds.
             samples = np.zeros(1, dtype=np.float32)
@@ -72,6 +73,7 @@ class VadStream:
                 max_end_silence_time=self.endpointing_ms,
                 disable_pbar=True,
             )
+        self.holds_audio = not is_final
         if is_final:
             # FunASR re-initialises a flushed cache with the shared default threshold; start clean.
             self.cache = {}

@@ -40,9 +40,11 @@ class RedisAdmission:
         return bool(await self._redis().eval(ACQUIRE, 1, self._key(tenant_id), *args))
 
     async def heartbeat(self, tenant_id: int, session_id: str) -> None:
-        # The key outlives its slots by a minute, so a tenant's set vanishes once nobody streams.
+        """Push the slot's expiry forward; re-take a slot that expired while Redis was unreachable
+        (the session kept streaming, so it must count again). The key outlives its slots by a minute,
+        so a tenant's set vanishes once nobody streams."""
         pipe = self._redis().pipeline()
-        pipe.zadd(self._key(tenant_id), {session_id: time.time() + self.ttl_s}, xx=True)
+        pipe.zadd(self._key(tenant_id), {session_id: time.time() + self.ttl_s})
         pipe.expire(self._key(tenant_id), int(self.ttl_s) + 61)
         await pipe.execute()
 
@@ -75,9 +77,7 @@ class LocalAdmission:
         return True
 
     async def heartbeat(self, tenant_id: int, session_id: str) -> None:
-        slots = self._live(tenant_id)
-        if session_id in slots:
-            slots[session_id] = time.time() + self.ttl_s
+        self._live(tenant_id)[session_id] = time.time() + self.ttl_s
 
     async def release(self, tenant_id: int, session_id: str) -> None:
         self._live(tenant_id).pop(session_id, None)

@@ -1,4 +1,4 @@
-"""The gateway's database calls, each a thin async wrapper around one service or selector."""
+"""The gateway's ORM boundary: each call a thin async wrapper around one service or selector."""
 
 import uuid
 from typing import Any
@@ -41,6 +41,16 @@ def session_finish(tenant_id: int, session_id: uuid.UUID, close_reason: str, aud
 @database_sync_to_async
 def session_interrupt(tenant_id: int, session_id: uuid.UUID, audio_seconds: float) -> None:
     services.session_interrupt(tenant_id=tenant_id, session_id=session_id, audio_seconds=audio_seconds)
+
+
+@database_sync_to_async
+def session_claim_resume(tenant_id: int, session_id: str, presented_token_hash: str, new_token_hash: str) -> bool:
+    return services.session_resume_claim(
+        tenant_id=tenant_id,
+        session_id=uuid.UUID(session_id),
+        presented_token_hash=presented_token_hash,
+        new_token_hash=new_token_hash,
+    )
 
 
 @database_sync_to_async

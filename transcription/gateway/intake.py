@@ -1,0 +1,48 @@
+"""Audio as clients send it: a WAV file's bytes are taken as well as raw samples."""
+
+from dataclasses import dataclass
+
+from transcription.engine import SessionConfig
+from transcription.engine.audio import AudioFormatError, WavHeader, looks_like_wav, parse_wav_header
+from transcription.gateway.errors import ProtocolError
+
+
+@dataclass(frozen=True)
+class WavPrefix:
+    header: WavHeader
+    rest: bytes  # the frame's audio after the header
+
+
+def wav_prefix(data: bytes) -> WavPrefix | None:
+    """The WAV header at the start of a first audio frame, if it has one (checked)."""
+    if not looks_like_wav(data):
+        return None
+    try:
+        header = parse_wav_header(data)
+    except AudioFormatError as error:
+        raise ProtocolError("bad_audio", f"Invalid WAV header: {error}") from None
+    return WavPrefix(header, data[header.header_bytes :])
+
+
+def start_options(header: WavHeader) -> dict[str, object]:
+    """The session a WAV header describes, for a client that sent no 'start'."""
+    return {"sample_rate": header.sample_rate, "encoding": header.encoding, "channels": header.channels}
+
+
+def check_matches(header: WavHeader, config: SessionConfig) -> None:
+    declared = (config.sample_rate, config.encoding, config.channels)
+    if (header.sample_rate, header.encoding, header.channels) != declared:
+        raise ProtocolError(
+            "bad_audio",
+            f"WAV header says {header.sample_rate} Hz {header.encoding} x{header.channels} "
+            f"but 'start' declared {declared[0]} Hz {declared[1]} x{declared[2]}.",
+        )
+
+
+def check_whole_samples(data: bytes, config: SessionConfig) -> None:
+    if len(data) % config.bytes_per_frame:
+        raise ProtocolError(
+            "bad_audio",
+            f"Audio frame of {len(data)} bytes is not a whole number of {config.encoding} samples "
+            f"({config.bytes_per_frame} bytes each, {config.channels} channel(s)).",
+        )

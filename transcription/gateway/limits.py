@@ -1,0 +1,85 @@
+"""Limits a session lives within: the tenant's quota and stream cap, and per-connection bounds.
+
+The tenant's limits (admission at start, audio cut at the quota's exact sample) read the database
+and the admission slots; the per-connection ones (text-message rate) are local and cheap, so they
+run before a message is even parsed.
+"""
+
+import time
+import uuid
+
+from django.conf import settings
+
+from accounts.middleware import StreamPrincipal
+from transcription.engine import SessionConfig
+from transcription.gateway import db
+from transcription.gateway.admission import get_admission
+from transcription.gateway.errors import CLOSE_LIMIT, ProtocolError
+from transcription.selectors import TenantAllowance
+
+
+async def admit(principal: StreamPrincipal, session_id: uuid.UUID) -> TenantAllowance:
+    """Take a stream slot for the session; refuse it over the monthly quota or the stream cap (4029)."""
+    allowance = await db.tenant_allowance(principal.tenant_id, session_id)
+    if allowance.used_seconds >= allowance.quota_seconds:
+        raise ProtocolError(
+            "quota_exceeded", f"This month's audio quota ({allowance.quota_seconds:g} s) is used up.", CLOSE_LIMIT
+        )
+    if not await get_admission().acquire(principal.tenant_id, str(session_id), allowance.max_concurrent_streams):
+        raise ProtocolError(
+            "concurrency_limit",
+            f"At most {allowance.max_concurrent_streams} concurrent streams are allowed for this account.",
+            CLOSE_LIMIT,
+        )
+    return allowance
+
+
+async def release(principal: StreamPrincipal, session_id: uuid.UUID) -> None:
+    await get_admission().release(principal.tenant_id, str(session_id))
+
+
+def audio_allowed(allowance: TenantAllowance, config: SessionConfig, audio_bytes: int, nbytes: int) -> int:
+    """How many of ``nbytes`` more fit in the tenant's quota (the rest is refused, exactly)."""
+    left_s = allowance.quota_seconds - allowance.used_seconds
+    left_bytes = int(left_s * config.sample_rate) * config.bytes_per_frame - audio_bytes
+    return max(0, min(nbytes, left_bytes))
+
+
+def public() -> dict[str, float]:
+    """The limits a client is told in ``ready``."""
+    return {
+        "max_frame_bytes": settings.ASR_MAX_FRAME_BYTES,
+        "idle_timeout_s": settings.ASR_IDLE_TIMEOUT_S,
+        "max_session_s": settings.ASR_MAX_SESSION_S,
+        "resume_grace_s": settings.ASR_RESUME_GRACE_S,
+    }
+
+
+def quota_exceeded() -> ProtocolError:
+    return ProtocolError("quota_exceeded", "This month's audio quota is used up.", CLOSE_LIMIT)
+
+
+class MessageRate:
+    """A token bucket over one connection's text messages: ``rate_per_s`` sustained, ``burst`` at once."""
+
+    def __init__(self, rate_per_s: float, burst: int) -> None:
+        self.rate_per_s, self.burst = rate_per_s, burst
+        self.tokens = float(burst)
+        self.updated = time.monotonic()
+
+    def take(self) -> None:
+        """Count one message; raises ``rate_limited`` once the client is over its rate."""
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate_per_s)
+        self.updated = now
+        if self.tokens < 1:
+            raise ProtocolError(
+                "rate_limited",
+                f"Too many text messages: at most {self.rate_per_s:g} per second (bursts of {self.burst}).",
+                CLOSE_LIMIT,
+            )
+        self.tokens -= 1
+
+    @classmethod
+    def from_settings(cls) -> "MessageRate":
+        return cls(settings.ASR_TEXT_MESSAGES_PER_S, settings.ASR_TEXT_MESSAGE_BURST)

@@ -1,0 +1,109 @@
+"""What outlives a connection: the engine handle, the counters and the resume token of one session."""
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from accounts.middleware import StreamPrincipal
+from transcription.dispatch import get_dispatcher
+from transcription.engine import SessionConfig, TranscriptEvent
+from transcription.gateway import db, limits
+from transcription.gateway.errors import CLOSE_LIMIT, ProtocolError
+from transcription.gateway.tokens import new_resume_token
+from transcription.runner.contract import EngineFailure, SessionHandle, WorkerRefusal
+from transcription.selectors import TenantAllowance
+
+logger = logging.getLogger(__name__)
+
+EventTarget = Callable[[TranscriptEvent | EngineFailure], Awaitable[None]]
+
+
+class EventRelay:
+    """The one sink an engine handle gets, for its whole life: it delivers to whoever holds the session."""
+
+    def __init__(self, target: EventTarget) -> None:
+        self._target = target
+        self._lock = asyncio.Lock()
+
+    async def deliver(self, event: TranscriptEvent | EngineFailure) -> None:
+        async with self._lock:
+            await self._target(event)
+
+    async def attach(self, target: EventTarget) -> None:
+        """Deliver to ``target`` from now on, once an event being delivered has landed."""
+        async with self._lock:
+            self._target = target
+
+
+@dataclass(eq=False)
+class LiveSession:
+    """What outlives a connection: the engine, the counters and the resume token."""
+
+    session_id: uuid.UUID
+    principal: StreamPrincipal
+    config: SessionConfig
+    handle: SessionHandle
+    relay: EventRelay
+    resume_token_hash: str
+    allowance: TenantAllowance | None = None
+    audio_bytes: int = 0
+    segments: int = 0
+    next_segment: int = 0
+    next_segment_at_park: int = 0
+    slot_held: bool = False
+
+    @property
+    def audio_seconds(self) -> float:
+        return self.audio_bytes / self.config.bytes_per_second
+
+    async def store_final(self, event: TranscriptEvent) -> None:
+        """Store a final and advance the counters: the one way a final is kept, connected or parked."""
+        await db.segment_store(self.principal.tenant_id, self.session_id, event)
+        self.segments += 1
+        self.next_segment = event.segment + 1
+
+    @classmethod
+    async def open_new(
+        cls, principal: StreamPrincipal, config: SessionConfig, target: EventTarget
+    ) -> tuple["LiveSession", str]:
+        """Admit a new session, give it an engine and a row; returns it with its resume token."""
+        dispatcher = get_dispatcher()
+        session_id = uuid.uuid4()
+        allowance = await limits.admit(principal, session_id)
+        relay = EventRelay(target)
+        try:
+            handle = await dispatcher.open_session(
+                session_id=str(session_id), tenant_id=principal.tenant_id, config=config, sink=relay.deliver
+            )
+        except WorkerRefusal as refusal:
+            await limits.release(principal, session_id)
+            raise ProtocolError(refusal.code, refusal.message, CLOSE_LIMIT) from None
+        token, token_hash = new_resume_token()
+        live = cls(session_id, principal, config, handle, relay, token_hash, allowance, slot_held=True)
+        # The row exists only for sessions a worker took, so a refused start leaves nothing behind.
+        await db.session_start(principal, config, dispatcher.engine_name, session_id, token_hash)
+        return live, token
+
+    async def admit(self) -> None:
+        """Take a stream slot again (a resumed session); refused like a new one."""
+        self.allowance = await limits.admit(self.principal, self.session_id)
+        self.slot_held = True
+
+    async def finish(self, close_reason: str, utterance_reason: str) -> None:
+        """Finalize and store the open utterance, close the row, free the slot: each step despite the others."""
+        try:
+            await self.handle.finish(utterance_reason)
+        except Exception:
+            logger.exception("engine finish failed session_id=%s", self.session_id)
+        try:
+            await db.session_finish(self.principal.tenant_id, self.session_id, close_reason, self.audio_seconds)
+        except Exception:
+            logger.exception("closing the session row failed session_id=%s", self.session_id)
+        if self.slot_held:
+            self.slot_held = False
+            try:
+                await limits.release(self.principal, self.session_id)
+            except Exception:
+                logger.warning("releasing the stream slot failed session_id=%s", self.session_id, exc_info=True)

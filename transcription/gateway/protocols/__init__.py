@@ -1,0 +1,1 @@
+"""Wire protocols over the one session core: each parses its frames into commands and renders events."""

@@ -1,0 +1,375 @@
+"""GatewaySession: one connection's session as an explicit state machine.
+
+    WAITING ──start/audio──▶ STREAMING ──client gone──▶ PARKED ──grace over──▶ ENDING ──▶ CLOSED
+       │                        │                         └──resumed elsewhere──────────▶ CLOSED
+       └──────────error─────────┴──stop/error/idle/limit──▶ ENDING ──▶ CLOSED
+
+The core takes typed commands (``events``) from a protocol adapter and sends typed events back
+through its ``Transport``. It authenticates nothing itself (the principal comes from the scope),
+admits against quota and stream cap, forwards audio to the engine's handle, stores every final
+before sending it, and whatever way the session ends, finalizes and stores its open utterance.
+What outlives a connection (the engine handle, counters, resume token) is a ``LiveSession`` (live.py),
+which moves to the connection that resumes it.
+"""
+
+import asyncio
+import enum
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+from django.conf import settings
+
+from accounts.middleware import StreamPrincipal
+from transcription import metrics
+from transcription.engine import ConfigError, SessionConfig, TranscriptEvent, parse_start
+from transcription.engine_settings import session_limits
+from transcription.gateway import db, intake, limits, resume, watchdog
+from transcription.gateway.errors import (
+    CLOSE_BAD_REQUEST,
+    CLOSE_INTERNAL,
+    CLOSE_LIMIT,
+    CLOSE_NORMAL,
+    ProtocolError,
+    internal_error,
+)
+from transcription.gateway.events import (
+    Audio,
+    Closed,
+    Command,
+    Event,
+    Failed,
+    Finalize,
+    Ready,
+    ResumedElsewhere,
+    Start,
+    Stop,
+    Transport,
+)
+from transcription.gateway.live import LiveSession
+from transcription.gateway.registry import registry
+from transcription.models import Session
+from transcription.runner.contract import EngineFailure
+
+logger = logging.getLogger(__name__)
+Reason = Session.CloseReason
+
+
+class State(enum.Enum):
+    WAITING = "waiting"  # connected, no start yet
+    STREAMING = "streaming"  # the engine has the session; audio flows
+    PARKED = "parked"  # the client went away; the engine waits for it for the resume grace period
+    ENDING = "ending"  # finishing the engine, storing, telling the client
+    CLOSED = "closed"
+
+
+TRANSITIONS: dict[State, frozenset[State]] = {
+    State.WAITING: frozenset({State.STREAMING, State.ENDING}),
+    State.STREAMING: frozenset({State.PARKED, State.ENDING}),
+    State.PARKED: frozenset({State.ENDING, State.CLOSED}),  # CLOSED: handed over to a resuming connection
+    State.ENDING: frozenset({State.CLOSED}),
+    State.CLOSED: frozenset(),
+}
+ENGINE_FAILURE_CLOSE_CODES = {"bad_audio": CLOSE_BAD_REQUEST, "no_capacity": CLOSE_LIMIT}
+
+
+class GatewaySession:
+    def __init__(self, principal: StreamPrincipal, transport: Transport) -> None:
+        self.principal = principal
+        self.transport = transport
+        self.state = State.WAITING
+        self.live: LiveSession | None = None
+        self.connected = True
+        self.connected_at = self.last_activity = time.monotonic()
+        self.first_audio_seen = False
+        self.wav_declared_empty = False
+        self.audio_since_finalize = False
+        self.unstarted_counted = False
+        self.text_rate = limits.MessageRate.from_settings()
+        # (session time at the end of a received frame, when it arrived): for final latency.
+        self.arrivals: deque[tuple[float, float]] = deque(maxlen=2000)
+        self.end_lock = asyncio.Lock()
+        self.watchdog: asyncio.Task | None = None
+        self.background: set[asyncio.Task] = set()
+
+    def move(self, to: State) -> None:
+        if to not in TRANSITIONS[self.state]:
+            raise RuntimeError(f"session cannot go from {self.state.value} to {to.value}")
+        self.state = to
+
+    @property
+    def started(self) -> bool:
+        return self.state is not State.WAITING
+
+    @property
+    def running(self) -> bool:
+        """Taking commands: waiting for start, or streaming."""
+        return self.state in (State.WAITING, State.STREAMING)
+
+    @property
+    def session_id(self) -> str | None:
+        return str(self.live.session_id) if self.live else None
+
+    # --- the connection ---------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Count the connection against the tenant's unstarted ones (refused past the cap), then watch it."""
+        cap = settings.ASR_MAX_UNSTARTED_PER_TENANT
+        if not registry.admit_unstarted(self.principal.tenant_id, cap):
+            detail = f"At most {cap} connections of this account may wait to start at once."
+            return await self.fail(ProtocolError("too_many_connections", detail, CLOSE_LIMIT))
+        self.unstarted_counted = True
+        self.watchdog = asyncio.create_task(watchdog.watch(self))
+
+    async def disconnected(self) -> None:
+        self.connected = False
+        if self.state is State.STREAMING and settings.ASR_RESUME_GRACE_S > 0:
+            await self.park()  # the client may come back: keep the engine for the grace period
+        else:
+            await self.end(Reason.DISCONNECT, utterance_reason="disconnect")
+
+    async def receive(self, parse: Callable[[], Command], *, is_text: bool) -> None:
+        """A client frame: text counts against the connection's message rate before it is parsed."""
+        if self.state not in (State.WAITING, State.STREAMING):
+            return
+        try:
+            if is_text:
+                self.text_rate.take()
+            command = parse()
+        except ProtocolError as error:
+            return await self.fail(error)
+        await self.handle(command)
+
+    async def handle(self, command: Command) -> None:
+        """One client command. Protocol errors and failures end the session here, for every protocol."""
+        if self.state not in (State.WAITING, State.STREAMING):
+            return
+        try:
+            if isinstance(command, Audio):
+                await self._audio(command.data)
+                return
+            self.last_activity = time.monotonic()
+            if isinstance(command, Start):
+                await self._start(command)
+            elif isinstance(command, Finalize):
+                await self._finalize()
+            elif isinstance(command, Stop):
+                if self.wav_declared_empty and not (self.live and self.live.audio_bytes):
+                    raise ProtocolError("no_audio", "The WAV header declared no samples and no audio followed.")
+                await self.end(Reason.STOP, utterance_reason="stop")
+            # Keepalive: only resets the idle timer, done above.
+        except ProtocolError as error:
+            await self.fail(error)
+        except Exception:
+            logger.exception("gateway failure session_id=%s", self.session_id)
+            await self.end(Reason.INTERNAL_ERROR, utterance_reason="disconnect", error=internal_error())
+
+    async def fail(self, error: ProtocolError) -> None:
+        await self.end(Reason.BAD_REQUEST, utterance_reason="disconnect", error=error)
+
+    # --- starting -----------------------------------------------------------------------------
+
+    async def _start(self, command: Start) -> None:
+        if self.state is not State.WAITING:
+            raise ProtocolError("already_started", "The session has already started; send 'start' only once, first.")
+        try:
+            config = parse_start(command.options, session_limits())
+        except ConfigError as error:
+            raise ProtocolError("invalid_start", str(error)) from None
+        if command.resume is not None:
+            await self._resume(command.resume, config)
+        else:
+            await self._open_new(config)
+
+    async def _open_new(self, config: SessionConfig) -> None:
+        self.live, token = await LiveSession.open_new(self.principal, config, self._on_engine_event)
+        await self._begin_streaming(token)
+
+    async def _resume(self, request: object, config: SessionConfig) -> None:
+        takeover = await resume.take_over(self.principal, request, config, self._on_engine_event, self)
+        live = self.live = takeover.live
+        await live.relay.attach(self._on_engine_event)
+        try:
+            await live.admit()
+        except ProtocolError:  # keep nothing half-attached: store what it heard and close it
+            await live.finish(Reason.DISCONNECT, "disconnect")
+            self.live = None
+            raise
+        await db.session_resumed(self.principal.tenant_id, live.session_id, live.resume_token_hash)
+        resumed = {"resumed": True, "resume_from_s": round(live.audio_seconds, 3), "next_segment": live.next_segment}
+        await self._begin_streaming(takeover.new_token, resumed)
+        for event in await db.finals_from(self.principal.tenant_id, live.session_id, takeover.resend_from):
+            await self._deliver(event)
+        logger.info("session resumed session_id=%s from_s=%.2f", live.session_id, live.audio_seconds)
+
+    async def _begin_streaming(self, token: str, resumed: dict | None = None) -> None:
+        assert self.live is not None
+        self.move(State.STREAMING)
+        self._count_started()
+        registry.connect(str(self.live.session_id), self)
+        live = self.live
+        await self._deliver(Ready(str(live.session_id), live.config.public(), token, limits.public(), resumed))
+
+    def _count_started(self) -> None:
+        if self.unstarted_counted:
+            self.unstarted_counted = False
+            registry.started(self.principal.tenant_id)
+
+    # --- audio and results --------------------------------------------------------------------
+
+    async def _audio(self, data: bytes) -> None:
+        if len(data) > settings.ASR_MAX_FRAME_BYTES:
+            raise ProtocolError(
+                "frame_too_large", f"Audio frames are limited to {settings.ASR_MAX_FRAME_BYTES} bytes; got {len(data)}."
+            )
+        self.last_activity = time.monotonic()
+        if not self.first_audio_seen:
+            self.first_audio_seen = True
+            if (wav := intake.wav_prefix(data)) is not None:
+                if self.state is State.WAITING:
+                    await self._start(Start(intake.start_options(wav.header)))
+                else:
+                    assert self.live is not None
+                    intake.check_matches(wav.header, self.live.config)
+                self.wav_declared_empty, data = wav.header.data_bytes == 0, wav.rest
+        if self.state is State.WAITING:
+            await self._start(Start({}))
+        live = self.live
+        assert live is not None and live.allowance is not None
+        intake.check_whole_samples(data, live.config)
+        allowed = limits.audio_allowed(live.allowance, live.config, live.audio_bytes, len(data))
+        if allowed:
+            live.audio_bytes += allowed
+            self.audio_since_finalize = True
+            self.arrivals.append((live.audio_seconds, time.monotonic()))
+            await live.handle.push_audio(data[:allowed])
+        if allowed < len(data):
+            await self.end(Reason.QUOTA_EXCEEDED, utterance_reason="disconnect", error=limits.quota_exceeded())
+
+    async def _finalize(self) -> None:
+        """End the open utterance; with no audio since the last finalize there is none, and nothing to do."""
+        if self.state is State.STREAMING and self.live is not None and self.audio_since_finalize:
+            self.audio_since_finalize = False
+            await self.live.handle.finalize()
+
+    async def _on_engine_event(self, event: TranscriptEvent | EngineFailure) -> None:
+        """Results from the engine, in order: store finals first, then tell the client."""
+        if isinstance(event, EngineFailure):
+            code = ENGINE_FAILURE_CLOSE_CODES.get(event.code, CLOSE_INTERNAL)
+            reason = Reason.BAD_REQUEST if event.code == "bad_audio" else Reason.INTERNAL_ERROR
+            error = ProtocolError(event.code, event.message, code)
+            # Not awaited: ending waits for the engine task, which is the caller.
+            self._spawn(self.end(reason, utterance_reason="disconnect", error=error))
+            return
+        if self.live is None:
+            return
+        if event.is_final:
+            await self.live.store_final(event)
+        await self._deliver(event)
+        if event.is_final:
+            self._observe_final_latency(event.end)
+
+    def _observe_final_latency(self, end_s: float) -> None:
+        """Time from the arrival of the audio that ends an utterance to its final being sent."""
+        while self.arrivals and self.arrivals[0][0] < end_s - 1e-3:
+            self.arrivals.popleft()
+        if self.arrivals:
+            metrics.observe_final_latency(time.monotonic() - self.arrivals[0][1])
+
+    async def _deliver(self, event: Event) -> None:
+        if not self.connected:
+            return
+        if isinstance(event, Failed):
+            logger.info("session error session_id=%s code=%s", self.session_id, event.error.code)
+            metrics.count_error(event.error.code)
+        try:
+            await self.transport.deliver(event)
+        except Exception:  # a socket that went away mid-send: the disconnect follows
+            logger.warning("could not send to the client session_id=%s", self.session_id, exc_info=True)
+
+    def _spawn(self, coroutine: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    # --- ending, parking, handing over --------------------------------------------------------
+
+    async def end(self, close_reason: str, *, utterance_reason: str, error: ProtocolError | None = None) -> None:
+        """End the session once, whoever asks first: finalize and store, then tell the client and close."""
+        async with self.end_lock:
+            if self.state not in (State.WAITING, State.STREAMING):
+                return
+            self.move(State.ENDING)
+            if self.watchdog is not None and self.watchdog is not asyncio.current_task():
+                self.watchdog.cancel()  # and with it any usage flush, so no heartbeat outlives the slot
+            live = self.live  # kept while finishing: the last finals are stored and sent through it
+            if live is not None:
+                await live.finish(close_reason, utterance_reason)
+                registry.disconnect(str(live.session_id), self)
+            last: Failed | Closed = Failed(error) if error is not None else self._closed(live)
+            await self._deliver(last)
+            await self._hang_up(last.error.close_code if isinstance(last, Failed) else CLOSE_NORMAL)
+            self.live = None
+            self._count_started()
+            self.move(State.CLOSED)
+
+    @staticmethod
+    def _closed(live: LiveSession | None) -> Closed:
+        if live is None:
+            return Closed(None, 0.0, 0)
+        return Closed(str(live.session_id), round(live.audio_seconds, 3), live.segments)
+
+    async def _hang_up(self, close_code: int) -> None:
+        if self.connected:
+            self.connected = False
+            try:
+                await self.transport.hang_up(close_code)
+            except Exception:
+                logger.warning("could not close the socket session_id=%s", self.session_id, exc_info=True)
+
+    async def park(self) -> None:
+        """The client went away mid-session: keep the engine for the resume grace period."""
+        async with self.end_lock:
+            if self.state is not State.STREAMING or self.live is None:
+                return
+            self.move(State.PARKED)
+            live = self.live
+            live.next_segment_at_park = live.next_segment
+            await live.relay.attach(self._store_while_parked)
+            session_id = str(live.session_id)
+            registry.disconnect(session_id, self)
+            registry.park(session_id, self, settings.ASR_RESUME_GRACE_S)
+        try:
+            await db.session_interrupt(live.principal.tenant_id, live.session_id, live.audio_seconds)
+        except Exception:
+            logger.warning("marking the session interrupted failed session_id=%s", session_id, exc_info=True)
+
+    async def _store_while_parked(self, event: TranscriptEvent | EngineFailure) -> None:
+        """Engine results while nobody is connected: finals are stored (and re-sent on resume)."""
+        if isinstance(event, TranscriptEvent) and event.is_final and self.live is not None:
+            await self.live.store_final(event)
+
+    async def yield_to_resume(self) -> None:
+        """Another connection of the same client resumes this session: park it and let go of the socket."""
+        await self.park()
+        await self._deliver(ResumedElsewhere())
+        await self._hang_up(CLOSE_NORMAL)
+
+    def hand_over(self, new_token_hash: str) -> LiveSession:
+        """A parked session goes to the connection resuming it; this one is done."""
+        assert self.state is State.PARKED and self.live is not None
+        live, self.live = self.live, None
+        live.resume_token_hash = new_token_hash
+        self.move(State.CLOSED)
+        return live
+
+    async def expire(self) -> None:
+        """The resume grace period ran out: finalize and store the open utterance, close the session."""
+        async with self.end_lock:
+            if self.state is not State.PARKED or self.live is None:
+                return
+            self.move(State.ENDING)
+            await self.live.finish(Reason.DISCONNECT, "disconnect")
+            self.live = None
+            self.move(State.CLOSED)
