@@ -63,3 +63,13 @@ def _fresh_rate_limits():
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_gateway_registry():
+    """The gateway's connected and parked sessions are per process; each test starts with none."""
+    from transcription.gateway.registry import registry
+
+    registry.reset()
+    yield
+    registry.reset()

@@ -43,9 +43,8 @@ class LiveServer:
             SECRET_KEY=settings.SECRET_KEY,
             **(extra_env or {}),
         )
-        self.log = (
-            open(REPO / "test-artifacts" / f"server-{self.port}.log", "w") if self._artifacts() else subprocess.DEVNULL
-        )
+        self.log_path = REPO / "test-artifacts" / f"server-{self.port}.log"
+        self.log = open(self.log_path, "w") if self._artifacts() else subprocess.DEVNULL
         self.process = subprocess.Popen(
             [sys.executable, "-m", "asrplatform.server", *listen],
             cwd=REPO,

@@ -3,7 +3,8 @@
 The deadlines need no I/O and are checked every period whatever else is going on. Usage (write the
 metered seconds, refresh the stream slot, re-read the tenant's standing for suspension, revocation
 and quota) runs as its own task, one at a time: a database or Redis error is logged and retried at
-the next flush, and a stalled call delays only the next flush, never a deadline.
+the next flush, and a stalled call delays only the next flush, never a deadline. The loop, not the
+flush task, ends a session that lost its standing (ending cancels the watchdog and its flush).
 """
 
 import asyncio
@@ -39,8 +40,11 @@ class Watched(Protocol):
     async def end(self, close_reason: str, *, utterance_reason: str, error: ProtocolError | None = None) -> None: ...
 
 
-def overdue(session: Watched, now: float) -> tuple[str, str, ProtocolError] | None:
-    """(close reason, utterance reason, error) for a deadline the session has passed, else None."""
+Overdue = tuple[str, str, ProtocolError]  # (close reason, utterance reason, error)
+
+
+def overdue(session: Watched, now: float) -> Overdue | None:
+    """The deadline the session has passed, if any."""
     if not session.started and now - session.connected_at >= settings.ASR_START_TIMEOUT_S:
         detail = f"No 'start' or audio within {settings.ASR_START_TIMEOUT_S:g} s of connecting."
         return Reason.IDLE_TIMEOUT, "disconnect", ProtocolError("start_timeout", detail, CLOSE_IDLE)
@@ -61,7 +65,9 @@ async def watch(session: Watched) -> None:
         while session.running:
             await asyncio.sleep(period)
             now = time.monotonic()
-            if (due := overdue(session, now)) is not None:
+            if (due := overdue(session, now)) is None and flush is not None and flush.done() and not flush.cancelled():
+                due = flush.result()
+            if due is not None:
                 if flush is not None:
                     flush.cancel()
                 close_reason, utterance_reason, error = due
@@ -75,11 +81,11 @@ async def watch(session: Watched) -> None:
             flush.cancel()
 
 
-async def flush_usage(session: Watched) -> None:
-    """Write metered seconds, keep the stream slot alive, and end the session if it lost its standing."""
+async def flush_usage(session: Watched) -> Overdue | None:
+    """Write metered seconds, keep the stream slot alive; say so if the session lost its standing."""
     live = session.live
     if live is None:
-        return
+        return None
     tenant_id = session.principal.tenant_id
     try:
         await db.session_meter(tenant_id, live.session_id, live.audio_seconds)
@@ -94,7 +100,8 @@ async def flush_usage(session: Watched) -> None:
         live.allowance = await db.tenant_allowance(tenant_id, live.session_id, session.principal.api_key_id)
     except Exception:
         logger.warning("allowance check failed, retrying session_id=%s", live.session_id, exc_info=True)
-        return
-    if not live.allowance.active and session.running:  # suspended by staff, or the key revoked, mid-stream
+        return None
+    if not live.allowance.active:  # suspended by staff, or the key revoked, mid-stream
         error = ProtocolError("forbidden", "This account or API key has been disabled.", CLOSE_FORBIDDEN)
-        await session.end(Reason.FORBIDDEN, utterance_reason="disconnect", error=error)
+        return Reason.FORBIDDEN, "disconnect", error
+    return None
