@@ -18,7 +18,7 @@ import time
 import uuid
 from pathlib import Path
 
-from transcription.workers import registry
+from transcription.runner import registry
 
 from .server import ROOT, GatewayServer, ServerError
 

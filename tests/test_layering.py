@@ -157,7 +157,6 @@ def _unit(module: str) -> str:
     return module
 
 
-@pytest.mark.xfail(strict=True, reason="dispatch/ and workers/ import each other until the runner layer")
 def test_no_two_subpackages_import_each_other():
     """Module-level acyclic is not enough: ``dispatch/`` and ``workers/`` once imported each other
     through different modules, which makes them one layer in all but name."""

@@ -29,7 +29,7 @@ from transcription.instruments import (  # re-exported: the gateway feeds them a
     observe_dispatch_lag,
     observe_final_latency,
 )
-from transcription.workers import registry
+from transcription.runner import registry
 
 logger = logging.getLogger(__name__)
 

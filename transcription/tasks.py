@@ -8,6 +8,8 @@ tells a session's current worker assignment from an earlier one after a failover
 from celery import shared_task
 from django.conf import settings
 
+from transcription.engine import SessionConfig
+from transcription.runner.contract import OpenSession
 from transcription.workers.runtime import current_runtime
 
 
@@ -21,18 +23,16 @@ def asr_open(
     resume_at_s: float = 0.0,
     first_segment: int = 0,
 ) -> None:
-    runtime = current_runtime()
-    runtime.submit(
-        runtime.open(
-            session_id=session_id,
-            tenant_id=tenant_id,
-            config=config,
-            reply_channel=reply_channel,
-            epoch=epoch,
-            resume_at_s=resume_at_s,
-            first_segment=first_segment,
-        )
+    """The arguments are :meth:`OpenSession.task_args`, read back into the typed message."""
+    message = OpenSession(
+        session_id=session_id,
+        tenant_id=tenant_id,
+        config=SessionConfig.from_dict(config),
+        resume_at_s=resume_at_s,
+        first_segment=first_segment,
     )
+    runtime = current_runtime()
+    runtime.submit(runtime.open(message, reply_channel=reply_channel, epoch=epoch))
 
 
 @shared_task(name="asr.audio", ignore_result=True)

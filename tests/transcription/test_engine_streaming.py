@@ -260,8 +260,8 @@ def test_a_short_final_takes_the_30_s_window_unless_the_decoders_are_congested(
 
 
 def test_an_utterances_first_partial_queues_with_speculative_finals_and_later_ones_as_partials(engine_models, eval_dir):
-    from transcription.dispatch.local import LocalSessionHandle
-    from transcription.dispatch.scheduler import PARTIAL, SPECULATIVE
+    from transcription.runner.loop import SessionLoop
+    from transcription.runner.scheduler import PARTIAL, SPECULATIVE
 
     _, audio = eval_clip(eval_dir, "librivox-0870.wav")  # 7 s of continuous speech
     engine = StreamingSession(parse_start({}, SessionLimits()), engine_models)
@@ -269,7 +269,7 @@ def test_an_utterances_first_partial_queues_with_speculative_finals_and_later_on
     for i, frame in s16le_frames(audio):
         engine.accept_audio(frame)
         if engine.partial_due(i / 16000) and not engine.speculation_due():
-            classes.append(LocalSessionHandle._decode_class(engine))
+            classes.append(SessionLoop._decode_class(engine))
             engine.decode_partial(i / 16000)
     assert classes[0] == SPECULATIVE and engine.partial_sent
     assert set(classes[classes.index(PARTIAL) :]) == {PARTIAL}, classes

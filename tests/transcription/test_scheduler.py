@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from transcription.dispatch.scheduler import (
+from transcription.runner.scheduler import (
     MAX_PARTIAL_INTERVAL_S,
     PARTIAL,
     SPECULATIVE,

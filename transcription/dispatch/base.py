@@ -1,50 +1,15 @@
-"""The contract between the gateway and whatever runs the engine."""
+"""The gateway's side of dispatch: a :class:`Dispatcher` opens sessions wherever engines run.
+
+The session handle contract itself (handle, open message, refusals) lives in ``runner/contract``,
+below both dispatch and the workers; it is re-exported here for the gateway's imports.
+"""
 
 import abc
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
-from transcription.engine import SessionConfig, TranscriptEvent
+from transcription.engine import SessionConfig
+from transcription.runner.contract import EngineFailure, EventSink, SessionHandle
 
-
-@dataclass(frozen=True)
-class EngineFailure:
-    """The engine could not go on with a session; the gateway ends it.
-
-    ``code`` is ``bad_audio`` when the client's audio was at fault (the message says why and is
-    safe to show), ``internal_error`` otherwise.
-    """
-
-    code: str
-    message: str
-
-
-EventSink = Callable[[TranscriptEvent | EngineFailure], Awaitable[None]]
-
-
-class SessionHandle(abc.ABC):
-    """One session's link to its engine state. Audio is processed in the order it was pushed.
-
-    ``sink`` (set at open) receives the results; it may be replaced while the session runs, as a
-    resumed session moves from its parked sink to the new connection.
-    """
-
-    sink: EventSink
-
-    @abc.abstractmethod
-    async def push_audio(self, data: bytes) -> None:
-        """Queue raw audio; waits (backpressure) while too much audio is already queued."""
-
-    @abc.abstractmethod
-    async def finalize(self) -> None:
-        """End the open utterance now (client ``finalize``); the session goes on."""
-
-    @abc.abstractmethod
-    async def finish(self, reason: str) -> None:
-        """Process everything queued, finalize the open utterance with ``reason``, free the state.
-
-        Returns once every event of the session has been given to the sink.
-        """
+__all__ = ["Dispatcher", "EngineFailure", "EventSink", "SessionHandle"]
 
 
 class Dispatcher(abc.ABC):
@@ -60,7 +25,7 @@ class Dispatcher(abc.ABC):
         first_segment: int = 0,
     ) -> SessionHandle:
         """Start recognising a session (continuing at ``resume_at_s`` / ``first_segment`` after a
-        resume); raises registry.WorkerRefusal (NoCapacity / Overloaded) when nothing can take it."""
+        resume); raises runner.contract.WorkerRefusal (NoCapacity / Overloaded) when nothing can take it."""
 
     @property
     @abc.abstractmethod

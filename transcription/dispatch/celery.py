@@ -20,12 +20,12 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from transcription import instruments
-from transcription.dispatch.base import Dispatcher, EngineFailure, EventSink, SessionHandle
+from transcription.dispatch.base import Dispatcher
 from transcription.dispatch.replay import ReplayBuffer
 from transcription.engine import SessionConfig, TranscriptEvent
 from transcription.redis_clients import async_redis
-from transcription.workers import registry
-from transcription.workers.registry import WorkerRefusal
+from transcription.runner import registry
+from transcription.runner.contract import EngineFailure, EventSink, OpenSession, SessionHandle, WorkerRefusal
 
 logger = logging.getLogger(__name__)
 
@@ -97,19 +97,14 @@ class CelerySessionHandle(SessionHandle):
             self.epoch += 1
             self.worker = worker
             self.opened.clear()
-            config = self.config.to_dict()
-            await self._publish(
-                "asr.open",
-                [
-                    self.session_id,
-                    self.tenant_id,
-                    config,
-                    self.reply_channel,
-                    self.epoch,
-                    self.replay.start_s,
-                    self.next_segment,
-                ],
+            message = OpenSession(
+                session_id=self.session_id,
+                tenant_id=self.tenant_id,
+                config=self.config,
+                resume_at_s=self.replay.start_s,
+                first_segment=self.next_segment,
             )
+            await self._publish("asr.open", message.task_args(reply_channel=self.reply_channel, epoch=self.epoch))
             try:
                 await asyncio.wait_for(self.opened.wait(), settings.ASR_WORKER_OPEN_TIMEOUT_S)
                 logger.info("session pinned session_id=%s worker=%s epoch=%s", self.session_id, worker.id, self.epoch)

@@ -1,138 +1,41 @@
-"""The registry of live inference workers in Redis.
+"""Moved to :mod:`transcription.runner.registry` (the Celery dispatcher reads it, the workers write
+it, so it sits below both). Kept so that existing imports, such as the gateway's
+``from transcription.workers.registry import WorkerRefusal``, go on working."""
 
-Each worker writes ``<prefix>:worker:<id>`` (JSON: queue, capacity, device, sessions, lag) with a
-TTL a few heartbeats long, and adds its id to ``<prefix>:workers``. A worker that stops
-heartbeating disappears when its key expires; nobody has to clean up after it.
-"""
+from transcription.runner.contract import NoCapacity, Overloaded, WorkerRefusal
+from transcription.runner.registry import (
+    WorkerInfo,
+    choose_worker,
+    decode,
+    encode,
+    is_alive,
+    live_workers,
+    live_workers_sync,
+    queue_depths_sync,
+    queue_redis_keys,
+    remove_sync,
+    worker_key,
+    worker_queue,
+    workers_set,
+    write_sync,
+)
 
-import json
-import random
-import time
-from dataclasses import asdict, dataclass, field
-
-
-@dataclass
-class WorkerInfo:
-    id: str
-    queue: str
-    capacity: int
-    device: str
-    model: str
-    host: str
-    pid: int
-    sessions: list[str] = field(default_factory=list)
-    lag_s: float = 0.0
-    started_at: float = 0.0
-    beat_at: float = 0.0
-
-    @property
-    def load(self) -> float:
-        return len(self.sessions) / max(self.capacity, 1)
-
-
-def worker_key(prefix: str, worker_id: str) -> str:
-    return f"{prefix}:worker:{worker_id}"
-
-
-def workers_set(prefix: str) -> str:
-    return f"{prefix}:workers"
-
-
-def worker_queue(prefix: str, worker_id: str) -> str:
-    """The Celery queue a worker consumes: private to it, and to the deployment's prefix."""
-    return f"{prefix}.worker.{worker_id}"
-
-
-def queue_redis_keys(queue: str) -> list[str]:
-    """The Redis keys Celery (kombu) keeps for a queue, to delete once its worker is gone."""
-    return [queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}"]
-
-
-def queue_depths_sync(client, queues: list[str]) -> list[int]:  # type: ignore[no-untyped-def]
-    """Messages waiting in each queue's Redis list (kombu's key without a priority; prefetched ones are gone)."""
-    pipe = client.pipeline()
-    for queue in queues:
-        pipe.llen(queue_redis_keys(queue)[0])
-    return [int(n) for n in pipe.execute()]
-
-
-def encode(info: WorkerInfo) -> str:
-    return json.dumps(asdict(info))
-
-
-def decode(raw: bytes | str) -> WorkerInfo:
-    return WorkerInfo(**json.loads(raw))
-
-
-class WorkerRefusal(Exception):
-    """No worker can take a session; ``code`` and ``message`` are what the client is told."""
-
-    code = ""
-    message = ""
-
-
-class NoCapacity(WorkerRefusal):
-    """No live worker at all."""
-
-    code = "no_capacity"
-    message = "No inference worker is available; try again shortly."
-
-
-class Overloaded(WorkerRefusal):
-    """Live workers exist, but every one is full or lagging behind real time."""
-
-    code = "overloaded"
-    message = "Every inference worker is busy; try again shortly."
-
-
-def choose_worker(workers: list[WorkerInfo], *, max_lag_s: float, exclude: set[str] = frozenset()) -> WorkerInfo:
-    """The least-loaded live worker that keeps up with real time and has room."""
-    candidates = [w for w in workers if w.id not in exclude]
-    if not candidates:
-        raise NoCapacity()
-    fit = [w for w in candidates if w.lag_s <= max_lag_s and len(w.sessions) < w.capacity]
-    if not fit:
-        raise Overloaded()
-    lowest = min(w.load for w in fit)
-    return random.choice([w for w in fit if w.load == lowest])
-
-
-def write_sync(client, prefix: str, info: WorkerInfo, ttl_s: float) -> None:  # type: ignore[no-untyped-def]
-    info.beat_at = time.time()
-    pipe = client.pipeline()
-    pipe.set(worker_key(prefix, info.id), encode(info), px=int(ttl_s * 1000))
-    pipe.sadd(workers_set(prefix), info.id)
-    pipe.execute()
-
-
-def remove_sync(client, prefix: str, worker_id: str) -> None:  # type: ignore[no-untyped-def]
-    pipe = client.pipeline()
-    pipe.delete(worker_key(prefix, worker_id))
-    pipe.srem(workers_set(prefix), worker_id)
-    pipe.execute()
-
-
-def live_workers_sync(client, prefix: str) -> list[WorkerInfo]:  # type: ignore[no-untyped-def]
-    ids = sorted(i.decode() if isinstance(i, bytes) else i for i in client.smembers(workers_set(prefix)))
-    if not ids:
-        return []
-    values = client.mget([worker_key(prefix, i) for i in ids])
-    gone = [i for i, v in zip(ids, values, strict=True) if v is None]
-    if gone:
-        client.srem(workers_set(prefix), *gone)
-    return [decode(v) for v in values if v is not None]
-
-
-async def live_workers(client, prefix: str) -> list[WorkerInfo]:  # type: ignore[no-untyped-def]
-    ids = sorted(i.decode() if isinstance(i, bytes) else i for i in await client.smembers(workers_set(prefix)))
-    if not ids:
-        return []
-    values = await client.mget([worker_key(prefix, i) for i in ids])
-    gone = [i for i, v in zip(ids, values, strict=True) if v is None]
-    if gone:
-        await client.srem(workers_set(prefix), *gone)
-    return [decode(v) for v in values if v is not None]
-
-
-async def is_alive(client, prefix: str, worker_id: str) -> bool:  # type: ignore[no-untyped-def]
-    return bool(await client.exists(worker_key(prefix, worker_id)))
+__all__ = [
+    "NoCapacity",
+    "Overloaded",
+    "WorkerInfo",
+    "WorkerRefusal",
+    "choose_worker",
+    "decode",
+    "encode",
+    "is_alive",
+    "live_workers",
+    "live_workers_sync",
+    "queue_depths_sync",
+    "queue_redis_keys",
+    "remove_sync",
+    "worker_key",
+    "worker_queue",
+    "workers_set",
+    "write_sync",
+]

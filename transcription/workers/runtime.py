@@ -1,7 +1,7 @@
 """What an inference worker process holds: the models, the live sessions' engine state, a heartbeat.
 
 Celery tasks (transcription/tasks.py) only hand commands to this runtime. Sessions run on one
-asyncio loop thread with the same per-session machinery as embedded mode (LocalDispatcher), so a
+asyncio loop thread through the same session loop as embedded mode (runner/loop.py), so a
 session's audio is processed in order and partials are decoded only when it has caught up.
 Results go back to the gateway's reply channel through the channel layer.
 """
@@ -19,11 +19,10 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from transcription.dispatch.base import EngineFailure
-from transcription.dispatch.local import LocalDispatcher, LocalSessionHandle, model_settings_from_django
-from transcription.engine import SessionConfig, TranscriptEvent
-from transcription.engine.models import load_models
-from transcription.workers import registry
+from transcription.engine import TranscriptEvent
+from transcription.runner import registry
+from transcription.runner.contract import EngineFailure, OpenSession
+from transcription.runner.loop import SessionLoop, SessionRunner
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +31,7 @@ MAX_UNREPORTED_LAGS = 3000  # 5 min of 100 ms frames without a result (interim_r
 
 @dataclass
 class WorkerSession:
-    handle: LocalSessionHandle
+    handle: SessionLoop
     reply_channel: str
     epoch: int
     tenant_id: int
@@ -55,13 +54,7 @@ class WorkerRuntime:
         self.prefix = settings.ASR_REDIS_PREFIX
         self.redis = redis.Redis.from_url(settings.ASR_REGISTRY_URL)
         self.loop = asyncio.new_event_loop()
-        self.dispatcher = LocalDispatcher(
-            models=model_settings_from_django(),
-            workers=settings.ASR_LOCAL_WORKERS,
-            max_backlog_s=1e9,
-            intake_threads=settings.ASR_INTAKE_THREADS,
-            thrifty_finals=settings.ASR_THRIFTY_FINALS,
-        )
+        self.runner = SessionRunner.from_settings(max_backlog_s=1e9)
         self.ready = threading.Event()
         self.stopping = threading.Event()
         self.info = registry.WorkerInfo(
@@ -69,7 +62,7 @@ class WorkerRuntime:
             queue=self.queue,
             capacity=self.capacity,
             device=self.device,
-            model=self.dispatcher.engine_name,
+            model=self.runner.engine_name,
             host=socket.gethostname(),
             pid=os.getpid(),
             started_at=time.time(),
@@ -79,7 +72,7 @@ class WorkerRuntime:
 
     def start(self) -> None:
         """Load the models, then run the session loop and the heartbeat in background threads."""
-        load_models(self.dispatcher.model_settings)
+        self.runner.load()
         threading.Thread(target=self.loop.run_forever, name="asr-sessions", daemon=True).start()
         threading.Thread(target=self._heartbeat, name="asr-heartbeat", daemon=True).start()
         asyncio.run_coroutine_threadsafe(self._janitor(), self.loop)
@@ -119,29 +112,14 @@ class WorkerRuntime:
 
     # --- commands (session loop) ---------------------------------------------------------------
 
-    async def open(
-        self,
-        *,
-        session_id: str,
-        tenant_id: int,
-        config: dict,
-        reply_channel: str,
-        epoch: int,
-        resume_at_s: float,
-        first_segment: int,
-    ) -> None:
+    async def open(self, message: OpenSession, *, reply_channel: str, epoch: int) -> None:
+        session_id = message.session_id
         previous = self.sessions.pop(session_id, None)
         if previous is not None:  # the gateway moved the session back here: start afresh
             previous.finishing = True
             await previous.handle.finish("disconnect")
-        session = WorkerSession(handle=None, reply_channel=reply_channel, epoch=epoch, tenant_id=tenant_id)  # type: ignore[arg-type]
-        session.handle = await self.dispatcher.open_session(
-            session_id=session_id,
-            config=SessionConfig.from_dict(config),
-            sink=lambda event: self._deliver(session_id, session, event),
-            resume_at_s=resume_at_s,
-            first_segment=first_segment,
-        )
+        session = WorkerSession(handle=None, reply_channel=reply_channel, epoch=epoch, tenant_id=message.tenant_id)  # type: ignore[arg-type]
+        session.handle = self.runner.open(message, lambda event: self._deliver(session_id, session, event))
         self.sessions[session_id] = session
         await asyncio.to_thread(self.beat)  # the gateway picking the next worker sees this session
         await self._send(session, {"type": "asr.opened", "worker": self.worker_id})

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from asrplatform.celery import app
-from transcription.workers import registry
+from transcription.runner import registry
 from transcription.workers.runtime import WorkerRuntime, set_runtime
 
 logger = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ import redis
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from transcription.workers import registry
+from transcription.runner import registry
 
 
 class Command(BaseCommand):

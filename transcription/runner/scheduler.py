@@ -7,11 +7,11 @@ sessions' partials. Here each job has a class:
   and opening a session. Cheap unless a final is due, and a final is what users wait for.
 - ``SPECULATIVE``: decoding an utterance during its trailing silence, so that its final is ready
   when the endpoint is confirmed (see StreamingSession.decode_partial); also an utterance's first
-  partial, the longest wait for news a speaker has (LocalSessionHandle._decode_class).
+  partial, the longest wait for news a speaker has (SessionLoop._decode_class, in loop.py).
 - ``PARTIAL``: interim text. Only the newest audio matters, so a partial that finds its session
   has fresh audio queued is handed back undone (``STALE``): the session takes the audio in first,
   then asks again keeping its original place in line, so it is neither starved nor out of date
-  (the session hands a partial back at most once: LocalSessionHandle._decode_partial).
+  (the session hands a partial back at most once: SessionLoop._decode_partial).
   Partials are served earliest deadline first (see :meth:`new_ticket`): a session's first partial
   of an utterance, whose user has seen nothing yet, goes before another's tenth.
 
