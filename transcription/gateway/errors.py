@@ -31,3 +31,9 @@ def worker_refusal(refusal: Any) -> ProtocolError:
 
 def internal_error() -> ProtocolError:
     return ProtocolError("internal_error", "Internal server error.", CLOSE_INTERNAL)
+
+
+def engine_failure(failure: Any) -> ProtocolError:
+    """An engine's failure (``runner.contract.EngineFailure``) as the client sees it."""
+    close_code = {"bad_audio": CLOSE_BAD_REQUEST, "no_capacity": CLOSE_LIMIT}.get(failure.code, CLOSE_INTERNAL)
+    return ProtocolError(failure.code, failure.message, close_code)

@@ -46,3 +46,25 @@ def check_whole_samples(data: bytes, config: SessionConfig) -> None:
             f"Audio frame of {len(data)} bytes is not a whole number of {config.encoding} samples "
             f"({config.bytes_per_frame} bytes each, {config.channels} channel(s)).",
         )
+
+
+class FirstFrame:
+    """A session's first audio frame may start with a WAV header: it then says or checks the format."""
+
+    def __init__(self) -> None:
+        self.seen = False
+        self.declared_empty = False  # the header said no samples follow
+
+    def take(self, data: bytes, config: SessionConfig | None) -> tuple[dict[str, object] | None, bytes]:
+        """(start options when no session started yet and the header gives them, the audio after it)."""
+        if self.seen:
+            return None, data
+        self.seen = True
+        wav = wav_prefix(data)
+        if wav is None:
+            return None, data
+        self.declared_empty = wav.header.data_bytes == 0
+        if config is None:
+            return start_options(wav.header), wav.rest
+        check_matches(wav.header, config)
+        return None, wav.rest

@@ -11,6 +11,7 @@ from transcription.dispatch import get_dispatcher
 from transcription.engine import SessionConfig, TranscriptEvent
 from transcription.gateway import db, limits
 from transcription.gateway.errors import CLOSE_LIMIT, ProtocolError
+from transcription.gateway.events import Closed
 from transcription.gateway.tokens import new_resume_token
 from transcription.runner.contract import EngineFailure, SessionHandle, WorkerRefusal
 from transcription.selectors import TenantAllowance
@@ -57,6 +58,9 @@ class LiveSession:
     @property
     def audio_seconds(self) -> float:
         return self.audio_bytes / self.config.bytes_per_second
+
+    def closed(self) -> Closed:
+        return Closed(str(self.session_id), round(self.audio_seconds, 3), self.segments)
 
     async def store_final(self, event: TranscriptEvent) -> None:
         """Store a final and advance the counters: the one way a final is kept, connected or parked."""

@@ -1,39 +1,22 @@
-"""GatewaySession: one connection's session as an explicit state machine.
+"""GatewaySession: one connection's session as an explicit state machine (states.py).
 
-    WAITING ──start/audio──▶ STREAMING ──client gone──▶ PARKED ──grace over──▶ ENDING ──▶ CLOSED
-       │                        │                         └──resumed elsewhere──────────▶ CLOSED
-       └──────────error─────────┴──stop/error/idle/limit──▶ ENDING ──▶ CLOSED
-
-The core takes typed commands (``events``) from a protocol adapter and sends typed events back
-through its ``Transport``. It authenticates nothing itself (the principal comes from the scope),
-admits against quota and stream cap, forwards audio to the engine's handle, stores every final
-before sending it, and whatever way the session ends, finalizes and stores its open utterance.
-What outlives a connection (the engine handle, counters, resume token) is a ``LiveSession`` (live.py),
-which moves to the connection that resumes it.
+It takes typed commands from a protocol adapter and sends typed events back (events.py); admits
+against quota and stream cap; stores every final before sending it; and however the session ends,
+finalizes and stores its open utterance. What outlives a connection is a LiveSession (live.py).
 """
 
 import asyncio
-import enum
 import logging
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 
 from django.conf import settings
 
 from accounts.middleware import StreamPrincipal
-from transcription import metrics
 from transcription.engine import ConfigError, SessionConfig, TranscriptEvent, parse_start
 from transcription.engine_settings import session_limits
 from transcription.gateway import db, intake, limits, resume, watchdog
-from transcription.gateway.errors import (
-    CLOSE_BAD_REQUEST,
-    CLOSE_INTERNAL,
-    CLOSE_LIMIT,
-    CLOSE_NORMAL,
-    ProtocolError,
-    internal_error,
-)
+from transcription.gateway.errors import CLOSE_LIMIT, CLOSE_NORMAL, ProtocolError, engine_failure, internal_error
 from transcription.gateway.events import (
     Audio,
     Closed,
@@ -47,8 +30,11 @@ from transcription.gateway.events import (
     Stop,
     Transport,
 )
+from transcription.gateway.latency import FinalLatency
+from transcription.gateway.link import ClientLink
 from transcription.gateway.live import LiveSession
 from transcription.gateway.registry import registry
+from transcription.gateway.states import TRANSITIONS, State
 from transcription.models import Session
 from transcription.runner.contract import EngineFailure
 
@@ -56,39 +42,18 @@ logger = logging.getLogger(__name__)
 Reason = Session.CloseReason
 
 
-class State(enum.Enum):
-    WAITING = "waiting"  # connected, no start yet
-    STREAMING = "streaming"  # the engine has the session; audio flows
-    PARKED = "parked"  # the client went away; the engine waits for it for the resume grace period
-    ENDING = "ending"  # finishing the engine, storing, telling the client
-    CLOSED = "closed"
-
-
-TRANSITIONS: dict[State, frozenset[State]] = {
-    State.WAITING: frozenset({State.STREAMING, State.ENDING}),
-    State.STREAMING: frozenset({State.PARKED, State.ENDING}),
-    State.PARKED: frozenset({State.ENDING, State.CLOSED}),  # CLOSED: handed over to a resuming connection
-    State.ENDING: frozenset({State.CLOSED}),
-    State.CLOSED: frozenset(),
-}
-ENGINE_FAILURE_CLOSE_CODES = {"bad_audio": CLOSE_BAD_REQUEST, "no_capacity": CLOSE_LIMIT}
-
-
 class GatewaySession:
     def __init__(self, principal: StreamPrincipal, transport: Transport) -> None:
         self.principal = principal
-        self.transport = transport
+        self.link = ClientLink(transport)
         self.state = State.WAITING
         self.live: LiveSession | None = None
-        self.connected = True
         self.connected_at = self.last_activity = time.monotonic()
-        self.first_audio_seen = False
-        self.wav_declared_empty = False
+        self.first_frame = intake.FirstFrame()
         self.audio_since_finalize = False
         self.unstarted_counted = False
         self.text_rate = limits.MessageRate.from_settings()
-        # (session time at the end of a received frame, when it arrived): for final latency.
-        self.arrivals: deque[tuple[float, float]] = deque(maxlen=2000)
+        self.latency = FinalLatency()
         self.end_lock = asyncio.Lock()
         self.watchdog: asyncio.Task | None = None
         self.background: set[asyncio.Task] = set()
@@ -111,8 +76,6 @@ class GatewaySession:
     def session_id(self) -> str | None:
         return str(self.live.session_id) if self.live else None
 
-    # --- the connection ---------------------------------------------------------------------
-
     async def open(self) -> None:
         """Count the connection against the tenant's unstarted ones (refused past the cap), then watch it."""
         cap = settings.ASR_MAX_UNSTARTED_PER_TENANT
@@ -123,7 +86,7 @@ class GatewaySession:
         self.watchdog = asyncio.create_task(watchdog.watch(self))
 
     async def disconnected(self) -> None:
-        self.connected = False
+        self.link.connected = False
         if self.state is State.STREAMING and settings.ASR_RESUME_GRACE_S > 0:
             await self.park()  # the client may come back: keep the engine for the grace period
         else:
@@ -131,8 +94,6 @@ class GatewaySession:
 
     async def receive(self, parse: Callable[[], Command], *, is_text: bool) -> None:
         """A client frame: text counts against the connection's message rate before it is parsed."""
-        if self.state not in (State.WAITING, State.STREAMING):
-            return
         try:
             if is_text:
                 self.text_rate.take()
@@ -155,7 +116,7 @@ class GatewaySession:
             elif isinstance(command, Finalize):
                 await self._finalize()
             elif isinstance(command, Stop):
-                if self.wav_declared_empty and not (self.live and self.live.audio_bytes):
+                if self.first_frame.declared_empty and not (self.live and self.live.audio_bytes):
                     raise ProtocolError("no_audio", "The WAV header declared no samples and no audio followed.")
                 await self.end(Reason.STOP, utterance_reason="stop")
             # Keepalive: only resets the idle timer, done above.
@@ -224,15 +185,9 @@ class GatewaySession:
                 "frame_too_large", f"Audio frames are limited to {settings.ASR_MAX_FRAME_BYTES} bytes; got {len(data)}."
             )
         self.last_activity = time.monotonic()
-        if not self.first_audio_seen:
-            self.first_audio_seen = True
-            if (wav := intake.wav_prefix(data)) is not None:
-                if self.state is State.WAITING:
-                    await self._start(Start(intake.start_options(wav.header)))
-                else:
-                    assert self.live is not None
-                    intake.check_matches(wav.header, self.live.config)
-                self.wav_declared_empty, data = wav.header.data_bytes == 0, wav.rest
+        options, data = self.first_frame.take(data, self.live.config if self.live else None)
+        if options is not None:
+            await self._start(Start(options))
         if self.state is State.WAITING:
             await self._start(Start({}))
         live = self.live
@@ -242,7 +197,7 @@ class GatewaySession:
         if allowed:
             live.audio_bytes += allowed
             self.audio_since_finalize = True
-            self.arrivals.append((live.audio_seconds, time.monotonic()))
+            self.latency.audio_received(live.audio_seconds)
             await live.handle.push_audio(data[:allowed])
         if allowed < len(data):
             await self.end(Reason.QUOTA_EXCEEDED, utterance_reason="disconnect", error=limits.quota_exceeded())
@@ -256,11 +211,9 @@ class GatewaySession:
     async def _on_engine_event(self, event: TranscriptEvent | EngineFailure) -> None:
         """Results from the engine, in order: store finals first, then tell the client."""
         if isinstance(event, EngineFailure):
-            code = ENGINE_FAILURE_CLOSE_CODES.get(event.code, CLOSE_INTERNAL)
             reason = Reason.BAD_REQUEST if event.code == "bad_audio" else Reason.INTERNAL_ERROR
-            error = ProtocolError(event.code, event.message, code)
             # Not awaited: ending waits for the engine task, which is the caller.
-            self._spawn(self.end(reason, utterance_reason="disconnect", error=error))
+            self._spawn(self.end(reason, utterance_reason="disconnect", error=engine_failure(event)))
             return
         if self.live is None:
             return
@@ -268,25 +221,10 @@ class GatewaySession:
             await self.live.store_final(event)
         await self._deliver(event)
         if event.is_final:
-            self._observe_final_latency(event.end)
-
-    def _observe_final_latency(self, end_s: float) -> None:
-        """Time from the arrival of the audio that ends an utterance to its final being sent."""
-        while self.arrivals and self.arrivals[0][0] < end_s - 1e-3:
-            self.arrivals.popleft()
-        if self.arrivals:
-            metrics.observe_final_latency(time.monotonic() - self.arrivals[0][1])
+            self.latency.final_sent(event.end)
 
     async def _deliver(self, event: Event) -> None:
-        if not self.connected:
-            return
-        if isinstance(event, Failed):
-            logger.info("session error session_id=%s code=%s", self.session_id, event.error.code)
-            metrics.count_error(event.error.code)
-        try:
-            await self.transport.deliver(event)
-        except Exception:  # a socket that went away mid-send: the disconnect follows
-            logger.warning("could not send to the client session_id=%s", self.session_id, exc_info=True)
+        await self.link.deliver(event, session_id=self.session_id)
 
     def _spawn(self, coroutine: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coroutine)
@@ -307,26 +245,12 @@ class GatewaySession:
             if live is not None:
                 await live.finish(close_reason, utterance_reason)
                 registry.disconnect(str(live.session_id), self)
-            last: Failed | Closed = Failed(error) if error is not None else self._closed(live)
+            last: Failed | Closed = Failed(error) if error else live.closed() if live else Closed(None, 0.0, 0)
             await self._deliver(last)
-            await self._hang_up(last.error.close_code if isinstance(last, Failed) else CLOSE_NORMAL)
+            await self.link.hang_up(last.error.close_code if isinstance(last, Failed) else CLOSE_NORMAL)
             self.live = None
             self._count_started()
             self.move(State.CLOSED)
-
-    @staticmethod
-    def _closed(live: LiveSession | None) -> Closed:
-        if live is None:
-            return Closed(None, 0.0, 0)
-        return Closed(str(live.session_id), round(live.audio_seconds, 3), live.segments)
-
-    async def _hang_up(self, close_code: int) -> None:
-        if self.connected:
-            self.connected = False
-            try:
-                await self.transport.hang_up(close_code)
-            except Exception:
-                logger.warning("could not close the socket session_id=%s", self.session_id, exc_info=True)
 
     async def park(self) -> None:
         """The client went away mid-session: keep the engine for the resume grace period."""
@@ -354,7 +278,7 @@ class GatewaySession:
         """Another connection of the same client resumes this session: park it and let go of the socket."""
         await self.park()
         await self._deliver(ResumedElsewhere())
-        await self._hang_up(CLOSE_NORMAL)
+        await self.link.hang_up(CLOSE_NORMAL)
 
     def hand_over(self, new_token_hash: str) -> LiveSession:
         """A parked session goes to the connection resuming it; this one is done."""
