@@ -1,4 +1,3 @@
-from asgiref.sync import async_to_sync
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
@@ -8,8 +7,6 @@ from django.utils import timezone
 
 from accounts import services
 from accounts.models import ApiKey, Membership, Tenant
-from transcription.admission import get_admission
-from transcription.selectors import usage_seconds_this_month
 
 
 class MembershipInline(admin.TabularInline):
@@ -18,51 +15,21 @@ class MembershipInline(admin.TabularInline):
     autocomplete_fields = ["user"]
 
 
-async def live_counts(tenant_ids: list[int]) -> list[int]:
-    admission = get_admission()
-    return [await admission.live_count(tenant_id) for tenant_id in tenant_ids]
-
-
 class QuotaForm(forms.Form):
     monthly_audio_hours = forms.FloatField(min_value=0, label="Monthly audio quota (hours)")
 
 
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
-    list_display = [
-        "name",
-        "plan",
-        "usage_vs_quota",
-        "live_streams",
-        "max_concurrent_streams",
-        "is_active",
-        "created_at",
-    ]
+    """Tenants, their plan and quota. transcription/admin.py registers a subclass in its place that
+    adds what only transcription knows (usage this month, live streams): accounts imports nothing
+    of transcription."""
+
+    list_display = ["name", "plan", "max_concurrent_streams", "is_active", "created_at"]
     list_filter = ["plan", "is_active"]
     search_fields = ["name"]
     inlines = [MembershipInline]
     actions = ["suspend", "change_quota"]
-
-    @admin.display(description="Usage this month / quota (h)")
-    def usage_vs_quota(self, tenant: Tenant) -> str:
-        used = usage_seconds_this_month(tenant_id=tenant.pk) / 3600
-        quota = tenant.monthly_audio_seconds_quota / 3600
-        percent = f" ({100 * used / quota:.0f}%)" if quota else ""
-        return f"{used:.2f} / {quota:.2f}{percent}"
-
-    @admin.display(description="Live streams now")
-    def live_streams(self, tenant: Tenant) -> int | str:
-        return getattr(tenant, "live_now", "?")
-
-    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
-        """Live counts for the page's tenants in one trip to the event loop (and to Redis)."""
-        response = super().changelist_view(request, extra_context)
-        changelist = getattr(response, "context_data", {}).get("cl")
-        if changelist is not None:
-            tenants = list(changelist.result_list)
-            for tenant, count in zip(tenants, async_to_sync(live_counts)([t.pk for t in tenants]), strict=True):
-                tenant.live_now = count  # type: ignore[attr-defined]
-        return response
 
     @admin.action(description="Suspend selected tenants (their keys stop working at once)")
     def suspend(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:

@@ -16,6 +16,7 @@ from channels.security.websocket import WebsocketDenier
 from django.conf import settings
 
 from accounts import ratelimit, selectors, services
+from accounts.credentials import header_value, parse_bearer
 
 logger = logging.getLogger(__name__)
 
@@ -30,12 +31,8 @@ class StreamPrincipal:
 
 
 def bearer_token(headers: list[tuple[bytes, bytes]]) -> str | None:
-    for name, value in headers:
-        if name.lower() == b"authorization":
-            scheme, _, token = value.decode("latin-1").partition(" ")
-            if scheme.lower() == "bearer" and token.strip():
-                return token.strip()
-    return None
+    """The API key of an ``Authorization: Bearer`` header, read by the one parser every entry point uses."""
+    return parse_bearer(header_value(headers, b"authorization"))
 
 
 @database_sync_to_async
@@ -45,13 +42,6 @@ def principal_for_key(raw_key: str) -> StreamPrincipal | None:
         return None
     services.api_key_mark_used(api_key_id=api_key.pk)
     return StreamPrincipal(tenant_id=api_key.tenant_id, tenant_name=api_key.tenant.name, api_key_id=api_key.pk)
-
-
-def header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
-    for key, value in headers:
-        if key.lower() == name:
-            return value.decode("latin-1")
-    return None
 
 
 def origin_allowed(origin: str | None, host: str | None) -> bool:
@@ -95,8 +85,8 @@ class ApiKeyAuthMiddleware:
         headers = scope.get("headers", [])
         key = bearer_token(headers)
         token = None if key is not None else query_token(scope.get("query_string", b""))
-        if key is None and not origin_allowed(header(headers, b"origin"), header(headers, b"host")):
-            logger.warning("websocket origin refused origin=%r", header(headers, b"origin"))
+        if key is None and not origin_allowed(header_value(headers, b"origin"), header_value(headers, b"host")):
+            logger.warning("websocket origin refused origin=%r", header_value(headers, b"origin"))
             return await WebsocketDenier()(scope, receive, send)
         address = ratelimit.scope_address(scope)
         presented = key is not None or token is not None

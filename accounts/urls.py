@@ -7,7 +7,6 @@ urlpatterns = [
     path("signup/", views.signup, name="signup"),
     path("login/", views.AccountLoginView.as_view(), name="login"),
     path("logout/", views.AccountLogoutView.as_view(), name="logout"),
-    path("dashboard/", views.dashboard, name="dashboard"),
     path("keys/", views.api_key_create, name="api_key_create"),
     path("keys/<str:prefix>/revoke/", views.api_key_revoke, name="api_key_revoke"),
 ]

@@ -1,4 +1,8 @@
-"""Sign up, log in and out, and the tenant's dashboard (API keys, usage, recent sessions)."""
+"""Sign up, log in and out, and creating and revoking API keys.
+
+The dashboard, which shows the keys next to usage and recent sessions, is in transcription/views.py:
+it reads transcription's data, and accounts imports nothing of transcription.
+"""
 
 from django.contrib import messages
 from django.contrib.auth import login
@@ -9,13 +13,10 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from accounts import ratelimit, selectors, services
+from accounts import ratelimit, services
 from accounts.decorators import member_required
 from accounts.forms import ApiKeyCreateForm, SignupForm
 from accounts.models import ApiKey
-from transcription import selectors as transcription_selectors
-
-RECENT_SESSIONS = 5
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -70,24 +71,6 @@ class AccountLoginView(LoginView):
 
 class AccountLogoutView(LogoutView):
     pass
-
-
-@member_required
-def dashboard(request: HttpRequest) -> HttpResponse:
-    tenant = request.tenant  # type: ignore[attr-defined]
-    used = transcription_selectors.usage_seconds_this_month(tenant_id=tenant.pk)
-    quota = tenant.monthly_audio_seconds_quota
-    recent = transcription_selectors.session_list_with_segments(tenant_id=tenant.pk)[:RECENT_SESSIONS]
-    context = {
-        "tenant": tenant,
-        "api_keys": selectors.api_key_list(tenant=tenant),
-        "key_form": ApiKeyCreateForm(),
-        "usage_seconds": used,
-        "quota_seconds": quota,
-        "usage_percent": min(100, round(100 * used / quota)) if quota else 100,
-        "recent": [transcription_selectors.session_summarize(session=s) for s in recent],
-    }
-    return render(request, "accounts/dashboard.html", context)
 
 
 @never_cache

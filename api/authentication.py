@@ -7,6 +7,7 @@ from rest_framework import authentication, exceptions, permissions
 from rest_framework.request import Request
 
 from accounts import selectors, services
+from accounts.credentials import parse_bearer
 from accounts.models import ApiKey, Membership, Tenant
 
 
@@ -29,9 +30,8 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
     keyword = "Bearer"
 
     def authenticate(self, request: Request) -> tuple[KeyPrincipal, ApiKey] | None:
-        header = authentication.get_authorization_header(request).decode("latin-1")
-        scheme, _, raw = header.partition(" ")
-        if scheme != self.keyword:
+        raw = parse_bearer(authentication.get_authorization_header(request).decode("latin-1"))
+        if raw is None:
             return None
         api_key = selectors.api_key_authenticate(raw_key=raw)
         if api_key is None:

@@ -1,10 +1,14 @@
+from asgiref.sync import async_to_sync
 from django.contrib import admin
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 
+from accounts.admin import TenantAdmin
+from accounts.models import Tenant
+from transcription.gateway.admission import get_admission
 from transcription.models import FileTranscription, Segment, Session
-from transcription.selectors import DailyUsage, usage_per_day_all_tenants
+from transcription.selectors import DailyUsage, usage_per_day_all_tenants, usage_seconds_this_month
 
 CHART_W, CHART_H, PAD = 760, 260, 40
 COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
@@ -100,3 +104,51 @@ class FileTranscriptionAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
         return False
+
+
+async def live_counts(tenant_ids: list[int]) -> list[int]:
+    admission = get_admission()
+    return [await admission.live_count(tenant_id) for tenant_id in tenant_ids]
+
+
+admin.site.unregister(Tenant)
+
+
+@admin.register(Tenant)
+class TenantUsageAdmin(TenantAdmin):
+    """accounts' Tenant admin, plus each tenant's usage this month and its live streams.
+
+    Registered here, in place of accounts' own, because these figures are transcription's data and
+    accounts (the ground floor) imports nothing of transcription.
+    """
+
+    list_display = [
+        "name",
+        "plan",
+        "usage_vs_quota",
+        "live_streams",
+        "max_concurrent_streams",
+        "is_active",
+        "created_at",
+    ]
+
+    @admin.display(description="Usage this month / quota (h)")
+    def usage_vs_quota(self, tenant: Tenant) -> str:
+        used = usage_seconds_this_month(tenant_id=tenant.pk) / 3600
+        quota = tenant.monthly_audio_seconds_quota / 3600
+        percent = f" ({100 * used / quota:.0f}%)" if quota else ""
+        return f"{used:.2f} / {quota:.2f}{percent}"
+
+    @admin.display(description="Live streams now")
+    def live_streams(self, tenant: Tenant) -> int | str:
+        return getattr(tenant, "live_now", "?")
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        """Live counts for the page's tenants in one trip to the event loop (and to Redis)."""
+        response = super().changelist_view(request, extra_context)
+        changelist = getattr(response, "context_data", {}).get("cl")
+        if changelist is not None:
+            tenants = list(changelist.result_list)
+            for tenant, count in zip(tenants, async_to_sync(live_counts)([t.pk for t in tenants]), strict=True):
+                tenant.live_now = count  # type: ignore[attr-defined]
+        return response

@@ -4,6 +4,7 @@ from transcription import views
 
 urlpatterns = [
     path("metrics", views.metrics, name="metrics"),
+    path("dashboard/", views.dashboard, name="dashboard"),
     path("record/", views.record, name="record"),
     path("record/token/", views.stream_token, name="stream_token"),
     path("transcripts/", views.transcript_list, name="transcript_list"),

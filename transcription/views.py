@@ -1,4 +1,4 @@
-"""Browser pages: the recording page, its WebSocket token, and the tenant's transcripts."""
+"""Browser pages: the dashboard, the recording page, its WebSocket token, and the tenant's transcripts."""
 
 import hmac
 import json
@@ -13,14 +13,41 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from accounts import selectors as account_selectors
 from accounts import services as account_services
+from accounts.credentials import parse_bearer
 from accounts.decorators import member_required
+from accounts.forms import ApiKeyCreateForm
 from transcription import exports, selectors
 from transcription import metrics as prometheus
 from transcription.models import Session
 
 ENDPOINTING_CHOICES = (500, 800, 1200)
 TRANSCRIPTS_PER_PAGE = 25
+RECENT_SESSIONS = 5
+
+
+@member_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    """The tenant's home page: its API keys (accounts), its usage and recent sessions (here).
+
+    It lives here, not in accounts, because it reads transcription's data and accounts is the
+    ground floor; key creation and revocation stay in accounts/views.py.
+    """
+    tenant = request.tenant  # type: ignore[attr-defined]
+    used = selectors.usage_seconds_this_month(tenant_id=tenant.pk)
+    quota = tenant.monthly_audio_seconds_quota
+    recent = selectors.session_list_with_segments(tenant_id=tenant.pk)[:RECENT_SESSIONS]
+    context = {
+        "tenant": tenant,
+        "api_keys": account_selectors.api_key_list(tenant=tenant),
+        "key_form": ApiKeyCreateForm(),
+        "usage_seconds": used,
+        "quota_seconds": quota,
+        "usage_percent": min(100, round(100 * used / quota)) if quota else 100,
+        "recent": [selectors.session_summarize(session=s) for s in recent],
+    }
+    return render(request, "accounts/dashboard.html", context)
 
 
 @member_required
@@ -93,9 +120,9 @@ def transcript_download(request: HttpRequest, session_id: uuid.UUID, fmt: str) -
 @never_cache
 def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus scrape: a Bearer token equal to ASR_METRICS_TOKEN, or a logged-in staff user."""
-    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+    presented = parse_bearer(request.headers.get("Authorization"))
     token = settings.ASR_METRICS_TOKEN
-    by_token = bool(token) and scheme == "Bearer" and hmac.compare_digest(presented.encode(), token.encode())
+    by_token = bool(token) and presented is not None and hmac.compare_digest(presented.encode(), token.encode())
     if not (by_token or request.user.is_staff):
         return HttpResponse("Forbidden\n", status=403, content_type="text/plain")
     return HttpResponse(prometheus.render(), content_type=CONTENT_TYPE_LATEST)

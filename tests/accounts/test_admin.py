@@ -136,7 +136,7 @@ def test_usage_page_charts_minutes_per_tenant(tenant_a, tenant_b):
 def test_tenant_list_counts_live_streams_from_admission(tenant_a):
     from asgiref.sync import async_to_sync
 
-    from transcription.admission import get_admission
+    from transcription.gateway.admission import get_admission
 
     async_to_sync(get_admission().acquire)(tenant_a.tenant.pk, "s1", 5)
     try:
