@@ -76,12 +76,19 @@ def month_start(now: datetime | None = None) -> datetime:
     return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
-def usage_seconds_this_month(*, tenant_id: int, now: datetime | None = None) -> float:
-    """Audio seconds of the tenant's sessions started this calendar month (UTC), as metered."""
-    total = Session.objects.filter(tenant_id=tenant_id, started_at__gte=month_start(now)).aggregate(
-        total=Sum("audio_seconds")
-    )["total"]
-    return float(total or 0.0)
+def usage_seconds_this_month(
+    *, tenant_id: int, now: datetime | None = None, excluding_session_id: uuid.UUID | None = None
+) -> float:
+    """Audio seconds of the tenant's sessions started this calendar month (UTC), as metered.
+
+    The one place the monthly usage is summed: the quota check (tenant_allowance), the REST API,
+    the dashboard and the admin all read it here. ``excluding_session_id`` leaves out the session
+    asking, which counts its own audio as it goes.
+    """
+    sessions = Session.objects.filter(tenant_id=tenant_id, started_at__gte=month_start(now))
+    if excluding_session_id is not None:
+        sessions = sessions.exclude(pk=excluding_session_id)
+    return float(sessions.aggregate(total=Sum("audio_seconds"))["total"] or 0.0)
 
 
 @dataclass(frozen=True)
@@ -101,14 +108,11 @@ def tenant_allowance(
 
     tenant = Tenant.objects.get(pk=tenant_id)
     key_revoked = api_key_id is not None and ApiKey.objects.filter(pk=api_key_id, revoked_at__isnull=False).exists()
-    sessions = Session.objects.filter(tenant_id=tenant_id, started_at__gte=month_start())
-    if excluding_session_id is not None:
-        sessions = sessions.exclude(pk=excluding_session_id)
-    used = sessions.aggregate(total=Sum("audio_seconds"))["total"] or 0.0
+    used = usage_seconds_this_month(tenant_id=tenant_id, excluding_session_id=excluding_session_id)
     return TenantAllowance(
         tenant.max_concurrent_streams,
         float(tenant.monthly_audio_seconds_quota),
-        float(used),
+        used,
         active=tenant.is_active and not key_revoked,
     )
 
