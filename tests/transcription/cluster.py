@@ -12,7 +12,7 @@ from django.conf import settings
 
 from tests.conftest import REPO
 from tests.livesrv import test_database_url
-from transcription.workers import registry
+from transcription.runner import registry
 
 REDIS_URL = os.environ.get("ASR_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 

@@ -322,7 +322,7 @@ async def test_metrics_count_one_dispatch_lag_per_audio_command_and_show_each_wo
 
 async def test_metrics_show_a_worker_s_unfetched_queue_and_the_age_of_its_last_heartbeat(settings, cluster):
     from asrplatform.celery import app
-    from transcription.workers import registry
+    from transcription.runner import registry
 
     # A registered worker that consumes nothing (capacity 0: no gateway sends it a session).
     ghost = registry.WorkerInfo(

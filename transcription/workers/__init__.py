@@ -1,1 +1,2 @@
-"""Inference workers: the Redis registry of live workers and the runtime inside each one."""
+"""Inference workers (the Celery side): the runtime inside each one, which runs sessions through
+the runner (transcription/runner/) and heartbeats into its registry of live workers."""
