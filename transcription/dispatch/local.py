@@ -24,6 +24,11 @@ class LocalDispatcher(Dispatcher):
     def model_settings(self) -> ModelSettings:
         return self.runner.model_settings
 
+    @model_settings.setter
+    def model_settings(self, value: ModelSettings) -> None:
+        """Sessions opened from now on load these models (tests point a running server at others)."""
+        self.runner.model_settings = value
+
     @property
     def engine_name(self) -> str:
         return self.runner.engine_name
