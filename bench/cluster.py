@@ -4,6 +4,9 @@ Real processes, started the way `make stack` starts them (`manage.py asr_worker`
 ASR_DISPATCH=celery), under a registry prefix and worker names of this run's own: workers of any
 other stack sharing the Redis are never picked, and never get this run's tasks (a worker's Celery
 queue is named after the worker alone, not after the prefix).
+
+`WorkerPool` is the one launcher of inference workers: the benchmark's `CeleryStack` and the
+distributed tests (tests/support/clusters.py) both start theirs with it.
 """
 
 from __future__ import annotations
@@ -12,15 +15,18 @@ import argparse
 import logging
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
 
+import redis
+
 from transcription.runner import registry
 
-from .server import ROOT, GatewayServer, ServerError
+from .server import ROOT, GatewayServer, ServerError, stop_process
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +70,105 @@ def stack_from_args(workdir: Path, args: argparse.Namespace) -> CeleryStack:
     return stack
 
 
+class WorkerPool:
+    """Inference worker processes (`manage.py asr_worker`) under a registry prefix of their own.
+
+    `start(name)` starts one (again after `kill9`), `wait_live` waits until the named ones
+    heartbeat in the registry; `stop()` ends every worker it started (SIGTERM, then SIGKILL) and
+    removes what they left in Redis under the prefix.
+    """
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        *,
+        prefix: str,
+        redis_url: str,
+        log_dir: Path,
+        log_prefix: str = "celery-",
+        loglevel: str = "INFO",
+        startup_timeout: float = 240.0,
+    ):
+        self.env = env
+        self.prefix = prefix
+        self.redis_url = redis_url
+        self.log_dir = log_dir
+        self.log_prefix = log_prefix
+        self.loglevel = loglevel
+        self.startup_timeout = startup_timeout
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self._redis: redis.Redis | None = None
+
+    @property
+    def redis(self) -> redis.Redis:
+        if self._redis is None:
+            self._redis = redis.Redis.from_url(self.redis_url, socket_timeout=10)
+        return self._redis
+
+    def log_path(self, name: str) -> Path:
+        return self.log_dir / f"{self.log_prefix}{name}.log"
+
+    def log_tail(self, name: str, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path(name).read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def start(self, name: str) -> None:
+        command = [sys.executable, "manage.py", "asr_worker", "--name", name, "--loglevel", self.loglevel]
+        log = open(self.log_path(name), "wb")  # noqa: SIM115 - owned by the child for its lifetime
+        self.processes[name] = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=log)
+        log.close()
+        logger.info("worker starting name=%s pid=%d", name, self.processes[name].pid)
+
+    def live_workers(self) -> list[registry.WorkerInfo]:
+        return registry.live_workers_sync(self.redis, self.prefix)
+
+    def sessions_by_worker(self) -> dict[str, list[str]]:
+        return {w.id: w.sessions for w in self.live_workers()}
+
+    def wait_live(self, names: set[str], timeout: float | None = None) -> None:
+        """Until every named worker heartbeats; ServerError if one exits or time runs out."""
+        timeout = self.startup_timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for name, process in self.processes.items():
+                if process.poll() is not None:
+                    raise ServerError(f"worker {name} exited with {process.returncode}:\n{self.log_tail(name)}")
+            if names <= {w.id for w in self.live_workers()}:
+                return
+            time.sleep(0.3)
+        raise ServerError(f"workers {sorted(names)} did not register within {timeout:.0f} s")
+
+    def kill9(self, name: str) -> None:
+        self.processes[name].send_signal(signal.SIGKILL)
+        self.processes[name].wait()
+
+    def stop(self) -> None:
+        """End every worker (SIGTERM: Celery's warm shutdown deregisters it and deletes its queue;
+        SIGKILL after 20 s), then tidy this pool's keys."""
+        running = [p for p in self.processes.values() if p.poll() is None]
+        for process in running:
+            process.terminate()
+        for process in running:
+            stop_process(process, timeout=20)
+        self._tidy_redis()
+
+    def _tidy_redis(self) -> None:
+        """Remove this pool's keys (its prefix is its own), queues and kombu bindings."""
+        if self._redis is None:
+            return
+        try:
+            keys = list(self._redis.scan_iter(match=f"{self.prefix}:*", count=1000))  # registry, counters
+            for name in self.processes:
+                keys += registry.queue_redis_keys(registry.worker_queue(self.prefix, name))
+            if keys:
+                self._redis.delete(*keys)
+            self._redis.close()
+        except Exception:
+            logger.warning("could not tidy Redis keys of %s", self.prefix, exc_info=True)
+
+
 class CeleryStack:
     """N inference workers and one gateway (asrplatform.server, ASR_DISPATCH=celery) on PostgreSQL + Redis.
 
@@ -90,8 +195,6 @@ class CeleryStack:
         self.pg_url = pg_url.rstrip("/")
         self.database = database
         self.worker_names = [f"bench-{self.run_id}-w{i + 1}" for i in range(workers)]
-        self.worker_loglevel = worker_loglevel
-        self.startup_timeout = startup_timeout
         self.env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "asrplatform.settings.base",
@@ -110,8 +213,14 @@ class CeleryStack:
             tenant=f"bench-{self.run_id}",
             log_name="celery-gateway.log",
         )
-        self.workers: dict[str, subprocess.Popen[bytes]] = {}
-        self._redis = None
+        self.pool = WorkerPool(
+            self.env,
+            prefix=self.prefix,
+            redis_url=redis_url,
+            log_dir=workdir,
+            loglevel=worker_loglevel,
+            startup_timeout=startup_timeout,
+        )
 
     # --- what the benchmark reads --------------------------------------------------------------
 
@@ -129,56 +238,30 @@ class CeleryStack:
 
     @property
     def worker_pids(self) -> dict[str, int]:
-        return {name: p.pid for name, p in self.workers.items()}
+        return {name: p.pid for name, p in self.pool.processes.items()}
 
     def worker_log(self, name: str) -> Path:
-        return self.workdir / f"celery-{name}.log"
+        return self.pool.log_path(name)
 
     def log_paths(self) -> list[Path]:
         return [self.gateway.log_path, *(self.worker_log(n) for n in self.worker_names)]
 
-    def redis(self):  # type: ignore[no-untyped-def]
-        if self._redis is None:
-            import redis
-
-            self._redis = redis.Redis.from_url(self.redis_url, socket_timeout=10)
-        return self._redis
-
-    def live_workers(self) -> list:  # type: ignore[type-arg]
-        return registry.live_workers_sync(self.redis(), self.prefix)
+    def live_workers(self) -> list[registry.WorkerInfo]:
+        return self.pool.live_workers()
 
     # --- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> None:
         try:
-            self.redis().ping()
+            self.pool.redis.ping()
         except Exception as exc:
             raise ServerError(f"Redis at {self.redis_url}: {exc}") from exc
         ensure_database(self.pg_url, self.database)
         self.gateway.prepare()
         for name in self.worker_names:
-            self._start_worker(name)
+            self.pool.start(name)
         self.gateway.launch()
-        self._wait_for_workers()
-
-    def _start_worker(self, name: str) -> None:
-        command = [sys.executable, "manage.py", "asr_worker", "--name", name, "--loglevel", self.worker_loglevel]
-        log = open(self.worker_log(name), "wb")  # noqa: SIM115 - owned by the child for its lifetime
-        self.workers[name] = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=log)
-        log.close()
-        logger.info("worker starting name=%s pid=%d", name, self.workers[name].pid)
-
-    def _wait_for_workers(self) -> None:
-        deadline = time.monotonic() + self.startup_timeout
-        wanted = set(self.worker_names)
-        while time.monotonic() < deadline:
-            for name, process in self.workers.items():
-                if process.poll() is not None:
-                    raise ServerError(f"worker {name} exited with {process.returncode}:\n{self.log_tail(name)}")
-            if wanted <= {w.id for w in self.live_workers()}:
-                return
-            time.sleep(0.3)
-        raise ServerError(f"workers {sorted(wanted)} did not register within {self.startup_timeout:.0f} s")
+        self.pool.wait_live(set(self.worker_names))
 
     def pinned(self) -> list[str]:
         """The worker of each session so far, in order, from the gateway's log."""
@@ -189,39 +272,14 @@ class CeleryStack:
         return re.findall(r"session pinned session_id=\S+ worker=(\S+)", text)
 
     def log_tail(self, name: str, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.worker_log(name).read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
+        return self.pool.log_tail(name, lines)
 
     def stop(self) -> None:
         """End the gateway and every worker (SIGTERM, then SIGKILL), then tidy this run's keys."""
         try:
             self.gateway.stop()
         finally:
-            running = [p for p in self.workers.values() if p.poll() is None]
-            for process in running:
-                process.terminate()  # Celery's warm shutdown: deregisters, deletes its queue
-            for process in running:
-                try:
-                    process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(timeout=5)
-            self._tidy_redis()
-
-    def _tidy_redis(self) -> None:
-        """Remove this run's keys (its prefix is its own), queues and kombu bindings."""
-        if self._redis is None:
-            return
-        try:
-            keys = list(self._redis.scan_iter(match=f"{self.prefix}:*", count=1000))  # registry, counters
-            for name in self.worker_names:
-                keys += registry.queue_redis_keys(registry.worker_queue(self.prefix, name))
-            self._redis.delete(*keys)
-            self._redis.close()
-        except Exception:
-            logger.warning("could not tidy Redis keys of %s", self.prefix, exc_info=True)
+            self.pool.stop()
 
     def __enter__(self) -> CeleryStack:
         try:

@@ -30,6 +30,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 15) -> None:
+    """SIGTERM, then SIGKILL after `timeout`; returns once the process is gone."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
+
+
 def _stat_fields(pid: int) -> list[str]:
     text = Path(f"/proc/{pid}/stat").read_text()
     return text[text.rindex(")") + 2 :].split()  # fields from "state" on; comm may hold spaces
@@ -75,7 +87,12 @@ def memory_bytes(pid: int) -> dict[str, int]:
 
 
 class GatewayServer:
-    """migrate, create a tenant and key, run the server on a free port; `stop()` ends only it."""
+    """migrate, create a tenant and key, run the server on a free port; `stop()` ends only it.
+
+    The one launcher of `python -m asrplatform.server` for the benchmark and the tests (through
+    tests/support/servers.py, with `prepare=False`: the test database is migrated already).
+    `tls`: (private key, certificate chain) PEM files; the server then speaks wss:// and https://.
+    """
 
     def __init__(
         self,
@@ -86,8 +103,12 @@ class GatewayServer:
         startup_timeout: float = 180.0,
         tenant: str = "bench",
         log_name: str = "server.log",
+        prepare: bool = True,
+        tls: tuple[Path, Path] | None = None,
     ):
         self.workdir = workdir
+        self.needs_prepare = prepare
+        self.tls = tls
         self.env = env
         self.port = port or free_port()
         self.startup_timeout = startup_timeout
@@ -98,7 +119,11 @@ class GatewayServer:
 
     @property
     def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws/v1/transcribe"
+        return f"{'wss' if self.tls else 'ws'}://127.0.0.1:{self.port}/ws/v1/transcribe"
+
+    @property
+    def http_url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     @property
     def pid(self) -> int:
@@ -114,7 +139,8 @@ class GatewayServer:
         return proc.stdout
 
     def start(self) -> None:
-        self.prepare()
+        if self.needs_prepare:
+            self.prepare()
         self.launch()
 
     def prepare(self) -> None:
@@ -128,6 +154,8 @@ class GatewayServer:
     def launch(self) -> None:
         """Start the server and wait until it accepts connections."""
         command = [sys.executable, "-m", "asrplatform.server", "--host", "127.0.0.1", "--port", str(self.port)]
+        if self.tls:
+            command += ["--ssl-keyfile", str(self.tls[0]), "--ssl-certfile", str(self.tls[1])]
         log = open(self.log_path, "wb")  # noqa: SIM115 - owned by the child for its lifetime
         self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=log)
         log.close()
@@ -154,14 +182,8 @@ class GatewayServer:
             return ""
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=5)
+        if self.process is not None:
+            stop_process(self.process)
 
     def __enter__(self) -> GatewayServer:
         try:
