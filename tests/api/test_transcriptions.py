@@ -16,9 +16,10 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from bench.evaluation import load_manifest, word_error_rate
-from tests.audio_formats import FORMATS, encode
-from tests.conftest import REPO
-from tests.livesrv import test_database_url
+from bench.server import stop_process
+from tests.support.containers import FORMATS, encode
+from tests.support.paths import REPO, artifacts
+from tests.support.servers import child_database_url, gateway_server
 from transcription import audiofile, file_jobs, selectors
 from transcription.models import FileTranscription, Session
 
@@ -202,29 +203,28 @@ def file_worker(settings):
     """``manage.py asr_file_worker`` on a queue of its own, against this test's database."""
     queue = f"asrtest-files-{uuid.uuid4().hex[:8]}"
     settings.ASR_DISPATCH, settings.ASR_FILE_QUEUE = "celery", queue
-    (REPO / "test-artifacts").mkdir(exist_ok=True)
-    log = open(REPO / "test-artifacts" / "file-worker.log", "w")
     env = dict(
         os.environ,
         DJANGO_SETTINGS_MODULE="asrplatform.settings.base",
-        DATABASE_URL=test_database_url(),
+        DATABASE_URL=child_database_url(),
         SECRET_KEY=settings.SECRET_KEY,
         ASR_DISPATCH="celery",
         ASR_FILE_QUEUE=queue,
         ASR_MEDIA_ROOT=str(settings.MEDIA_ROOT),
         ASR_PRELOAD="0",
     )
-    process = subprocess.Popen(
-        [sys.executable, "manage.py", "asr_file_worker", "--loglevel", "INFO"],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    yield process
-    process.terminate()
-    process.wait(timeout=30)
-    log.close()
+    with open(artifacts() / "file-worker.log", "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "asr_file_worker", "--loglevel", "INFO"],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield process
+    finally:
+        stop_process(process, timeout=30)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -259,8 +259,6 @@ def test_embedded_server_resumes_jobs_left_unfinished(settings, jfk, tenant_a):
     """A job queued when its server went away is run by the next embedded server to start."""
     import redis
 
-    from tests.livesrv import LiveServer
-
     _, samples, rate = jfk
     dead_queue = f"asrtest-nobody-{uuid.uuid4().hex[:8]}"  # no worker consumes it: the job stays queued
     settings.ASR_DISPATCH, settings.ASR_FILE_QUEUE = "celery", dead_queue
@@ -270,13 +268,10 @@ def test_embedded_server_resumes_jobs_left_unfinished(settings, jfk, tenant_a):
     redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(dead_queue)
     assert FileTranscription.objects.get(pk=job_id).status == "queued"
 
-    server = LiveServer(extra_env={"ASR_MEDIA_ROOT": str(settings.MEDIA_ROOT), "ASR_DISPATCH": "local"})
-    try:
+    with gateway_server(extra_env={"ASR_MEDIA_ROOT": str(settings.MEDIA_ROOT), "ASR_DISPATCH": "local"}):
         deadline = time.monotonic() + 120
         while FileTranscription.objects.get(pk=job_id).status in ("queued", "running"):
             assert time.monotonic() < deadline, "the restarted server did not run the job"
             time.sleep(0.3)
-    finally:
-        server.stop()
     job = FileTranscription.objects.get(pk=job_id)
     assert job.status == "done" and job.session.segments.exists() and not stored_uploads()

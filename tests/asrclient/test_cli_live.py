@@ -1,4 +1,4 @@
-"""The CLI client against a real daphne serving the real application (subprocesses both)."""
+"""The CLI client against the real server serving the real application (subprocesses both)."""
 
 import json
 import subprocess
@@ -8,17 +8,18 @@ import numpy as np
 import pytest
 
 from bench.evaluation import word_error_rate
-from tests.conftest import REPO, make_tenant
-from tests.livesrv import LiveServer
+from tests.support.audio import clip
+from tests.support.paths import REPO
+from tests.support.servers import free_port, gateway_server
+from tests.support.tenants import make_tenant
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def daphne_server(django_db_setup, django_db_blocker):
-    server = LiveServer()
-    yield server
-    server.stop()
+def server(django_db_setup, django_db_blocker):
+    with gateway_server() as server:
+        yield server
 
 
 def run_client(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -31,11 +32,9 @@ def run_client(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     )
 
 
-def test_json_mode_prints_only_server_messages_and_exits_zero(daphne_server, eval_dir):
+def test_json_mode_prints_only_server_messages_and_exits_zero(server, eval_dir):
     key = make_tenant("cli").raw_key
-    result = run_client(
-        str(eval_dir / "real" / "goforward.wav"), "--url", daphne_server.url, "--api-key", key, "--json"
-    )
+    result = run_client(str(eval_dir / "real" / "goforward.wav"), "--url", server.url, "--api-key", key, "--json")
     assert result.returncode == 0, result.stderr
     messages = [json.loads(line) for line in result.stdout.splitlines()]
     assert messages[0]["type"] == "ready" and messages[-1]["type"] == "closed"
@@ -43,14 +42,12 @@ def test_json_mode_prints_only_server_messages_and_exits_zero(daphne_server, eva
     assert word_error_rate(["go forward ten meters"], [" ".join(f["text"] for f in finals)]) == 0.0
 
 
-def test_human_mode_prints_finals_with_times_and_a_stereo_44k_file_works(daphne_server, eval_dir, tmp_path):
+def test_human_mode_prints_finals_with_times_and_a_stereo_44k_file_works(server, eval_dir, tmp_path):
     import wave
 
     import soxr
 
-    from asrclient.wav import read_wav
-
-    mono = read_wav(eval_dir / "real" / "new-home.wav").samples.astype(np.float32) / 32768
+    mono = clip(eval_dir, "new-home.wav")
     audio = soxr.resample(np.concatenate([mono, np.zeros(16000, np.float32)]), 16000, 44100)
     stereo = (np.stack([audio, audio], axis=1) * 32767).astype("<i2")
     path = tmp_path / "stereo.wav"
@@ -58,37 +55,32 @@ def test_human_mode_prints_finals_with_times_and_a_stereo_44k_file_works(daphne_
         out.setnchannels(2), out.setsampwidth(2), out.setframerate(44100)
         out.writeframes(stereo.tobytes())
     key = make_tenant("cli-human").raw_key
-    result = run_client(str(path), "--url", daphne_server.url, "--api-key", key)
+    result = run_client(str(path), "--url", server.url, "--api-key", key)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("[") and "] " in lines[0]
     assert word_error_rate(["we must find a new home in the stars"], [lines[0].split("] ", 1)[1]]) == 0.0
 
 
-def test_bad_key_exits_non_zero_with_the_server_s_reason(daphne_server, eval_dir):
-    result = run_client(str(eval_dir / "real" / "goforward.wav"), "--url", daphne_server.url, "--api-key", "asr_nope")
+def test_bad_key_exits_non_zero_with_the_server_s_reason(server, eval_dir):
+    result = run_client(str(eval_dir / "real" / "goforward.wav"), "--url", server.url, "--api-key", "asr_nope")
     assert result.returncode == 1
     assert "unauthenticated" in result.stderr or "API key" in result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_unreachable_server_exits_non_zero_with_a_clear_message(eval_dir):
-    from tests.livesrv import free_port
-
     url = f"ws://127.0.0.1:{free_port()}/ws/v1/transcribe"
     result = run_client(str(eval_dir / "real" / "goforward.wav"), "--url", url, "--api-key", "asr_x", timeout=30)
     assert result.returncode == 1 and "connect" in result.stderr.lower() and "Traceback" not in result.stderr
 
 
 def test_a_rate_limited_address_gets_one_clear_rate_limited_line(eval_dir):
-    server = LiveServer(extra_env={"ASR_WS_AUTH_FAILURES": "2", "ASR_PRELOAD": "0", "REDIS_URL": ""})
-    try:
+    with gateway_server(extra_env={"ASR_WS_AUTH_FAILURES": "2", "ASR_PRELOAD": "0", "REDIS_URL": ""}) as server:
         wav = str(eval_dir / "real" / "goforward.wav")
         for _ in range(2):
             assert "unauthenticated" in run_client(wav, "--url", server.url, "--api-key", "asr_nope").stderr
         result = run_client(wav, "--url", server.url, "--api-key", make_tenant("cli-limited").raw_key)
-    finally:
-        server.stop()
     assert result.returncode == 1 and result.stdout == "" and "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: rate_limited: Too many failed authentication attempts")

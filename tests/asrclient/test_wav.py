@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import struct
 import subprocess
@@ -14,9 +13,9 @@ import numpy as np
 import pytest
 
 from asrclient import WavError, check_sendable, read_wav
+from tests.support.paths import EVAL_DIR
+from tests.support.paths import REPO as ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
-EVAL_DIR = Path(os.environ.get("ASR_EVAL_DIR", ROOT.parent / "shared" / "eval"))
 REAL = EVAL_DIR / "real"
 BAD_FILES = sorted((EVAL_DIR / "bad").glob("*.wav"))
 

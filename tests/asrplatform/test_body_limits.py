@@ -13,8 +13,8 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from accounts.credentials import http_credentials_refusal, parse_bearer
-from tests.conftest import make_tenant
-from tests.livesrv import LiveServer
+from tests.support.servers import gateway_server
+from tests.support.tenants import make_tenant
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -27,9 +27,8 @@ MOST_RSS_GROWTH = 30 * MB
 
 @pytest.fixture(scope="module")
 def server(django_db_setup, django_db_blocker):
-    live = LiveServer(extra_env={"ASR_PRELOAD": "0", "ASR_FILE_MAX_BYTES": str(4 * MB), "REDIS_URL": ""})
-    yield live
-    live.stop()
+    with gateway_server(extra_env={"ASR_PRELOAD": "0", "ASR_FILE_MAX_BYTES": str(4 * MB), "REDIS_URL": ""}) as live:
+        yield live
 
 
 def rss_bytes(pid: int) -> int:

@@ -10,8 +10,8 @@ import pytest
 from websockets.sync.client import connect
 
 from asrplatform.edge.client_address import client_address, parse_networks
-from tests.conftest import make_tenant
-from tests.livesrv import LiveServer
+from tests.support.servers import gateway_server
+from tests.support.tenants import make_tenant
 
 NGINX = ("127.0.0.1",)  # the proxy: in these tests, the test process itself
 
@@ -62,15 +62,8 @@ def first_reply(url: str, key: str, forwarded_for: str, *, start: bool = False) 
 
 @pytest.mark.django_db(transaction=True)
 def test_spoofed_forwarded_for_neither_escapes_the_auth_limit_nor_blocks_a_victim(django_db_setup):
-    server = LiveServer(
-        extra_env={
-            "ASR_TRUSTED_PROXIES": ",".join(NGINX),
-            "ASR_WS_AUTH_FAILURES": "3",
-            "ASR_PRELOAD": "0",
-            "REDIS_URL": "",
-        }
-    )
-    try:
+    env = {"ASR_TRUSTED_PROXIES": ",".join(NGINX), "ASR_WS_AUTH_FAILURES": "3", "ASR_PRELOAD": "0", "REDIS_URL": ""}
+    with gateway_server(extra_env=env) as server:
         attacker, victim = "198.51.100.66", "203.0.113.10"
         # The attacker writes a different address each time; nginx appends the attacker's real one.
         codes = [first_reply(server.url, "asr_bad_key", f"192.0.2.{i}, {attacker}")["code"] for i in range(5)]
@@ -79,5 +72,3 @@ def test_spoofed_forwarded_for_neither_escapes_the_auth_limit_nor_blocks_a_victi
         good_key = make_tenant("xff-victim").raw_key
         assert first_reply(server.url, "asr_bad_key", f"{victim}, {attacker}")["code"] == "rate_limited"
         assert first_reply(server.url, good_key, victim, start=True)["type"] == "ready"
-    finally:
-        server.stop()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,9 +18,9 @@ from bench.evaluation import (
     normalize_text,
     word_error_rate,
 )
+from tests.support.paths import EVAL_DIR
+from tests.support.paths import REPO as ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
-EVAL_DIR = Path(os.environ.get("ASR_EVAL_DIR", ROOT.parent / "shared" / "eval"))
 REAL = EVAL_DIR / "real"
 
 

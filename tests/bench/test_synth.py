@@ -9,6 +9,7 @@ from asrclient import read_wav
 from bench.evaluation import load_manifest, word_error_rate
 from bench.offline import load_transcriber
 from bench.synth import plan, synthesize
+from tests.support.audio import wav_float32
 
 pytestmark = pytest.mark.skipif(
     shutil.which("espeak-ng") is None or shutil.which("sox") is None,
@@ -52,6 +53,6 @@ def test_the_real_model_recognises_synthetic_speech(synth_dir):
     transcribe, _source = load_transcriber()
     rates = []
     for entry in load_manifest(synth_dir):
-        samples = read_wav(entry.audio_path).samples.astype(np.float32) / 32768.0
+        samples = wav_float32(entry.audio_path)
         rates.append(word_error_rate([entry.text], [transcribe(samples)]))
     assert min(rates) < 0.5, rates

@@ -6,6 +6,7 @@ import numpy as np
 import soxr
 
 from bench.evaluation import ClipSpan, ConcatenatedSession, concatenate_clips
+from tests.support.audio import to_s16
 from transcription.engine import SessionLimits, StreamingSession, TranscriptEvent, parse_start
 
 
@@ -18,7 +19,7 @@ class StreamOutcome:
 def encode(samples: np.ndarray, encoding: str) -> bytes:
     if encoding == "pcm_f32le":
         return samples.astype("<f4").tobytes()
-    return (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+    return to_s16(samples)
 
 
 def stream_through_engine(

@@ -7,42 +7,19 @@ import numpy as np
 import pytest
 
 from accounts import services as account_services
-from asrclient.wav import read_wav
 from bench.evaluation import word_error_rate
-from tests.conftest import to_s16
+from tests.support.audio import clip, clips_s16, to_s16
+from tests.support.ws import Transcript, communicator, read_until_closed, send_audio, send_json
 from transcription.models import Segment, Session
 
-from .wsclient import Transcript, communicator, read_until_closed, send_audio, send_json
-
-pytestmark = [pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("models_loaded")]
 SILENCE_1S = np.zeros(16000, dtype=np.float32)
-
-
-@pytest.fixture(autouse=True)
-def models_loaded(engine_models):
-    """Load the models before a test streams, so timing-sensitive tests do not wait on a load."""
-    return engine_models
-
-
-def clip(eval_dir, name: str) -> np.ndarray:
-    return read_wav(eval_dir / "real" / name).samples.astype(np.float32) / 32768.0
 
 
 @pytest.fixture
 def two_utterances(eval_dir) -> bytes:
     """'ten of clubs', 1.5 s silence, 'go forward ten meters', 1.5 s silence."""
-    return to_s16(
-        np.concatenate(
-            [
-                clip(eval_dir, "cards-001.wav"),
-                SILENCE_1S,
-                SILENCE_1S[:8000],
-                clip(eval_dir, "goforward.wav"),
-                SILENCE_1S,
-                SILENCE_1S[:8000],
-            ]
-        )
-    )
+    return clips_s16(eval_dir, ["cards-001.wav", "goforward.wav"], gap_s=1.5)
 
 
 async def run_session(raw_key: str, pcm: bytes, *, start: dict | None = None, pace_s: float = 0.0) -> Transcript:

@@ -8,17 +8,15 @@ import numpy as np
 import pytest
 from channels.layers import channel_layers
 
-from asrclient.wav import read_wav
 from bench.evaluation import normalize_text, word_error_rate
-from tests.conftest import to_s16
+from tests.support.audio import clip, clips_s16, to_s16
+from tests.support.clusters import REDIS_URL, worker_cluster
+from tests.support.ws import Transcript, communicator, read_until_closed, send_audio, send_json
 from transcription import services
 from transcription.dispatch import get_dispatcher
 from transcription.engine import SessionLimits, parse_start
 from transcription.gateway.registry import registry
 from transcription.models import Segment, Session
-
-from .cluster import REDIS_URL, Cluster
-from .wsclient import Transcript, communicator, read_until_closed, send_audio, send_json
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 IDLE_TTL_S = 4.0
@@ -28,14 +26,8 @@ REFERENCES = ["ten of clubs", "go forward ten meters", "we must find a new home 
 
 @pytest.fixture(scope="module")
 def cluster(django_db_setup, django_db_blocker):
-    cluster = Cluster(idle_ttl_s=IDLE_TTL_S)
-    cluster.start("w1")
-    cluster.start("w2")
-    try:
-        cluster.wait_live({"w1", "w2"})
-        yield cluster
-    finally:
-        cluster.stop()
+    with worker_cluster(["w1", "w2"], idle_ttl_s=IDLE_TTL_S) as workers:
+        yield workers
 
 
 @pytest.fixture(autouse=True)
@@ -58,11 +50,7 @@ def celery_dispatch(settings, cluster, engine_models):
 
 @pytest.fixture
 def three_utterances(eval_dir) -> bytes:
-    silence = np.zeros(24000, dtype=np.float32)
-    parts = []
-    for name in CLIPS:
-        parts += [read_wav(eval_dir / "real" / name).samples.astype(np.float32) / 32768.0, silence]
-    return to_s16(np.concatenate(parts))
+    return clips_s16(eval_dir, CLIPS, gap_s=1.5)
 
 
 async def stream(raw_key: str, pcm: bytes, *, pace_s: float = 0.0, on_frame=None) -> Transcript:
@@ -211,7 +199,7 @@ async def test_workers_lagging_behind_real_time_refuse_new_sessions_with_overloa
             assert (await comm.receive_json_from(timeout=15))["type"] == "ready"
         for comm in floods:
             await send_audio(comm, flood, frame_bytes=32000)
-        await wait_for(lambda: all(w.lag_s > 0.5 for w in cluster.workers()), timeout=15)
+        await wait_for(lambda: all(w.lag_s > 0.5 for w in cluster.live_workers()), timeout=15)
         late = communicator(tenant_a.raw_key)
         await late.connect()
         await send_json(late, {"type": "start"})
@@ -221,7 +209,7 @@ async def test_workers_lagging_behind_real_time_refuse_new_sessions_with_overloa
     finally:
         for comm in floods:
             await comm.disconnect(timeout=60)
-    await wait_for(lambda: all(w.lag_s == 0 and not w.sessions for w in cluster.workers()), timeout=60)
+    await wait_for(lambda: all(w.lag_s == 0 and not w.sessions for w in cluster.live_workers()), timeout=60)
 
 
 async def test_kill_9_of_the_session_s_worker_mid_utterance_loses_no_final(tenant_a, three_utterances, cluster):
@@ -250,7 +238,7 @@ async def test_kill_9_of_the_session_s_worker_mid_utterance_loses_no_final(tenan
 
 
 async def test_a_worker_frees_and_stores_a_session_whose_gateway_vanished(tenant_a, eval_dir, cluster):
-    speech = read_wav(eval_dir / "real" / "librivox-0870.wav").samples.astype(np.float32) / 32768.0
+    speech = clip(eval_dir, "librivox-0870.wav")
     session_id = uuid.uuid4()
     await asyncio.to_thread(
         services.session_start,
@@ -303,7 +291,7 @@ def sample(body: str, name: str) -> float:
 async def test_metrics_count_one_dispatch_lag_per_audio_command_and_show_each_worker(
     tenant_a, eval_dir, settings, cluster
 ):
-    speech = read_wav(eval_dir / "real" / "goforward.wav").samples.astype(np.float32) / 32768.0
+    speech = clip(eval_dir, "goforward.wav")
     pcm = to_s16(np.concatenate([speech, np.zeros(8000, np.float32)]))
     before = await scrape(settings)
     transcript = await stream(tenant_a.raw_key, pcm)

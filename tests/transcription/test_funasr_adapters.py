@@ -9,9 +9,9 @@ gateway wiring, and how SenseVoice's language tags are read. The text itself is 
 import numpy as np
 import pytest
 
-from asrclient.wav import read_wav
 from bench.evaluation import load_manifest
-from tests.conftest import to_s16
+from tests.support.audio import to_s16, wav_float32
+from tests.support.ws import Transcript, communicator, read_until_closed, send_audio, send_json
 from transcription.dispatch import get_dispatcher
 from transcription.engine import SessionLimits, StreamingSession, parse_start
 from transcription.engine.config import SessionConfig
@@ -26,7 +26,6 @@ from transcription.engine.models import ModelSettings, load_models, model_regist
 from transcription.engine_settings import model_settings_from_django
 
 from .funasr_models import make_paraformer_streaming, make_sensevoice_small
-from .wsclient import Transcript, communicator, read_until_closed, send_audio, send_json
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +45,7 @@ def paraformer(paraformer_dir):
 
 @pytest.fixture(scope="module")
 def speech(eval_dir):
-    return [read_wav(e.audio_path).samples.astype(np.float32) / 32768.0 for e in load_manifest(eval_dir / "zh")]
+    return [wav_float32(e.audio_path) for e in load_manifest(eval_dir / "zh")]
 
 
 def stream_in_steps(stream: ParaformerStream, audio: np.ndarray, step: int, *, utterance: int = 0) -> list[str]:

@@ -16,28 +16,21 @@ from asgiref.sync import sync_to_async
 from django.db import connection
 
 from accounts import services as account_services
-from asrclient.wav import read_wav
-from tests.conftest import make_tenant, to_s16
-from tests.livesrv import LiveServer, free_port
+from tests.support.audio import clip, to_s16
+from tests.support.servers import free_port, gateway_server
+from tests.support.tenants import make_tenant
+from tests.support.ws import Transcript, communicator, read_until_closed, send_audio, send_json
 from transcription.engine import StreamingSession, parse_start
 from transcription.engine_settings import session_limits
 from transcription.gateway.admission import get_admission
 from transcription.models import Segment, Session
 
-from .wsclient import Transcript, communicator, read_until_closed, send_audio, send_json
-
-pytestmark = [pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("models_loaded")]
 SILENCE = np.zeros(24000, dtype=np.float32)  # 1.5 s
 
 
-@pytest.fixture(autouse=True)
-def models_loaded(engine_models):
-    return engine_models
-
-
 def speech(eval_dir, name: str = "cards-001.wav") -> bytes:
-    samples = read_wav(eval_dir / "real" / name).samples.astype(np.float32) / 32768.0
-    return to_s16(np.concatenate([samples, SILENCE]))
+    return to_s16(np.concatenate([clip(eval_dir, name), SILENCE]))
 
 
 async def started(raw_key: str, **start) -> tuple:
@@ -149,6 +142,8 @@ def own_redis():
                 return process
             except OSError:
                 time.sleep(0.05)
+        process.kill()
+        process.wait(timeout=10)
         raise RuntimeError("redis-server did not start")
 
     state = {"process": start()}
@@ -163,9 +158,11 @@ def own_redis():
         def restart(self) -> None:
             state["process"] = start()
 
-    yield Handle()
-    state["process"].kill()
-    state["process"].wait(timeout=10)
+    try:
+        yield Handle()
+    finally:
+        state["process"].kill()
+        state["process"].wait(timeout=10)
 
 
 async def test_the_stream_slot_survives_a_redis_outage_and_the_watchdog_keeps_working(tenant_a, settings, own_redis):
@@ -285,8 +282,7 @@ def test_an_unknown_websocket_path_gets_a_clean_404(django_db_setup):
     from websockets.sync.client import connect
 
     key = make_tenant("unknown-path").raw_key
-    server = LiveServer(extra_env={"ASR_PRELOAD": "0", "REDIS_URL": ""})
-    try:
+    with gateway_server(extra_env={"ASR_PRELOAD": "0", "REDIS_URL": ""}) as server:
         with pytest.raises(InvalidStatus) as refused:
             connect(
                 f"ws://127.0.0.1:{server.port}/ws/v2/nothing", additional_headers={"Authorization": f"Bearer {key}"}
@@ -294,5 +290,3 @@ def test_an_unknown_websocket_path_gets_a_clean_404(django_db_setup):
         assert refused.value.response.status_code == 404
         log = server.log_path.read_text()
         assert "No route found" not in log and "Traceback" not in log
-    finally:
-        server.stop()

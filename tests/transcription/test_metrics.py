@@ -100,7 +100,7 @@ def test_embedded_mode_reports_calls_waiting_for_an_engine_thread(settings):
 
 
 def test_an_unreachable_worker_registry_leaves_the_other_metrics_served(settings):
-    from tests.livesrv import free_port
+    from tests.support.servers import free_port
 
     settings.ASR_DISPATCH = "celery"
     settings.ASR_REGISTRY_URL = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there

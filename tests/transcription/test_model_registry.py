@@ -15,18 +15,16 @@ from transcription.engine.install import MARKER, WHISPER_BASE, install, is_insta
 from transcription.engine.models import EngineModels, ModelSettings, load_models, model_registry, tiny_en_dir
 from transcription.engine.registry import ModelInfo, build_registry
 
-from .model_fixtures import whisper_base  # noqa: F401
-
 
 @pytest.fixture(scope="module")
-def installed_copy(tmp_path_factory, whisper_base):  # noqa: F811
+def installed_copy(tmp_path_factory, whisper_base):
     """A models directory of its own, so these tests can break and repair it."""
     directory = tmp_path_factory.mktemp("models")
     install(WHISPER_BASE, directory)
     return directory
 
 
-def test_tiny_en_is_english_only_and_base_is_multilingual_with_auto(whisper_base):  # noqa: F811
+def test_tiny_en_is_english_only_and_base_is_multilingual_with_auto(whisper_base):
     registry = model_registry(ModelSettings())
     assert registry.default == "tiny.en"
     tiny, base = registry.get("tiny.en"), registry.get("base")
@@ -98,7 +96,7 @@ def limits_for(*models: ModelInfo, default: str = "tiny.en") -> SessionLimits:
     return SessionLimits(models=models, default_model=default)
 
 
-def test_start_resolves_the_default_model_and_its_default_language(whisper_base):  # noqa: F811
+def test_start_resolves_the_default_model_and_its_default_language(whisper_base):
     registry = model_registry(ModelSettings())
     limits = limits_for(*registry.models)
     config = parse_start({}, limits)
@@ -128,7 +126,7 @@ def test_an_engine_only_limits_object_keeps_the_old_behaviour():
         parse_start({"model": "base"}, SessionLimits())
 
 
-def test_models_are_loaded_once_per_process_and_shared(engine_models, whisper_base):  # noqa: F811
+def test_models_are_loaded_once_per_process_and_shared(engine_models, whisper_base):
     assert load_models(ModelSettings()) is engine_models
     base = engine_models.recognizer_for("base")
     assert engine_models.recognizer_for("base") is base
@@ -140,7 +138,7 @@ def test_models_are_loaded_once_per_process_and_shared(engine_models, whisper_ba
     assert wrapped.recognizer == "stand-in" and wrapped.recognizer_for("base") is base
 
 
-def test_a_custom_whisper_folder_is_offered_as_model_custom(whisper_base):  # noqa: F811
+def test_a_custom_whisper_folder_is_offered_as_model_custom(whisper_base):
     registry = model_registry(ModelSettings(whisper_dir=str(whisper_base), default_model="custom"))
     custom = registry.get("custom")
     assert registry.default == "custom" and custom.available and "zh" in custom.languages

@@ -14,22 +14,20 @@ from bench.evaluation import (
     normalize_text,
     word_error_rate,
 )
-from tests.conftest import to_s16
+from tests.support.audio import to_s16
+from tests.support.ws import Transcript, communicator, read_until_closed, send_audio, send_json
 from transcription.engine.text import to_simplified
 from transcription.models import Segment, Session
 
-from .model_fixtures import whisper_base  # noqa: F401
-from .wsclient import Transcript, communicator, read_until_closed, send_audio, send_json
-
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.usefixtures("models_loaded")]
 CER_LIMIT = 0.10
 
 
 @pytest.fixture(autouse=True)
-def models_loaded(engine_models, whisper_base):  # noqa: F811
-    """Both Whisper models loaded before a test streams (each is loaded once per process)."""
-    engine_models.recognizer_for("base")
-    return engine_models
+def base_model_loaded(models_loaded, whisper_base):
+    """Whisper base loaded too before a test streams (each model is loaded once per process)."""
+    models_loaded.recognizer_for("base")
+    return models_loaded
 
 
 def clip_pcm(entry, *, lead_s: float = 0.3, tail_s: float = 1.5) -> bytes:

@@ -7,20 +7,13 @@ import numpy as np
 import pytest
 
 from accounts.models import Tenant
-from asrclient.wav import read_wav
-from tests.conftest import to_s16
+from tests.support.audio import clip, to_s16
+from tests.support.ws import Transcript, communicator, read_until_closed, send_audio, send_json
 from transcription import selectors
 from transcription.gateway.admission import LocalAdmission, RedisAdmission
 from transcription.models import Session
 
-from .wsclient import Transcript, communicator, read_until_closed, send_audio, send_json
-
-pytestmark = [pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(autouse=True)
-def models_loaded(engine_models):
-    return engine_models
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("models_loaded")]
 
 
 async def set_tenant(tenant, **fields):
@@ -98,7 +91,7 @@ async def test_used_up_quota_is_refused_at_connect(tenant_a):
 
 async def test_quota_running_out_mid_stream_stores_the_open_utterance_then_closes(tenant_a, eval_dir):
     await set_tenant(tenant_a.tenant, monthly_audio_seconds_quota=3)
-    speech = read_wav(eval_dir / "real" / "librivox-0870.wav").samples.astype(np.float32) / 32768.0
+    speech = clip(eval_dir, "librivox-0870.wav")
     comm = communicator(tenant_a.raw_key)
     await comm.connect()
     transcript = Transcript()
@@ -149,7 +142,7 @@ async def test_suspending_a_tenant_or_revoking_its_key_closes_live_sessions_with
     from transcription import metrics
 
     settings.ASR_USAGE_FLUSH_S = 0.2
-    speech = read_wav(eval_dir / "real" / "librivox-0870.wav").samples.astype(np.float32) / 32768.0
+    speech = clip(eval_dir, "librivox-0870.wav")
     errors_before = metrics.ERRORS.labels(code="forbidden")._value.get()
     comm = communicator(tenant_a.raw_key)
     await comm.connect()
@@ -173,7 +166,7 @@ async def test_final_latency_is_observed_for_metrics(tenant_a, eval_dir):
     from transcription import metrics
 
     before = metrics.FINAL_LATENCY._sum.get(), sum(b.get() for b in metrics.FINAL_LATENCY._buckets)
-    speech = read_wav(eval_dir / "real" / "goforward.wav").samples.astype(np.float32) / 32768.0
+    speech = clip(eval_dir, "goforward.wav")
     comm = communicator(tenant_a.raw_key)
     await comm.connect()
     await send_json(comm, {"type": "start", "interim_results": False})

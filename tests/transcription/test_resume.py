@@ -6,24 +6,13 @@ import json
 import numpy as np
 import pytest
 
-from asrclient.wav import read_wav
 from bench.evaluation import word_error_rate
-from tests.conftest import to_s16
+from tests.support.audio import clip, to_s16
+from tests.support.ws import Transcript, communicator, drain_available, read_until_closed, send_audio, send_json
 from transcription.models import Segment, Session
 
-from .wsclient import Transcript, communicator, drain_available, read_until_closed, send_audio, send_json
-
-pytestmark = [pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("models_loaded")]
 SILENCE = np.zeros(24000, dtype=np.float32)  # 1.5 s
-
-
-@pytest.fixture(autouse=True)
-def models_loaded(engine_models):
-    return engine_models
-
-
-def clip(eval_dir, name: str) -> np.ndarray:
-    return read_wav(eval_dir / "real" / name).samples.astype(np.float32) / 32768.0
 
 
 async def open_session(raw_key: str, start: dict) -> tuple:

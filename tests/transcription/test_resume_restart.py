@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from websockets.asyncio.client import connect
 
-from asrclient.wav import read_wav
 from bench.evaluation import word_error_rate
-from tests.conftest import make_tenant, to_s16
-from tests.livesrv import LiveServer
+from tests.support.audio import clip, silence, to_s16
+from tests.support.servers import gateway_server, running_in_thread
+from tests.support.tenants import make_tenant
 from transcription.models import Session
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -30,15 +30,12 @@ async def receive_until(ws, kind: str, timeout: float = 30) -> list[dict]:
 async def test_resume_after_the_server_process_is_killed_and_restarted(eval_dir):
     key = (await asyncio.to_thread(make_tenant, "restart")).raw_key
     headers = {"Authorization": f"Bearer {key}"}
-    first = read_wav(eval_dir / "real" / "cards-001.wav").samples.astype(np.float32) / 32768.0
-    second = read_wav(eval_dir / "real" / "goforward.wav").samples.astype(np.float32) / 32768.0
-    silence = np.zeros(24000, dtype=np.float32)
-    audio = np.concatenate([first, silence, second, silence])
+    first, second, gap = clip(eval_dir, "cards-001.wav"), clip(eval_dir, "goforward.wav"), silence(1.5)
+    audio = np.concatenate([first, gap, second, gap])
     pcm = to_s16(audio)
-    cut = (len(first) + len(silence) + len(second) // 2) * 2  # bytes: halfway through "go forward"
+    cut = (len(first) + len(gap) + len(second) // 2) * 2  # bytes: halfway through "go forward"
 
-    server = await asyncio.to_thread(LiveServer)
-    try:
+    async with running_in_thread(gateway_server()) as server:
         async with connect(server.url, additional_headers=headers) as ws:
             await ws.send(json.dumps({"type": "start", "interim_results": False}))
             ready = (await receive_until(ws, "ready"))[-1]
@@ -47,11 +44,8 @@ async def test_resume_after_the_server_process_is_killed_and_restarted(eval_dir)
             before = await receive_until(ws, "final")
             server.process.send_signal(signal.SIGKILL)  # the server dies mid-utterance
             server.process.wait()
-    finally:
-        server.stop()
 
-    restarted = await asyncio.to_thread(LiveServer, port=server.port)
-    try:
+    async with running_in_thread(gateway_server(port=server.port)) as restarted:
         async with connect(restarted.url, additional_headers=headers) as ws:
             resume = {"session_id": ready["session_id"], "resume_token": ready["resume_token"], "last_segment": 0}
             await ws.send(json.dumps({"type": "start", "interim_results": False, "resume": resume}))
@@ -59,13 +53,11 @@ async def test_resume_after_the_server_process_is_killed_and_restarted(eval_dir)
             assert resumed["resumed"] is True and resumed["next_segment"] == 1
             # The client re-sends what it still holds from where the server asks.
             start_byte = int(round(resumed["resume_from_s"] * 16000)) * 2
-            assert 0 < start_byte <= (len(first) + len(silence)) * 2
+            assert 0 < start_byte <= (len(first) + len(gap)) * 2
             for i in range(start_byte, len(pcm), 3200):
                 await ws.send(pcm[i : i + 3200])
             await ws.send(json.dumps({"type": "stop"}))
             after = await receive_until(ws, "closed", timeout=60)
-    finally:
-        restarted.stop()
 
     finals = [m for m in before + after if m["type"] == "final"]
     assert [f["segment"] for f in finals] == [0, 1]

@@ -17,8 +17,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from bench.evaluation import word_error_rate
-from tests.conftest import REPO, make_tenant
-from tests.livesrv import LiveServer
+from tests.support.paths import REPO
+from tests.support.servers import gateway_server
+from tests.support.tenants import make_tenant
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -88,9 +89,8 @@ def private_ca(tmp_path_factory) -> tuple[Path, Path, Path]:
 @pytest.fixture(scope="module")
 def tls_server(django_db_setup, django_db_blocker, private_ca):
     ca, key, cert = private_ca
-    server = LiveServer(tls=(key, cert))
-    yield server
-    server.stop()
+    with gateway_server(tls=(key, cert)) as server:
+        yield server
 
 
 def run_client(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:

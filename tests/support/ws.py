@@ -1,4 +1,4 @@
-"""Driving the real ASGI application over a WebsocketCommunicator in tests (not a test module)."""
+"""Driving the real ASGI application over a WebsocketCommunicator: send audio and JSON, collect replies."""
 
 import asyncio
 import json
