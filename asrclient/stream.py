@@ -165,6 +165,10 @@ async def stream_audio(
             max_size=4 * 1024 * 1024,
             compression=None,  # audio does not compress; deflate would only cost CPU
             open_timeout=connect_timeout,
+            # The server paces audio (and stops reading) when a client sends ahead of real time: a
+            # pong then waits behind the audio already on the wire, so a ping timeout would cut a
+            # healthy upload. The session's own idle timeout ends dead connections.
+            ping_timeout=None,
             proxy=None if _is_loopback(url) else True,
             **tls,
         )

@@ -6,7 +6,8 @@ so that what is tested is what runs. It serves ``asrplatform.asgi:application`` 
 - request bodies stream to the application, so ``asrplatform.edge.body_limits`` refuses an
   unauthenticated or oversize upload before reading it (daphne reads every body whole first);
 - uvicorn stops reading a WebSocket while the application has not taken the last message, so a
-  client that sends faster than the gateway consumes is slowed at the socket;
+  client that sends faster than the gateway consumes (it paces audio, ASR_MAX_AUDIO_SPEED) waits
+  at the socket;
 - uvicorn's own proxy-header handling is off: the client's address comes from
   ``ASR_TRUSTED_PROXIES`` in ``asrplatform.edge.client_address``, for HTTP and WebSocket alike;
 - no access log: a WebSocket URL may carry a stream token (``?token=``), a secret.
@@ -14,8 +15,10 @@ so that what is tested is what runs. It serves ``asrplatform.asgi:application`` 
 
 import argparse
 import os
+from typing import Any
 
 import uvicorn
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 # WebSocket messages past this size end the connection (1009) before the application sees them.
 # Above the protocol's frame limit, so a frame slightly over it still gets the clear
@@ -23,6 +26,18 @@ import uvicorn
 WS_MAX_MESSAGE_BYTES = 1024 * 1024
 # Seconds a stopping server waits for open sessions to finish (store their last finals).
 GRACEFUL_SHUTDOWN_S = 30
+# After the server closes a WebSocket, how long it waits for the client's close reply, reading and
+# discarding whatever the client still sends meanwhile (uvicorn waits 10 s: a flooding client cut
+# off for its rate got 10 s of the event loop).
+CLOSE_REPLY_TIMEOUT_S = 1.0
+
+
+class WebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's sans-I/O WebSocket protocol, waiting less for a close reply."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.close_timeout = CLOSE_REPLY_TIMEOUT_S
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -43,7 +58,10 @@ def main(argv: list[str] | None = None) -> None:
         host=args.host,
         port=args.port,
         http="h11",
-        ws="websockets-sansio",
+        ws=WebSocketProtocol,
+        # No server pings: a paced or backpressured client's pong waits behind the audio it already
+        # sent, so a ping timeout would cut healthy connections. Idle sessions end by ASR_IDLE_TIMEOUT_S.
+        ws_ping_interval=None,
         lifespan="off",
         proxy_headers=False,
         server_header=False,

@@ -46,6 +46,7 @@ class Target:
     pids: dict[str, int] = field(default_factory=dict)
     warmup_sessions: int = 1  # one per inference worker, so every worker has run a session
     info: dict[str, Any] = field(default_factory=dict)
+    new_key: Callable[[str], str] | None = None  # an API key of a new tenant of this name (our servers)
 
 
 def add_target_arguments(p: argparse.ArgumentParser) -> None:
@@ -135,7 +136,13 @@ def _embedded(results_dir: Path) -> Iterator[Target]:
         try:
             with server:
                 key = bench_key(server, "bench-load")
-                yield Target("asrplatform embedded", server.url, _bound(server.url, key), {"gateway": server.pid})
+                yield Target(
+                    "asrplatform embedded",
+                    server.url,
+                    _bound(server.url, key),
+                    {"gateway": server.pid},
+                    new_key=functools.partial(bench_key, server),
+                )
         except ServerError:
             print(f"server log (last lines):\n{server.log_tail()}", file=sys.stderr)
             raise
@@ -159,6 +166,7 @@ def _celery(args: argparse.Namespace, results_dir: Path) -> Iterator[Target]:
                     pids,
                     warmup_sessions=args.workers,
                     info=info,
+                    new_key=functools.partial(bench_key, stack.gateway),
                 )
         except ServerError:
             print(f"gateway log (last lines):\n{stack.gateway.log_tail()}", file=sys.stderr)

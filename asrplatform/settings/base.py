@@ -209,6 +209,11 @@ ASR_PLANS = {
 ASR_RESUME_GRACE_S = env_float("ASR_RESUME_GRACE_S", 30.0)
 # Audio accepted but not yet processed, per session, before the gateway stops reading.
 ASR_MAX_BACKLOG_S = env_float("ASR_MAX_BACKLOG_S", 30.0)
+# Pacing: a connection's audio is taken at most this many times faster than real time, after a
+# head start of ASR_AUDIO_BURST_S seconds of audio (a client catching up, a resume's replay).
+# A client that sends faster waits at the socket; 0 turns pacing off.
+ASR_MAX_AUDIO_SPEED = env_float("ASR_MAX_AUDIO_SPEED", 2.0)
+ASR_AUDIO_BURST_S = env_float("ASR_AUDIO_BURST_S", 30.0)
 # Serve /static/ from the ASGI app (embedded mode); set false behind a proxy that serves STATIC_ROOT.
 ASR_SERVE_STATIC = env_bool("ASR_SERVE_STATIC", True)
 

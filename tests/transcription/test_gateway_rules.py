@@ -239,6 +239,21 @@ async def test_unstarted_connections_are_capped_per_tenant(tenant_a, tenant_b, s
         await comm.disconnect()
 
 
+async def test_audio_sent_faster_than_the_pace_waits_at_the_socket_and_is_all_transcribed(tenant_a, eval_dir, settings):
+    settings.ASR_MAX_AUDIO_SPEED, settings.ASR_AUDIO_BURST_S = 2.0, 1.0
+    audio = speech(eval_dir) + speech(eval_dir, "goforward.wav")
+    audio_s = len(audio) / 32000
+    comm, _ = await started(tenant_a.raw_key, interim_results=False)
+    began = time.monotonic()
+    await send_audio(comm, audio)  # unpaced: every frame at once
+    await send_json(comm, {"type": "stop"})
+    transcript = await read_until_closed(comm, Transcript(), timeout=60)
+    await comm.disconnect()
+    assert time.monotonic() - began >= (audio_s - 1.0) / 2.0 - 0.1  # taken at most twice real time
+    assert transcript.close_code == 1000 and len(transcript.finals) == 2
+    assert transcript.messages[-1]["audio_seconds"] == pytest.approx(audio_s, abs=0.01)
+
+
 # --- resume tokens are spent once -----------------------------------------------------------
 
 

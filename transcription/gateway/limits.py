@@ -5,6 +5,7 @@ and the admission slots; the per-connection ones (text-message rate) are local a
 run before a message is even parsed.
 """
 
+import asyncio
 import time
 import uuid
 
@@ -57,6 +58,33 @@ def public() -> dict[str, float]:
 
 def quota_exceeded() -> ProtocolError:
     return ProtocolError("quota_exceeded", "This month's audio quota is used up.", CLOSE_LIMIT)
+
+
+class AudioPacer:
+    """Takes a connection's audio at most ``speed`` times real time after a head start of ``burst_s``.
+
+    A client that sends faster waits here, inside the consumer, so the server stops reading its
+    socket: an unpaced client costs the server what a few real-time streams cost, not all it has.
+    """
+
+    def __init__(self, speed: float, burst_s: float) -> None:
+        self.speed, self.burst_s = speed, burst_s
+        self.credit_s = burst_s
+        self.updated = time.monotonic()
+
+    async def take(self, audio_s: float) -> None:
+        if self.speed <= 0:
+            return
+        now = time.monotonic()
+        self.credit_s = min(self.burst_s, self.credit_s + (now - self.updated) * self.speed)
+        self.updated = now
+        self.credit_s -= audio_s
+        if self.credit_s < 0:
+            await asyncio.sleep(-self.credit_s / self.speed)
+
+    @classmethod
+    def from_settings(cls) -> "AudioPacer":
+        return cls(settings.ASR_MAX_AUDIO_SPEED, settings.ASR_AUDIO_BURST_S)
 
 
 class MessageRate:

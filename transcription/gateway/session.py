@@ -53,6 +53,7 @@ class GatewaySession:
         self.audio_since_finalize = False
         self.unstarted_counted = False
         self.text_rate = limits.MessageRate.from_settings()
+        self.pacer = limits.AudioPacer.from_settings()
         self.latency = FinalLatency()
         self.end_lock = asyncio.Lock()
         self.watchdog: asyncio.Task | None = None
@@ -129,8 +130,6 @@ class GatewaySession:
     async def fail(self, error: ProtocolError) -> None:
         await self.end(Reason.BAD_REQUEST, utterance_reason="disconnect", error=error)
 
-    # --- starting -----------------------------------------------------------------------------
-
     async def _start(self, command: Start) -> None:
         if self.state is not State.WAITING:
             raise ProtocolError("already_started", "The session has already started; send 'start' only once, first.")
@@ -177,8 +176,6 @@ class GatewaySession:
             self.unstarted_counted = False
             registry.started(self.principal.tenant_id)
 
-    # --- audio and results --------------------------------------------------------------------
-
     async def _audio(self, data: bytes) -> None:
         if len(data) > settings.ASR_MAX_FRAME_BYTES:
             raise ProtocolError(
@@ -195,6 +192,9 @@ class GatewaySession:
         intake.check_whole_samples(data, live.config)
         allowed = limits.audio_allowed(live.allowance, live.config, live.audio_bytes, len(data))
         if allowed:
+            await self.pacer.take(allowed / live.config.bytes_per_second)  # a fast client waits here
+            if self.state is not State.STREAMING:
+                return
             live.audio_bytes += allowed
             self.audio_since_finalize = True
             self.latency.audio_received(live.audio_seconds)
@@ -230,8 +230,6 @@ class GatewaySession:
         task = asyncio.ensure_future(coroutine)
         self.background.add(task)
         task.add_done_callback(self.background.discard)
-
-    # --- ending, parking, handing over --------------------------------------------------------
 
     async def end(self, close_reason: str, *, utterance_reason: str, error: ProtocolError | None = None) -> None:
         """End the session once, whoever asks first: finalize and store, then tell the client and close."""
