@@ -1,4 +1,4 @@
-"""The browser experience in real Chromium against a real daphne: sign up, record, resume, isolation.
+"""The browser experience in real Chromium against the real server: sign up, record, resume, isolation.
 
 Chromium hears a WAV built from the eval clips as its microphone; the page captures it with an
 AudioWorklet, streams 16 kHz frames over a token-authenticated WebSocket, and shows partials and
@@ -18,8 +18,8 @@ from websockets.sync.client import connect
 from accounts import selectors as account_selectors
 from accounts import services as account_services
 from bench.evaluation import word_error_rate
-from tests.conftest import REPO
-from tests.livesrv import LiveServer
+from tests.support.paths import ARTIFACTS
+from tests.support.servers import GatewayServer, gateway_server
 from transcription import services as transcription_services
 from transcription.models import Segment, Session
 
@@ -27,7 +27,6 @@ from .chromium import build_track, launch
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 PASSWORD = "a long enough passphrase 7"
-ARTIFACTS = REPO / "test-artifacts"
 MAX_WER = 0.15
 
 
@@ -41,10 +40,9 @@ def orm_beside_playwright() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def server(django_db_setup, django_db_blocker) -> Iterator[LiveServer]:
-    live = LiveServer()
-    yield live
-    live.stop()
+def server(django_db_setup, django_db_blocker) -> Iterator[GatewayServer]:
+    with gateway_server() as live:
+        yield live
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +51,7 @@ def playwright() -> Iterator:
         yield p
 
 
-def http(server: LiveServer, path: str) -> str:
+def http(server: GatewayServer, path: str) -> str:
     return f"http://127.0.0.1:{server.port}{path}"
 
 
@@ -66,7 +64,7 @@ def make_member(workspace: str, username: str):  # type: ignore[no-untyped-def]
     return signup
 
 
-def log_in(page: Page, server: LiveServer, username: str) -> None:
+def log_in(page: Page, server: GatewayServer, username: str) -> None:
     page.goto(http(server, "/login/"))
     page.fill("#id_username", username)
     page.fill("#id_password", PASSWORD)
@@ -84,7 +82,7 @@ def wait_for_audio(page: Page, seconds: float) -> None:
     )
 
 
-def record(page: Page, server: LiveServer, duration_s: float, *, endpointing_ms: int = 800) -> None:
+def record(page: Page, server: GatewayServer, duration_s: float, *, endpointing_ms: int = 800) -> None:
     """Start, let the whole track play, stop, and wait until the page says the transcript is saved."""
     page.goto(http(server, "/record/"))
     page.select_option("#endpointing", str(endpointing_ms))
@@ -254,27 +252,26 @@ def test_a_dropped_socket_mid_utterance_is_resumed_and_no_utterance_is_lost(serv
 def test_a_server_restart_mid_utterance_is_resumed_from_the_page_s_audio_buffer(playwright, eval_dir, tmp_path):
     track = build_track(eval_dir, ["ldc93s1.wav", "librivox-0930.wav", "cards-005.wav"], tmp_path / "restart.wav")
     signup = make_member("Restart SA", "rex")
-    server = LiveServer()
-    browser = launch(playwright, microphone_wav=track.path)
-    try:
-        page = browser.new_page()
-        log_in(page, server, "rex")
-        page.goto(http(server, "/record/"))
-        page.click("#start")
-        middle = track.utterances[1]
-        wait_for_audio(page, (middle.start_s + middle.end_s) / 2)
-        server.process.send_signal(signal.SIGKILL)
-        server.process.wait()
-        page.wait_for_function("document.getElementById('recorder').dataset.lastStatus.includes('reconnecting')")
-        server = LiveServer(port=server.port)
-        page.wait_for_selector("#recorder[data-reconnects='1']", timeout=30_000)
-        wait_for_audio(page, track.duration_s)
-        page.click("#stop")
-        page.wait_for_selector("#recorder[data-state=done]", timeout=60_000)
-        assert_complete_single_session(page, track, signup.tenant)
-    finally:
-        browser.close()
-        server.stop()
+    with gateway_server() as server:
+        browser = launch(playwright, microphone_wav=track.path)
+        try:
+            page = browser.new_page()
+            log_in(page, server, "rex")
+            page.goto(http(server, "/record/"))
+            page.click("#start")
+            middle = track.utterances[1]
+            wait_for_audio(page, (middle.start_s + middle.end_s) / 2)
+            server.process.send_signal(signal.SIGKILL)
+            server.process.wait()
+            page.wait_for_function("document.getElementById('recorder').dataset.lastStatus.includes('reconnecting')")
+            with gateway_server(port=server.port):
+                page.wait_for_selector("#recorder[data-reconnects='1']", timeout=30_000)
+                wait_for_audio(page, track.duration_s)
+                page.click("#stop")
+                page.wait_for_selector("#recorder[data-state=done]", timeout=60_000)
+                assert_complete_single_session(page, track, signup.tenant)
+        finally:
+            browser.close()
 
 
 # --- 4. another tenant: 404 on the transcript and its downloads, and no use of its token -------------
