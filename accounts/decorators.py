@@ -5,16 +5,20 @@ from functools import wraps
 from typing import Any
 
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse
 from django.shortcuts import render
 
 from accounts import selectors
+from accounts.models import Membership
 
 
-def member_required(view: Callable[..., HttpResponse] | None = None, *, json: bool = False) -> Any:
+def member_required(
+    view: Callable[..., HttpResponse] | None = None, *, json: bool = False, owner: bool = False
+) -> Any:
     """Log in first, then set ``request.tenant`` and ``request.membership``.
 
     With ``json=True`` (fetch endpoints) refusals are JSON 401/403 instead of a redirect or a page.
+    With ``owner=True`` only the tenant's owner may go on (managing API keys, as in the REST API).
     """
 
     def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -29,6 +33,8 @@ def member_required(view: Callable[..., HttpResponse] | None = None, *, json: bo
                 if json:
                     return JsonResponse({"error": "no_workspace", "message": "No workspace."}, status=403)
                 return render(request, "accounts/no_workspace.html", status=403)
+            if owner and membership.role != Membership.Role.OWNER:
+                return HttpResponseForbidden("Only the workspace's owner may manage API keys.")
             request.membership = membership  # type: ignore[attr-defined]
             request.tenant = membership.tenant  # type: ignore[attr-defined]
             return view(request, *args, **kwargs)

@@ -90,8 +90,8 @@ class ApiKeyAuthMiddleware:
             return await WebsocketDenier()(scope, receive, send)
         address = ratelimit.scope_address(scope)
         presented = key is not None or token is not None
-        blocked_for = await ratelimit.ablocked_for(action="ws_auth_failure", address=address)
-        if blocked_for is not None:
+        if not await ratelimit.aattempt_reserve(action="ws_auth_failure", address=address):
+            blocked_for = await ratelimit.aretry_after_s(action="ws_auth_failure", address=address)
             logger.warning("websocket auth rate-limited retry_after_s=%d", blocked_for)
             scope = dict(scope, principal=None, presented_credentials=presented, rate_limited_for_s=blocked_for)
             return await self.inner(scope, receive, send)
@@ -99,7 +99,7 @@ class ApiKeyAuthMiddleware:
             principal = await principal_for_key(key)
         elif token is not None:
             principal = await principal_for_stream_token(token)
-        if principal is None:
-            await ratelimit.aattempt_record(action="ws_auth_failure", address=address)
+        if principal is not None:  # only failures count against the address
+            await ratelimit.aattempt_release(action="ws_auth_failure", address=address)
         scope = dict(scope, principal=principal, presented_credentials=presented)
         return await self.inner(scope, receive, send)

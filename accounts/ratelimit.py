@@ -1,19 +1,25 @@
 """Per-client-address attempt counters in Django's cache (Redis when REDIS_URL is set).
 
-A fixed window per (action, address): the first counted attempt opens it for ``window_s``. Used
-for failed WebSocket authentication, failed logins and sign-ups. The async (WebSocket) side also
-keeps the window's end beside the count, to tell a blocked client when to retry.
+A fixed window per (action, address): the first counted attempt opens it for ``window_s``, and its
+end is kept beside the count to tell a blocked client when to retry. Used for failed WebSocket
+authentication, failed logins (site and admin) and sign-ups. Every attempt is reserved (counted)
+before it is evaluated, so concurrent attempts cannot all slip under the limit; a failed-attempt
+limit releases the reservation when the attempt succeeds.
 """
 
 import hashlib
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import wraps
+from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.cache import cache
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 
 logger = logging.getLogger(__name__)
 
@@ -47,40 +53,75 @@ def scope_address(scope: dict) -> str:
     return str(client[0]) if client else "unknown"
 
 
-def is_blocked(*, action: str, address: str) -> bool:
-    return (cache.get(_key(action, address)) or 0) >= limit_for(action).attempts
-
-
-def attempt_record(*, action: str, address: str) -> int:
-    """Count one attempt; returns the count in the current window."""
-    key = _key(action, address)
-    cache.add(key, 0, timeout=limit_for(action).window_s)
+def _reserve(key: str, limit: Limit) -> bool:
+    if cache.add(key, 0, timeout=limit.window_s):
+        cache.set(_until_key(key), time.time() + limit.window_s, timeout=limit.window_s)
     try:
-        count = cache.incr(key)
+        count = cache.incr(key)  # atomic: Redis INCR, or locmem's incr under its lock
     except ValueError:  # expired between add and incr
-        cache.set(key, 1, timeout=limit_for(action).window_s)
+        cache.set_many({key: 1, _until_key(key): time.time() + limit.window_s}, timeout=limit.window_s)
         count = 1
-    if count == limit_for(action).attempts:
-        logger.warning("rate limit reached action=%s", action)
-    return count
+    if count == limit.attempts:
+        logger.warning("rate limit reached key=%s", key.rsplit(":", 1)[0])
+    return count <= limit.attempts
 
 
-async def ablocked_for(*, action: str, address: str) -> int | None:
-    """Whole seconds until the address may try again, or None when it is not blocked."""
+def attempt_reserve(*, action: str, address: str) -> bool:
+    """Count an attempt before it is evaluated; False when the address is over its limit (refuse it).
+
+    Reserving first is what makes the limit hold under concurrency: N attempts at once are N
+    increments, and only those within the limit go on to be evaluated.
+    """
+    return _reserve(_key(action, address), limit_for(action))
+
+
+def attempt_release(*, action: str, address: str) -> None:
+    """The reserved attempt succeeded: it does not count against the address (failed-attempt limits)."""
+    try:
+        cache.decr(_key(action, address))
+    except ValueError:  # the window ended meanwhile
+        pass
+
+
+async def aattempt_reserve(*, action: str, address: str) -> bool:
+    return await sync_to_async(attempt_reserve)(action=action, address=address)
+
+
+async def aattempt_release(*, action: str, address: str) -> None:
+    await sync_to_async(attempt_release)(action=action, address=address)
+
+
+def retry_after_s(*, action: str, address: str) -> int:
+    """Whole seconds until the address's window ends (when it may try again)."""
     key, limit = _key(action, address), limit_for(action)
-    values = await cache.aget_many([key, _until_key(key)])
-    if (values.get(key) or 0) < limit.attempts:
-        return None
-    until = values.get(_until_key(key))
+    until = cache.get(_until_key(key))
     return max(1, math.ceil(until - time.time())) if until else limit.window_s
 
 
-async def aattempt_record(*, action: str, address: str) -> int:
-    key, window_s = _key(action, address), limit_for(action).window_s
-    if await cache.aadd(key, 0, timeout=window_s):
-        await cache.aset(_until_key(key), time.time() + window_s, timeout=window_s)
-    try:
-        return await cache.aincr(key)
-    except ValueError:
-        await cache.aset_many({key: 1, _until_key(key): time.time() + window_s}, timeout=window_s)
-        return 1
+async def aretry_after_s(*, action: str, address: str) -> int:
+    return await sync_to_async(retry_after_s)(action=action, address=address)
+
+
+def rate_limited_login(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """A login view under the failed-login limit: each POST is reserved first, released on success.
+
+    Used for the site's login page and the admin's, so one address has one budget for both.
+    """
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.method != "POST":
+            return view(request, *args, **kwargs)
+        address = request_address(request)
+        if not attempt_reserve(action="login_failure", address=address):
+            wait = retry_after_s(action="login_failure", address=address)
+            return HttpResponse(f"{TOO_MANY} (in {wait} s)", status=429, content_type="text/plain; charset=utf-8")
+        response = view(request, *args, **kwargs)
+        if request.user.is_authenticated:
+            attempt_release(action="login_failure", address=address)
+        return response
+
+    return wrapper
+
+
+TOO_MANY = "Too many attempts from your address; try again later."

@@ -6,7 +6,6 @@ it reads transcription's data, and accounts imports nothing of transcription.
 
 from django.contrib import messages
 from django.contrib.auth import login
-from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.views import LoginView, LogoutView
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -23,19 +22,17 @@ def home(request: HttpRequest) -> HttpResponse:
     return redirect("dashboard" if request.user.is_authenticated else "login")
 
 
-TOO_MANY = "Too many attempts from your address; try again later."
+TOO_MANY = ratelimit.TOO_MANY
 
 
 @never_cache
 def signup(request: HttpRequest) -> HttpResponse:
     form = SignupForm(request.POST or None)
     if request.method == "POST":
-        address = ratelimit.request_address(request)
-        if ratelimit.is_blocked(action="signup", address=address):
+        if not ratelimit.attempt_reserve(action="signup", address=ratelimit.request_address(request)):
             form.is_valid()
             form.add_error(None, TOO_MANY)
             return render(request, "accounts/signup.html", {"form": form}, status=429)
-        ratelimit.attempt_record(action="signup", address=address)
     if request.method == "POST" and form.is_valid():
         result = services.account_signup(
             tenant_name=form.cleaned_data["tenant_name"],
@@ -51,22 +48,23 @@ def signup(request: HttpRequest) -> HttpResponse:
 
 
 class AccountLoginView(LoginView):
-    """Failed logins are counted per client address; over the limit, every login is refused for a while."""
+    """Login attempts are reserved per client address before they are evaluated, and released on
+    success; over the limit, every login (the admin's too) is refused for a while."""
 
     template_name = "accounts/login.html"
     redirect_authenticated_user = True
 
     def post(self, request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
-        if ratelimit.is_blocked(action="login_failure", address=ratelimit.request_address(request)):
+        address = ratelimit.request_address(request)
+        if not ratelimit.attempt_reserve(action="login_failure", address=address):
             form = self.get_form()
             form.is_valid()
             form.add_error(None, TOO_MANY)
             return self.render_to_response(self.get_context_data(form=form, rate_limited=True), status=429)
-        return super().post(request, *args, **kwargs)
-
-    def form_invalid(self, form: AuthenticationForm) -> HttpResponse:
-        ratelimit.attempt_record(action="login_failure", address=ratelimit.request_address(self.request))
-        return super().form_invalid(form)
+        response = super().post(request, *args, **kwargs)
+        if request.user.is_authenticated:
+            ratelimit.attempt_release(action="login_failure", address=address)
+        return response
 
 
 class AccountLogoutView(LogoutView):
@@ -75,7 +73,7 @@ class AccountLogoutView(LogoutView):
 
 @never_cache
 @require_POST
-@member_required
+@member_required(owner=True)
 def api_key_create(request: HttpRequest) -> HttpResponse:
     form = ApiKeyCreateForm(request.POST)
     if not form.is_valid():
@@ -86,7 +84,7 @@ def api_key_create(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
-@member_required
+@member_required(owner=True)
 def api_key_revoke(request: HttpRequest, prefix: str) -> HttpResponse:
     try:
         api_key = services.api_key_revoke(tenant=request.tenant, prefix=prefix)  # type: ignore[attr-defined]

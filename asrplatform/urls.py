@@ -2,12 +2,16 @@ from django.contrib import admin
 from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
 
+from accounts.ratelimit import rate_limited_login
+
 
 def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
 urlpatterns = [
+    # The admin's login shares the site login's failed-attempt limit (one budget per address).
+    path("admin/login/", rate_limited_login(admin.site.login)),
     path("admin/", admin.site.urls),
     path("healthz", healthz),
     path("", include("api.urls")),
