@@ -80,7 +80,7 @@ def job_create(
             "too_long", f"The audio lasts {info.duration_s:.0f} s; files may last at most {max_s:g} s.", 413
         )
     allowance = selectors.tenant_allowance(tenant_id=tenant_id)
-    left_s = allowance.quota_seconds - allowance.used_seconds
+    left_s = allowance.left_seconds
     if left_s <= 0:
         raise JobRefused("quota_exceeded", f"This month's audio quota ({allowance.quota_seconds:g} s) is used up.", 429)
     if info.duration_s is not None and info.duration_s > left_s:
@@ -88,7 +88,7 @@ def job_create(
         raise JobRefused("quota_exceeded", message, 429)
     upload.seek(0)
     with transaction.atomic():
-        session = Session.objects.create(
+        session = services.session_start(
             tenant_id=tenant_id,
             api_key_id=api_key_id,
             source=Session.Source.FILE,
@@ -175,7 +175,7 @@ class _Runner:
         self.session_id = job.session_id
         self.engine = StreamingSession(SessionConfig.from_dict(job.options), load_models(model_settings_from_django()))
         allowance = selectors.tenant_allowance(tenant_id=self.tenant_id, excluding_session_id=self.session_id)
-        self.left_s = allowance.quota_seconds - allowance.used_seconds
+        self.left_s = allowance.left_seconds
         self.samples = 0
         self.last_report = time.monotonic()
 

@@ -100,6 +100,11 @@ class TenantAllowance:
     used_seconds: float  # this month, by sessions other than the one asking
     active: bool = True  # false once the tenant is suspended or the session's key revoked
 
+    @property
+    def left_seconds(self) -> float:
+        """This month's audio left (zero or less once used up): the gateway and file jobs cut here."""
+        return self.quota_seconds - self.used_seconds
+
 
 def tenant_allowance(
     *, tenant_id: int, excluding_session_id: uuid.UUID | None = None, api_key_id: int | None = None

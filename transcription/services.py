@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+@transaction.atomic
 def session_start(
     *,
     tenant_id: int,
@@ -24,17 +25,20 @@ def session_start(
     sample_rate: int,
     session_id: uuid.UUID | None = None,
     resume_token_hash: str = "",
+    source: str = Session.Source.STREAM,
 ) -> Session:
+    """The one way a session row is created: live streams (gateway) and file jobs (``source="file"``)."""
     session = Session.objects.create(
         id=session_id or uuid.uuid4(),
         resume_token_hash=resume_token_hash,
         tenant_id=tenant_id,
         api_key_id=api_key_id,
+        source=source,
         language=language,
         engine=engine,
         sample_rate=sample_rate,
     )
-    logger.info("session started session_id=%s tenant_id=%s", session.id, tenant_id)
+    logger.info("session started session_id=%s tenant_id=%s source=%s", session.id, tenant_id, source)
     return session
 
 
@@ -59,7 +63,10 @@ def segment_store(
 
 
 def segment_store_final(*, tenant_id: int, session_id: uuid.UUID | str, event: "TranscriptEvent") -> Segment:
-    """Store a final event as the engine emitted it (gateway and worker alike)."""
+    """The one way a final is kept: the gateway (connected or parked), worker orphans and file jobs.
+
+    Idempotent on (session, index); the caller's next segment index is ``segment.index + 1``.
+    """
     return segment_store(
         tenant_id=tenant_id,
         session_id=session_id,
@@ -74,7 +81,8 @@ def segment_store_final(*, tenant_id: int, session_id: uuid.UUID | str, event: "
 
 
 @transaction.atomic
-def session_finish(*, tenant_id: int, session_id: uuid.UUID, close_reason: str, audio_seconds: float) -> Session:
+def session_finish(*, tenant_id: int, session_id: uuid.UUID | str, close_reason: str, audio_seconds: float) -> Session:
+    """The one way a session is closed (gateway, worker orphans, file jobs); closing it again changes nothing."""
     session = Session.objects.select_for_update().get(pk=session_id, tenant_id=tenant_id)
     if session.status != Session.Status.CLOSED:
         session.status = Session.Status.CLOSED

@@ -22,7 +22,7 @@ from transcription.selectors import TenantAllowance
 async def admit(principal: StreamPrincipal, session_id: uuid.UUID) -> TenantAllowance:
     """Take a stream slot for the session; refuse it over the monthly quota or the stream cap (4029)."""
     allowance = await db.tenant_allowance(principal.tenant_id, session_id)
-    if allowance.used_seconds >= allowance.quota_seconds:
+    if allowance.left_seconds <= 0:
         raise ProtocolError(
             "quota_exceeded", f"This month's audio quota ({allowance.quota_seconds:g} s) is used up.", CLOSE_LIMIT
         )
@@ -41,8 +41,7 @@ async def release(principal: StreamPrincipal, session_id: uuid.UUID) -> None:
 
 def audio_allowed(allowance: TenantAllowance, config: SessionConfig, audio_bytes: int, nbytes: int) -> int:
     """How many of ``nbytes`` more fit in the tenant's quota (the rest is refused, exactly)."""
-    left_s = allowance.quota_seconds - allowance.used_seconds
-    left_bytes = int(left_s * config.sample_rate) * config.bytes_per_frame - audio_bytes
+    left_bytes = int(allowance.left_seconds * config.sample_rate) * config.bytes_per_frame - audio_bytes
     return max(0, min(nbytes, left_bytes))
 
 
