@@ -44,12 +44,13 @@ system-deps:
 	fi
 
 test: install lint models system-deps
-	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) manage.py makemigrations --check --dry-run
+	ASR_DEV=1 DATABASE_URL=$(TEST_DATABASE_URL) $(PY) manage.py makemigrations --check --dry-run
 	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest
 
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 bench: install
 	$(PY) -m bench
@@ -70,7 +71,7 @@ bench-memory: install
 STACK_PG ?= postgres://postgres@127.0.0.1:5432
 STACK_DB ?= asrplatform
 STACK_REDIS_URL ?= redis://127.0.0.1:6379/0
-STACK_ENV = DATABASE_URL=$(STACK_PG)/$(STACK_DB) REDIS_URL=$(STACK_REDIS_URL) ASR_DISPATCH=celery
+STACK_ENV = ASR_DEV=1 DATABASE_URL=$(STACK_PG)/$(STACK_DB) REDIS_URL=$(STACK_REDIS_URL) ASR_DISPATCH=celery
 
 stack: install
 	psql "$(STACK_PG)/postgres" -tAc "select 1 from pg_database where datname = '$(STACK_DB)'" | grep -q 1 \

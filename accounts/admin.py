@@ -1,5 +1,6 @@
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -31,13 +32,13 @@ class TenantAdmin(admin.ModelAdmin):
     inlines = [MembershipInline]
     actions = ["suspend", "change_quota"]
 
-    @admin.action(description="Suspend selected tenants (their keys stop working at once)")
+    @admin.action(description="Suspend selected tenants (their keys stop working at once)", permissions=["change"])
     def suspend(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
         for tenant in queryset:
             services.tenant_suspend(tenant=tenant)
         self.message_user(request, f"Suspended {queryset.count()} tenant(s).")
 
-    @admin.action(description="Change monthly quota of selected tenants")
+    @admin.action(description="Change monthly quota of selected tenants", permissions=["change"])
     def change_quota(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> HttpResponse | None:
         form = QuotaForm(request.POST if "apply" in request.POST else None)
         if form.is_valid():
@@ -52,7 +53,7 @@ class TenantAdmin(admin.ModelAdmin):
             "form": form,
             "tenants": queryset,
             "opts": self.model._meta,
-            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         }
         return TemplateResponse(request, "admin/accounts/tenant/change_quota.html", context)
 
@@ -64,15 +65,14 @@ class ApiKeyAdmin(admin.ModelAdmin):
     list_display = ["prefix", "name", "tenant", "created_at", "last_used_at", "revoked_at"]
     list_filter = ["tenant", "revoked_at"]
     search_fields = ["prefix", "name", "tenant__name"]
-    fields = ["prefix", "name", "tenant", "created_at", "last_used_at", "revoked_at"]
-    readonly_fields = fields
+    readonly_fields = fields = ("prefix", "name", "tenant", "created_at", "last_used_at", "revoked_at")
     actions = ["revoke"]
 
-    def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    @admin.action(description="Revoke selected keys")
-    def revoke(self, request, queryset) -> None:  # type: ignore[no-untyped-def]
+    @admin.action(description="Revoke selected keys", permissions=["change"])
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         updated = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
         self.message_user(request, f"Revoked {updated} key(s).")
 

@@ -201,6 +201,7 @@ class CeleryStack:
             "DATABASE_URL": f"{self.pg_url}/{database}",
             "REDIS_URL": redis_url,
             "ASR_DISPATCH": "celery",
+            "ASR_DEV": os.environ.get("ASR_DEV", "1"),  # a benchmark stack on this machine
             "ASR_REDIS_PREFIX": self.prefix,
             "PYTHONUNBUFFERED": "1",
         }

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -29,8 +30,9 @@ def env_float(name: str, default: float) -> float:
 
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
-# The embedded default is only for a developer's own machine; production.py refuses it.
-SECRET_KEY = os.environ.get("SECRET_KEY", "embedded-insecure-dev-key-change-me")
+# SECRET_KEY keys the API-key hashes and the sessions; its development default: below DATABASES.
+DEV_SECRET_KEY = "embedded-insecure-dev-key-change-me"
+SECRET_KEY = os.environ.get("SECRET_KEY", "")
 ALLOWED_HOSTS = [h for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",") if h]
 
 INSTALLED_APPS = [
@@ -58,7 +60,15 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "asrplatform.middleware.ContentSecurityPolicyMiddleware",
 ]
+# Pages load scripts, styles, the AudioWorklet and the WebSocket from this origin only; empty: none.
+ASR_CONTENT_SECURITY_POLICY = os.environ.get(
+    "ASR_CONTENT_SECURITY_POLICY",
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "connect-src 'self'; worker-src 'self'; object-src 'none'; base-uri 'self'; frame-ancestors 'none'",
+)
+ASR_CSP_EXEMPT_PATHS = ["/api/docs/"]
 
 ROOT_URLCONF = "asrplatform.urls"
 ASGI_APPLICATION = "asrplatform.asgi.application"
@@ -88,8 +98,24 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The gateway writes from several threads; wait for the lock instead of failing.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+else:
+    # A blackholed database fails a call within seconds instead of the OS's TCP timeout, and no
+    # statement holds a gateway thread for ever. 0 turns either off.
+    _options = DATABASES["default"].setdefault("OPTIONS", {})
+    if connect_timeout := env_int("ASR_DB_CONNECT_TIMEOUT_S", 5):
+        _options.setdefault("connect_timeout", connect_timeout)
+    if statement_timeout := env_int("ASR_DB_STATEMENT_TIMEOUT_S", 30):
+        _options.setdefault("options", f"-c statement_timeout={statement_timeout * 1000}")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# The development key is used only where it cannot matter: embedded mode (SQLite, one machine),
+# DEBUG, or ASR_DEV=1 (tests, `make stack`). Anything else without a SECRET_KEY refuses to start.
+if not SECRET_KEY:
+    embedded = DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
+    if not (embedded or DEBUG or env_bool("ASR_DEV", False)):
+        raise ImproperlyConfigured("Set SECRET_KEY to a long random value (or ASR_DEV=1 on a developer's own machine).")
+    SECRET_KEY = DEV_SECRET_KEY
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
@@ -273,7 +299,12 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "asrplatform API",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
-    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    # The API's schema and docs are public unless ASR_API_DOCS_PUBLIC=false (production's default).
+    "SERVE_PERMISSIONS": [
+        "rest_framework.permissions.AllowAny"
+        if env_bool("ASR_API_DOCS_PUBLIC", True)
+        else "rest_framework.permissions.IsAuthenticated"
+    ],
     "SERVE_AUTHENTICATION": [],
     # Swagger UI from the installed sidecar package: no CDN.
     "SWAGGER_UI_DIST": "SIDECAR",

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import dj_database_url
 
-from .base import *  # noqa: F403
+os.environ.setdefault("ASR_DEV", "1")  # the development SECRET_KEY, for this run and the servers it starts
+
+from .base import *  # noqa: E402, F403
 
 DATABASES = {
     "default": dj_database_url.parse(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/asrplatform"))

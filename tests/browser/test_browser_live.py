@@ -8,6 +8,7 @@ finals. Screenshots go to test-artifacts/ (not committed).
 import json
 import re
 import signal
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -76,10 +77,18 @@ def audio_seconds(page: Page) -> float:
     return float(page.get_attribute("#recorder", "data-audio-seconds") or 0)
 
 
+def wait_until(page: Page, expression: str, timeout_ms: float = 30_000) -> None:
+    """Poll a JavaScript expression from here (page.evaluate is not subject to the page's CSP, which
+    forbids the eval that Playwright's wait_for_function uses)."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"still false after {timeout_ms / 1000:g} s: {expression}")
+        page.wait_for_timeout(100)
+
+
 def wait_for_audio(page: Page, seconds: float) -> None:
-    page.wait_for_function(
-        f"Number(document.getElementById('recorder').dataset.audioSeconds || 0) >= {seconds}", timeout=120_000
-    )
+    wait_until(page, f"Number(document.getElementById('recorder').dataset.audioSeconds || 0) >= {seconds}", 120_000)
 
 
 def record(page: Page, server: GatewayServer, duration_s: float, *, endpointing_ms: int = 800) -> None:
@@ -168,6 +177,8 @@ def test_recorded_speech_appears_as_finals_that_match_the_references_and_are_sto
     browser = launch(playwright, microphone_wav=track.path)
     try:
         page = browser.new_page(viewport={"width": 1280, "height": 820})
+        csp_violations: list[str] = []  # the pages run under the server's Content-Security-Policy
+        page.on("console", lambda m: csp_violations.append(m.text) if "Content Security Policy" in m.text else None)
         log_in(page, server, "rita")
         page.goto(http(server, "/record/"))
         page.screenshot(path=str(ARTIFACTS / "recording-page-empty.png"))
@@ -181,6 +192,7 @@ def test_recorded_speech_appears_as_finals_that_match_the_references_and_are_sto
         page.screenshot(path=str(ARTIFACTS / "recording-page.png"))
 
         finals = page_finals(page)
+        assert not csp_violations, csp_violations
         assert int(page.get_attribute("#recorder", "data-partials") or 0) > 0
         assert not page.query_selector_all("#transcript li.seg.partial")  # every partial was superseded
         wer = word_error_rate([joined(track.references)], [joined([f["text"] for f in finals])])
@@ -237,7 +249,7 @@ def test_a_dropped_socket_mid_utterance_is_resumed_and_no_utterance_is_lost(serv
         middle = track.utterances[1]
         wait_for_audio(page, (middle.start_s + middle.end_s) / 2)
         page.evaluate("window.asrRecorder.simulateNetworkDrop()")
-        page.wait_for_function("document.getElementById('recorder').dataset.lastStatus.includes('reconnecting')")
+        wait_until(page, "document.getElementById('recorder').dataset.lastStatus.includes('reconnecting')")
         page.wait_for_selector("#recorder[data-reconnects='1']", timeout=30_000)
         assert page.inner_text("#status").startswith("Reconnected")
         page.screenshot(path=str(ARTIFACTS / "recording-page-reconnected.png"))
@@ -263,7 +275,7 @@ def test_a_server_restart_mid_utterance_is_resumed_from_the_page_s_audio_buffer(
             wait_for_audio(page, (middle.start_s + middle.end_s) / 2)
             server.process.send_signal(signal.SIGKILL)
             server.process.wait()
-            page.wait_for_function("document.getElementById('recorder').dataset.lastStatus.includes('reconnecting')")
+            wait_until(page, "document.getElementById('recorder').dataset.lastStatus.includes('reconnecting')")
             with gateway_server(port=server.port):
                 page.wait_for_selector("#recorder[data-reconnects='1']", timeout=30_000)
                 wait_for_audio(page, track.duration_s)
@@ -392,7 +404,7 @@ def test_unreachable_server_and_quota_refusal_are_explained(server, playwright, 
 
         page.route_web_socket(re.compile(r".*/ws/v1/transcribe.*"), refuse)
         page.click("#start")
-        page.wait_for_function("document.getElementById('recorder').dataset.lastStatus.includes('quota')")
+        wait_until(page, "document.getElementById('recorder').dataset.lastStatus.includes('quota')")
         assert "used its audio quota for the month" in page.inner_text("#status")
         assert page.get_attribute("#recorder", "data-state") == "idle"
     finally:
