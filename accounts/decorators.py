@@ -2,19 +2,26 @@
 
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import Any, cast
 
+from django.contrib.auth.models import User
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse
 from django.shortcuts import render
 
 from accounts import selectors
-from accounts.models import Membership
+from accounts.models import Membership, Tenant
 
 
-def member_required(
-    view: Callable[..., HttpResponse] | None = None, *, json: bool = False, owner: bool = False
-) -> Any:
+class MemberRequest(HttpRequest):
+    """The request a ``member_required`` view gets: a logged-in user and the tenant they belong to."""
+
+    user: User
+    membership: Membership
+    tenant: Tenant
+
+
+def member_required(view: Callable[..., HttpResponse] | None = None, *, json: bool = False, owner: bool = False) -> Any:
     """Log in first, then set ``request.tenant`` and ``request.membership``.
 
     With ``json=True`` (fetch endpoints) refusals are JSON 401/403 instead of a redirect or a page.
@@ -35,9 +42,10 @@ def member_required(
                 return render(request, "accounts/no_workspace.html", status=403)
             if owner and membership.role != Membership.Role.OWNER:
                 return HttpResponseForbidden("Only the workspace's owner may manage API keys.")
-            request.membership = membership  # type: ignore[attr-defined]
-            request.tenant = membership.tenant  # type: ignore[attr-defined]
-            return view(request, *args, **kwargs)
+            member = cast(MemberRequest, request)
+            member.membership = membership
+            member.tenant = membership.tenant
+            return view(member, *args, **kwargs)
 
         return wrapper
 

@@ -1,7 +1,7 @@
 """Reads for tenants and API keys."""
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import QuerySet
 
 from accounts import keys
@@ -31,9 +31,9 @@ def tenant_get_by_name(*, name: str) -> Tenant:
     return Tenant.objects.get(name=name)
 
 
-def membership_for_user(*, user: AbstractBaseUser | AnonymousUser) -> Membership | None:
+def membership_for_user(*, user: User | AnonymousUser | None) -> Membership | None:
     """The user's membership of an active tenant (the oldest, if several); None for anyone else."""
-    if not user.is_authenticated:
+    if user is None or not user.is_authenticated:
         return None
     return (
         Membership.objects.select_related("tenant")

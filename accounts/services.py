@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -56,7 +56,7 @@ def api_key_mark_used(*, api_key_id: int) -> None:
 
 @dataclass(frozen=True)
 class SignupResult:
-    user: AbstractBaseUser
+    user: User
     tenant: Tenant
     api_key: ApiKey
     raw_key: str
@@ -81,7 +81,7 @@ def _stream_token_hash(raw_token: str) -> str:
 
 
 @transaction.atomic
-def stream_token_mint(*, tenant: Tenant, user: AbstractBaseUser | None = None) -> tuple[str, StreamToken]:
+def stream_token_mint(*, tenant: Tenant, user: User | None = None) -> tuple[str, StreamToken]:
     """A WebSocket token valid for STREAM_TOKEN_TTL and a single connection; returns the raw token."""
     now = timezone.now()
     StreamToken.objects.filter(expires_at__lt=now - timedelta(hours=1)).delete()

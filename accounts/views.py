@@ -13,7 +13,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from accounts import ratelimit, services
-from accounts.decorators import member_required
+from accounts.decorators import MemberRequest, member_required
 from accounts.forms import ApiKeyCreateForm, SignupForm
 from accounts.models import ApiKey
 
@@ -74,20 +74,20 @@ class AccountLogoutView(LogoutView):
 @never_cache
 @require_POST
 @member_required(owner=True)
-def api_key_create(request: HttpRequest) -> HttpResponse:
+def api_key_create(request: MemberRequest) -> HttpResponse:
     form = ApiKeyCreateForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Give the key a name of 1 to 100 characters.")
         return redirect("dashboard")
-    api_key, raw = services.api_key_create(tenant=request.tenant, name=form.cleaned_data["name"])  # type: ignore[attr-defined]
+    api_key, raw = services.api_key_create(tenant=request.tenant, name=form.cleaned_data["name"])
     return render(request, "accounts/key_created.html", {"api_key": api_key, "raw_key": raw, "welcome": False})
 
 
 @require_POST
 @member_required(owner=True)
-def api_key_revoke(request: HttpRequest, prefix: str) -> HttpResponse:
+def api_key_revoke(request: MemberRequest, prefix: str) -> HttpResponse:
     try:
-        api_key = services.api_key_revoke(tenant=request.tenant, prefix=prefix)  # type: ignore[attr-defined]
+        api_key = services.api_key_revoke(tenant=request.tenant, prefix=prefix)
     except ApiKey.DoesNotExist:
         raise Http404("No such key.") from None
     messages.success(request, f"Key “{api_key.name}” ({api_key.prefix}…) is revoked; it no longer works.")

@@ -1,6 +1,7 @@
 """Who is calling the REST API: an API key (Bearer) or a logged-in member, and for which tenant."""
 
 from dataclasses import dataclass
+from typing import cast
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions
@@ -51,17 +52,31 @@ def caller_of(request: Request) -> Caller | None:
     return Caller(tenant=membership.tenant, role=membership.role) if membership else None
 
 
+class _CallerRequest(Request):
+    """A request as IsTenantMember leaves it: with the caller it found (None: refused)."""
+
+    caller: Caller | None
+
+
+def request_caller(request: Request) -> Caller:
+    """The caller of a view behind IsTenantMember, which refused the request if there was none."""
+    caller = cast(_CallerRequest, request).caller
+    assert caller is not None
+    return caller
+
+
 class IsTenantMember(permissions.BasePermission):
     def has_permission(self, request: Request, view: object) -> bool:
-        request.caller = caller_of(request)  # type: ignore[attr-defined]
-        return request.caller is not None  # type: ignore[attr-defined]
+        found = cast(_CallerRequest, request)
+        found.caller = caller_of(request)
+        return found.caller is not None
 
 
 class IsTenantOwner(IsTenantMember):
     message = "Only the tenant's owner may manage API keys."
 
     def has_permission(self, request: Request, view: object) -> bool:
-        return super().has_permission(request, view) and request.caller.role == Membership.Role.OWNER  # type: ignore[attr-defined]
+        return super().has_permission(request, view) and request_caller(request).role == Membership.Role.OWNER
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):

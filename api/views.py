@@ -1,6 +1,8 @@
 """REST API v1: thin views over the accounts and transcription services and selectors."""
 
 from django.conf import settings
+from django.contrib.auth.models import User
+from django.db.models import QuerySet
 from django.http import Http404
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema
@@ -15,9 +17,10 @@ from accounts import selectors as account_selectors
 from accounts import services as account_services
 from accounts.models import ApiKey
 from api import serializers
-from api.authentication import IsTenantMember, IsTenantOwner
+from api.authentication import IsTenantMember, IsTenantOwner, request_caller
 from asrplatform.edge.body_limits import upload_max_bytes
 from transcription import file_jobs, selectors
+from transcription.models import FileTranscription, Session
 
 STREAM_TOKEN_TTL_S = int(account_services.STREAM_TOKEN_TTL.total_seconds())
 
@@ -33,8 +36,8 @@ class StreamTokenView(APIView):
 
     @extend_schema(request=None, responses={201: serializers.StreamTokenSerializer})
     def post(self, request: Request) -> Response:
-        user = request.user if not isinstance(request.auth, ApiKey) else None
-        raw, token = account_services.stream_token_mint(tenant=request.caller.tenant, user=user)
+        user = request.user if isinstance(request.user, User) else None  # None: a key, not a person
+        raw, token = account_services.stream_token_mint(tenant=request_caller(request).tenant, user=user)
         data = {"token": raw, "expires_at": token.expires_at, "expires_in": STREAM_TOKEN_TTL_S}
         return Response(serializers.StreamTokenSerializer(data).data, status=status.HTTP_201_CREATED)
 
@@ -45,10 +48,11 @@ class SessionListView(generics.ListAPIView):
     serializer_class = serializers.SessionSerializer
     pagination_class = Pagination
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
+    def get_queryset(self) -> QuerySet[Session]:
         filters = serializers.SessionFilterSerializer(data=self.request.query_params)
         filters.is_valid(raise_exception=True)
-        sessions = selectors.session_list(tenant_id=self.request.caller.tenant.pk).order_by("-started_at", "id")
+        tenant = request_caller(self.request).tenant
+        sessions = selectors.session_list(tenant_id=tenant.pk).order_by("-started_at", "id")
         if "since" in filters.validated_data:
             sessions = sessions.filter(started_at__date__gte=filters.validated_data["since"])
         if "until" in filters.validated_data:
@@ -61,8 +65,8 @@ class SessionDetailView(generics.RetrieveAPIView):
     serializer_class = serializers.SessionDetailSerializer
     lookup_field = "id"
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
-        return selectors.session_list(tenant_id=self.request.caller.tenant.pk).prefetch_related("segments")
+    def get_queryset(self) -> QuerySet[Session]:
+        return selectors.session_list(tenant_id=request_caller(self.request).tenant.pk).prefetch_related("segments")
 
 
 class UsageView(APIView):
@@ -70,7 +74,7 @@ class UsageView(APIView):
 
     @extend_schema(responses=serializers.UsageSerializer)
     def get(self, request: Request) -> Response:
-        tenant = request.caller.tenant
+        tenant = request_caller(request).tenant
         data = {
             "month_start": selectors.month_start(),
             "used_seconds": selectors.usage_seconds_this_month(tenant_id=tenant.pk),
@@ -85,14 +89,15 @@ class ApiKeyListCreateView(APIView):
 
     @extend_schema(responses=serializers.ApiKeySerializer(many=True))
     def get(self, request: Request) -> Response:
-        keys = account_selectors.api_key_list(tenant=request.caller.tenant)
+        keys = account_selectors.api_key_list(tenant=request_caller(request).tenant)
         return Response(serializers.ApiKeySerializer(keys, many=True).data)
 
     @extend_schema(request=serializers.ApiKeyCreateSerializer, responses={201: serializers.ApiKeyCreatedSerializer})
     def post(self, request: Request) -> Response:
         form = serializers.ApiKeyCreateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        api_key, raw = account_services.api_key_create(tenant=request.caller.tenant, name=form.validated_data["name"])
+        tenant = request_caller(request).tenant
+        api_key, raw = account_services.api_key_create(tenant=tenant, name=form.validated_data["name"])
         api_key.key = raw  # type: ignore[attr-defined]
         return Response(serializers.ApiKeyCreatedSerializer(api_key).data, status=status.HTTP_201_CREATED)
 
@@ -103,7 +108,7 @@ class ApiKeyRevokeView(APIView):
     @extend_schema(request=None, responses=serializers.ApiKeySerializer)
     def post(self, request: Request, prefix: str) -> Response:
         try:
-            api_key = account_services.api_key_revoke(tenant=request.caller.tenant, prefix=prefix)
+            api_key = account_services.api_key_revoke(tenant=request_caller(request).tenant, prefix=prefix)
         except ApiKey.DoesNotExist as exc:
             raise Http404 from exc
         return Response(serializers.ApiKeySerializer(api_key).data)
@@ -117,8 +122,8 @@ class TranscriptionListCreateView(generics.ListAPIView):
     pagination_class = Pagination
     parser_classes = [MultiPartParser]
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
-        return selectors.file_job_list(tenant_id=self.request.caller.tenant.pk)
+    def get_queryset(self) -> QuerySet[FileTranscription]:
+        return selectors.file_job_list(tenant_id=request_caller(self.request).tenant.pk)
 
     @extend_schema(
         request={"multipart/form-data": serializers.TranscriptionCreateSerializer},
@@ -140,7 +145,7 @@ class TranscriptionListCreateView(generics.ListAPIView):
         key = request.auth if isinstance(request.auth, ApiKey) else None
         try:
             job = file_jobs.job_create(
-                tenant_id=request.caller.tenant.pk,
+                tenant_id=request_caller(request).tenant.pk,
                 api_key_id=key.pk if key else None,
                 upload=form.validated_data["file"],
                 options=form.engine_options(),
@@ -159,8 +164,9 @@ class TranscriptionDetailView(generics.RetrieveAPIView):
     serializer_class = serializers.TranscriptionDetailSerializer
     lookup_field = "id"
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
-        return selectors.file_job_list(tenant_id=self.request.caller.tenant.pk).prefetch_related("session__segments")
+    def get_queryset(self) -> QuerySet[FileTranscription]:
+        tenant = request_caller(self.request).tenant
+        return selectors.file_job_list(tenant_id=tenant.pk).prefetch_related("session__segments")
 
 
 def _refusal(refusal: "file_jobs.JobRefused") -> Response:

@@ -157,7 +157,7 @@ async def stream_audio(
     start.update(start_options or {})
     result = StreamResult(url=url, sample_rate=audio.sample_rate, realtime=realtime)
     # websockets refuses ssl=None for wss:// and any ssl for ws://
-    tls = {"ssl": ssl_context} if ssl_context is not None and urlsplit(url).scheme == "wss" else {}
+    tls: dict[str, Any] = {"ssl": ssl_context} if ssl_context is not None and urlsplit(url).scheme == "wss" else {}
     try:
         ws = await connect(
             url,

@@ -23,8 +23,8 @@ MIN_FRAME_MS = 20
 _WAVE_FORMAT_PCM = 0x0001
 _WAVE_FORMAT_IEEE_FLOAT = 0x0003
 _WAVE_FORMAT_EXTENSIBLE = 0xFFFE
-_PCM_DTYPES = {8: np.dtype("u1"), 16: np.dtype("<i2"), 32: np.dtype("<i4")}
-_FLOAT_DTYPES = {32: np.dtype("<f4"), 64: np.dtype("<f8")}
+_PCM_DTYPES: dict[int, np.dtype] = {8: np.dtype("u1"), 16: np.dtype("<i2"), 32: np.dtype("<i4")}
+_FLOAT_DTYPES: dict[int, np.dtype] = {32: np.dtype("<f4"), 64: np.dtype("<f8")}
 
 
 class WavError(ValueError):

@@ -34,7 +34,11 @@ application = ClientAddressMiddleware(
 )
 
 if settings.ASR_PRELOAD and settings.ASR_DISPATCH == "local":
-    get_dispatcher().preload()  # type: ignore[attr-defined]
+    from transcription.dispatch.local import LocalDispatcher  # noqa: E402
+
+    dispatcher = get_dispatcher()
+    assert isinstance(dispatcher, LocalDispatcher)
+    dispatcher.preload()
     # Embedded mode runs file jobs in this process: pick up those a previous process left behind.
     from transcription.file_jobs import resume_local_jobs  # noqa: E402
 

@@ -156,7 +156,7 @@ def _warm_up(args: argparse.Namespace, target: Target, entry: ManifestEntry) -> 
         sessions = [_session(args, target, audio, realtime=True, drain_timeout=30, delay_s=i) for i in range(count)]
         return await asyncio.gather(*sessions)
 
-    problems = [r.problem() for r in asyncio.run(run_all()) if r.problem()]
+    problems = [problem for r in asyncio.run(run_all()) if (problem := r.problem())]
     return "; ".join(problems) or None
 
 

@@ -70,7 +70,8 @@ async def _run(
 ) -> tuple[int, list[str]]:
     """``sessions`` sessions one after another; returns the error count and the first errors."""
     options = {"endpointing_ms": args.endpointing_ms, "language": "en", "interim_results": True}
-    errors, first = 0, []
+    errors = 0
+    first: list[str] = []
     for i in range(sessions):
         try:
             result = await target.stream(

@@ -90,15 +90,17 @@ def analyse(stream: StreamResult, session: ConcatenatedSession) -> dict[str, Any
     segment_clip = {f.segment: final_clip[id(f)] for f in finals}
     by_clip: dict[int, list[Result]] = {i: [] for i in range(len(clips))}
     for f in finals:
-        if final_clip[id(f)] is not None:
-            by_clip[final_clip[id(f)]].append(f)
+        index = final_clip[id(f)]
+        if index is not None:
+            by_clip[index].append(f)
     partials_by_clip: dict[int, list[Result]] = {i: [] for i in range(len(clips))}
     for p in partials:
         index = segment_clip[p.segment] if p.segment in segment_clip else _best_clip(p, clips)
         if index is not None:
             partials_by_clip[index].append(p)
 
-    rows, latencies, first_partials = [], [], []
+    rows: list[dict[str, Any]] = []
+    latencies, first_partials = [], []
     for i, clip in enumerate(clips):
         matched = sorted(by_clip[i], key=lambda f: f.start)
         last_sent = clock.sent_at(clip.end_sample - 1)

@@ -45,7 +45,7 @@ class Run:
 
 def stream_clip(
     models, limits: SessionLimits, entry: ManifestEntry, start: dict
-) -> tuple[list[TranscriptEvent], float]:  # type: ignore[no-untyped-def]
+) -> tuple[list[TranscriptEvent], float]:
     session = concatenate_clips([entry], gap_s=0.0, lead_s=0.5, tail_s=1.5)
     pcm = (session.audio * 32767).astype("<i2").tobytes()
     engine = StreamingSession(parse_start({"interim_results": False, **start}, limits), models)
@@ -57,9 +57,11 @@ def stream_clip(
     return finals, time.perf_counter() - began
 
 
-def run(models, limits: SessionLimits, model: str, language: str, clips: str) -> Run:  # type: ignore[no-untyped-def]
+def run(models, limits: SessionLimits, model: str, language: str, clips: str) -> Run:
     entries = load_manifest(EVAL_DIR / ("real" if clips == "en" else "zh"))
-    hypotheses, detected, busy, audio = [], {}, 0.0, 0.0
+    hypotheses: list[str] = []
+    detected: dict[str, int] = {}
+    busy, audio = 0.0, 0.0
     for entry in entries:
         finals, seconds = stream_clip(models, limits, entry, {"model": model, "language": language})
         busy += seconds
@@ -96,7 +98,8 @@ def main() -> None:
     registry = models.registry()
     limits = SessionLimits(models=registry.models, default_model=registry.default)
     plan = [("tiny.en", "en", "en")]
-    if registry.get("base") and registry.get("base").available:  # type: ignore[union-attr]
+    base = registry.get("base")
+    if base is not None and base.available:
         plan += [("base", "en", "en"), ("base", "auto", "en"), ("base", "zh", "zh"), ("base", "auto", "zh")]
     else:
         print("model 'base' is not installed: python manage.py asr_models install whisper-base")

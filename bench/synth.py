@@ -164,7 +164,7 @@ def render(spec: ClipSpec, out_dir: Path, workdir: Path) -> Path:
     _run(["sox", "-R", "-D", str(raw), "-b", "16", "-c", "1", str(speech)]
          + ["gain", "-n", "-6", "rate", "-v", str(SAMPLE_RATE), "pad", str(LEAD_S), str(TAIL_S)])  # fmt: skip
     target = out_dir / spec.name
-    if spec.noise is None:
+    if spec.noise is None or spec.snr_db is None:
         shutil.move(speech, target)
         return target
     voice = _samples(speech)

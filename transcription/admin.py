@@ -17,8 +17,7 @@ COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
 class SegmentInline(admin.TabularInline):
     model = Segment
     extra = 0
-    fields = ["index", "start", "end", "text", "reason"]
-    readonly_fields = fields
+    readonly_fields = fields = ("index", "start", "end", "text", "reason")
     can_delete = False
 
 
@@ -73,7 +72,7 @@ class SessionAdmin(admin.ModelAdmin):
     readonly_fields = [f.name for f in Session._meta.fields]
     inlines = [SegmentInline]
 
-    def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
     def get_urls(self) -> list[URLPattern]:
@@ -102,7 +101,7 @@ class FileTranscriptionAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     readonly_fields = [f.name for f in FileTranscription._meta.fields]
 
-    def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
 
@@ -150,5 +149,5 @@ class TenantUsageAdmin(TenantAdmin):
         if changelist is not None:
             tenants = list(changelist.result_list)
             for tenant, count in zip(tenants, async_to_sync(live_counts)([t.pk for t in tenants]), strict=True):
-                tenant.live_now = count  # type: ignore[attr-defined]
+                tenant.live_now = count
         return response

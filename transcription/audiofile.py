@@ -8,7 +8,7 @@ No Django here, so a worker on any host can use it.
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Protocol
 
 import av
 import numpy as np
@@ -44,7 +44,15 @@ class AudioFileInfo:
     duration_s: float | None  # from the container; None when it does not say
 
 
-Source = str | Path | BinaryIO  # a path, or an open binary file (an upload, a storage file)
+class BinaryFile(Protocol):
+    """An open binary file: a plain one, a Django upload or a storage file."""
+
+    def read(self, size: int = ..., /) -> bytes: ...
+
+    def seek(self, offset: int, whence: int = ..., /) -> int: ...
+
+
+Source = str | Path | BinaryFile
 
 
 def _open(source: Source) -> av.container.InputContainer:

@@ -183,7 +183,7 @@ class _Runner:
     def processed_s(self) -> float:
         return self.samples / TARGET_RATE
 
-    def run(self) -> str:
+    def run(self) -> Session.CloseReason:
         """Transcribe the whole file (or up to the quota); the session's close reason."""
         max_s = settings.ASR_FILE_MAX_DURATION_S
         left = max(0, int(self.left_s * TARGET_RATE))

@@ -64,8 +64,11 @@ class BacklogCollector(Collector):
             yield from _worker_metrics()
         elif settings.ASR_DISPATCH == "local":
             from transcription.dispatch import get_dispatcher
+            from transcription.dispatch.local import LocalDispatcher
 
-            waiting = get_dispatcher().scheduler.queued()  # type: ignore[attr-defined]
+            dispatcher = get_dispatcher()
+            assert isinstance(dispatcher, LocalDispatcher)
+            waiting = dispatcher.scheduler.queued()
             yield GaugeMetricFamily(
                 "asr_local_pool_queue_depth", "Engine calls waiting for a thread of this process's pool.", waiting
             )

@@ -46,7 +46,7 @@ def session_start(
 def segment_store(
     *,
     tenant_id: int,
-    session_id: uuid.UUID,
+    session_id: uuid.UUID | str,
     index: int,
     start: float,
     end: float,

@@ -16,7 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from accounts import selectors as account_selectors
 from accounts import services as account_services
 from accounts.credentials import parse_bearer
-from accounts.decorators import member_required
+from accounts.decorators import MemberRequest, member_required
 from accounts.forms import ApiKeyCreateForm
 from transcription import exports, selectors
 from transcription import metrics as prometheus
@@ -28,13 +28,13 @@ RECENT_SESSIONS = 5
 
 
 @member_required
-def dashboard(request: HttpRequest) -> HttpResponse:
+def dashboard(request: MemberRequest) -> HttpResponse:
     """The tenant's home page: its API keys (accounts), its usage and recent sessions (here).
 
     It lives here, not in accounts, because it reads transcription's data and accounts is the
     ground floor; key creation and revocation stay in accounts/views.py.
     """
-    tenant = request.tenant  # type: ignore[attr-defined]
+    tenant = request.tenant
     used = selectors.usage_seconds_this_month(tenant_id=tenant.pk)
     quota = tenant.monthly_audio_seconds_quota
     recent = selectors.session_list_with_segments(tenant_id=tenant.pk)[:RECENT_SESSIONS]
@@ -51,7 +51,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 
 @member_required
-def record(request: HttpRequest) -> HttpResponse:
+def record(request: MemberRequest) -> HttpResponse:
     context = {
         "endpointing_choices": ENDPOINTING_CHOICES,
         "default_endpointing": 800,
@@ -64,32 +64,32 @@ def record(request: HttpRequest) -> HttpResponse:
 @never_cache
 @require_POST
 @member_required(json=True)
-def stream_token(request: HttpRequest) -> JsonResponse:
+def stream_token(request: MemberRequest) -> JsonResponse:
     """A 60-second single-use token for the page's next WebSocket (CSRF-checked like any POST)."""
-    raw, token = account_services.stream_token_mint(tenant=request.tenant, user=request.user)  # type: ignore[attr-defined]
+    raw, token = account_services.stream_token_mint(tenant=request.tenant, user=request.user)
     expires_in = round((token.expires_at - token.created_at).total_seconds())
     return JsonResponse({"token": raw, "expires_in": expires_in})
 
 
 @member_required
-def transcript_list(request: HttpRequest) -> HttpResponse:
-    sessions = selectors.session_list_with_segments(tenant_id=request.tenant.pk)  # type: ignore[attr-defined]
+def transcript_list(request: MemberRequest) -> HttpResponse:
+    sessions = selectors.session_list_with_segments(tenant_id=request.tenant.pk)
     page = Paginator(sessions, TRANSCRIPTS_PER_PAGE).get_page(request.GET.get("page"))
     rows = [selectors.session_summarize(session=s) for s in page.object_list]
     return render(request, "transcription/transcript_list.html", {"page": page, "rows": rows})
 
 
-def _session_or_404(request: HttpRequest, session_id: uuid.UUID) -> Session:
+def _session_or_404(request: MemberRequest, session_id: uuid.UUID) -> Session:
     try:
-        return selectors.session_get(tenant_id=request.tenant.pk, session_id=session_id)  # type: ignore[attr-defined]
+        return selectors.session_get(tenant_id=request.tenant.pk, session_id=session_id)
     except Session.DoesNotExist:
         raise Http404("No such transcript.") from None
 
 
 @member_required
-def transcript_detail(request: HttpRequest, session_id: uuid.UUID) -> HttpResponse:
+def transcript_detail(request: MemberRequest, session_id: uuid.UUID) -> HttpResponse:
     session = _session_or_404(request, session_id)
-    segments = list(selectors.segment_list(tenant_id=request.tenant.pk, session_id=session.pk))  # type: ignore[attr-defined]
+    segments = list(selectors.segment_list(tenant_id=request.tenant.pk, session_id=session.pk))
     context = {
         "session": session,
         "segments": segments,
@@ -100,11 +100,11 @@ def transcript_detail(request: HttpRequest, session_id: uuid.UUID) -> HttpRespon
 
 
 @member_required
-def transcript_download(request: HttpRequest, session_id: uuid.UUID, fmt: str) -> HttpResponse:
+def transcript_download(request: MemberRequest, session_id: uuid.UUID, fmt: str) -> HttpResponse:
     if fmt not in exports.FORMATS:
         raise Http404("Unknown format.")
     session = _session_or_404(request, session_id)
-    segments = list(selectors.segment_list(tenant_id=request.tenant.pk, session_id=session.pk))  # type: ignore[attr-defined]
+    segments = list(selectors.segment_list(tenant_id=request.tenant.pk, session_id=session.pk))
     if fmt == "txt":
         body = exports.transcript_txt(segments)
     elif fmt == "srt":

@@ -123,7 +123,7 @@ class BodyLimitMiddleware:
         if policy.needs_credentials:
             refusal = await database_sync_to_async(http_credentials_refusal)(headers)
             if refusal is not None:
-                return await respond(send, 401, {"detail": refusal}, [(b"www-authenticate", b"Bearer")])
+                return await respond(send, 401, {"detail": refusal}, ((b"www-authenticate", b"Bearer"),))
         if declared is not None and declared > policy.max_bytes:
             return await respond(send, 413, {"code": "too_large", "detail": policy.too_large_detail})
         metered = _MeteredBody(receive, send, policy)

@@ -35,7 +35,7 @@ CHUNK_SAMPLES = CHUNK_SIZE[1] * 960  # 960 samples = 60 ms at 16 kHz
 _TAG = re.compile(r"<\|([^|]*)\|>")
 
 
-def _auto_model(model_dir: Path, device: str):  # type: ignore[no-untyped-def]
+def _auto_model(model_dir: Path, device: str):
     from funasr import AutoModel
 
     return AutoModel(

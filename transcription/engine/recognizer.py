@@ -12,13 +12,16 @@ import logging
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from transcription.engine.config import SessionConfig
 from transcription.engine.registry import AUTO
 from transcription.engine.text import join_pieces, output_text
+
+if TYPE_CHECKING:
+    from faster_whisper.tokenizer import Tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +119,7 @@ class WhisperRecognizer:
         self.beam_size = beam_size
         self.name = name or model_dir.name
         self.fit_window = fit_window
-        self._tokenizers: dict[str, object] = {}
+        self._tokenizers: dict[str, Tokenizer] = {}
 
     def transcribe(
         self, audio: np.ndarray, *, language: str, beam_size: int | None = None, fit_window: bool | None = None

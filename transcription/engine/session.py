@@ -55,7 +55,7 @@ class StreamingSession:
         """``resume_at_s``/``first_segment`` continue a session elsewhere (failover, resume): times and
         segment numbers go on from there instead of starting at zero."""
         self.config = config
-        self.recognizer = models.recognizer_for(config.model)  # type: ignore[attr-defined]
+        self.recognizer = models.recognizer_for(config.model)
         self.stream = open_stream(self.recognizer, config)
         self.vad_model = models.vad
         self.resampler = Resampler(config.sample_rate)

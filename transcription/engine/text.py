@@ -6,7 +6,7 @@ SIMPLIFIED_LANGUAGES = ("zh",)
 
 
 @functools.cache
-def _zhconv():  # type: ignore[no-untyped-def]
+def _zhconv():
     import zhconv
 
     return zhconv

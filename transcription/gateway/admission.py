@@ -36,7 +36,7 @@ class RedisAdmission:
     async def acquire(self, tenant_id: int, session_id: str, limit: int) -> bool:
         """Take (or refresh) a slot for the session; False when the tenant is at its cap."""
         now = time.time()
-        args = [now, now + self.ttl_s, limit, session_id, self.ttl_s]
+        args: list[float | str] = [now, now + self.ttl_s, limit, session_id, self.ttl_s]
         return bool(await self._redis().eval(ACQUIRE, 1, self._key(tenant_id), *args))
 
     async def heartbeat(self, tenant_id: int, session_id: str) -> None:

@@ -8,6 +8,7 @@ heartbeating disappears when its key expires; nobody has to clean up after it.
 import json
 import random
 import time
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 
 from transcription.runner.contract import NoCapacity, Overloaded
@@ -50,7 +51,7 @@ def queue_redis_keys(queue: str) -> list[str]:
     return [queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}"]
 
 
-def queue_depths_sync(client, queues: list[str]) -> list[int]:  # type: ignore[no-untyped-def]
+def queue_depths_sync(client, queues: list[str]) -> list[int]:
     """Messages waiting in each queue's Redis list (kombu's key without a priority; prefetched ones are gone)."""
     pipe = client.pipeline()
     for queue in queues:
@@ -66,7 +67,7 @@ def decode(raw: bytes | str) -> WorkerInfo:
     return WorkerInfo(**json.loads(raw))
 
 
-def choose_worker(workers: list[WorkerInfo], *, max_lag_s: float, exclude: set[str] = frozenset()) -> WorkerInfo:
+def choose_worker(workers: list[WorkerInfo], *, max_lag_s: float, exclude: Collection[str] = frozenset()) -> WorkerInfo:
     """The least-loaded live worker that keeps up with real time and has room."""
     candidates = [w for w in workers if w.id not in exclude]
     if not candidates:
@@ -78,7 +79,7 @@ def choose_worker(workers: list[WorkerInfo], *, max_lag_s: float, exclude: set[s
     return random.choice([w for w in fit if w.load == lowest])
 
 
-def write_sync(client, prefix: str, info: WorkerInfo, ttl_s: float) -> None:  # type: ignore[no-untyped-def]
+def write_sync(client, prefix: str, info: WorkerInfo, ttl_s: float) -> None:
     info.beat_at = time.time()
     pipe = client.pipeline()
     pipe.set(worker_key(prefix, info.id), encode(info), px=int(ttl_s * 1000))
@@ -86,14 +87,14 @@ def write_sync(client, prefix: str, info: WorkerInfo, ttl_s: float) -> None:  # 
     pipe.execute()
 
 
-def remove_sync(client, prefix: str, worker_id: str) -> None:  # type: ignore[no-untyped-def]
+def remove_sync(client, prefix: str, worker_id: str) -> None:
     pipe = client.pipeline()
     pipe.delete(worker_key(prefix, worker_id))
     pipe.srem(workers_set(prefix), worker_id)
     pipe.execute()
 
 
-def live_workers_sync(client, prefix: str) -> list[WorkerInfo]:  # type: ignore[no-untyped-def]
+def live_workers_sync(client, prefix: str) -> list[WorkerInfo]:
     ids = sorted(i.decode() if isinstance(i, bytes) else i for i in client.smembers(workers_set(prefix)))
     if not ids:
         return []
@@ -104,7 +105,7 @@ def live_workers_sync(client, prefix: str) -> list[WorkerInfo]:  # type: ignore[
     return [decode(v) for v in values if v is not None]
 
 
-async def live_workers(client, prefix: str) -> list[WorkerInfo]:  # type: ignore[no-untyped-def]
+async def live_workers(client, prefix: str) -> list[WorkerInfo]:
     ids = sorted(i.decode() if isinstance(i, bytes) else i for i in await client.smembers(workers_set(prefix)))
     if not ids:
         return []
@@ -115,5 +116,5 @@ async def live_workers(client, prefix: str) -> list[WorkerInfo]:  # type: ignore
     return [decode(v) for v in values if v is not None]
 
 
-async def is_alive(client, prefix: str, worker_id: str) -> bool:  # type: ignore[no-untyped-def]
+async def is_alive(client, prefix: str, worker_id: str) -> bool:
     return bool(await client.exists(worker_key(prefix, worker_id)))

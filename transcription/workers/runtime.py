@@ -88,7 +88,7 @@ class WorkerRuntime:
         registry.remove_sync(self.redis, self.prefix, self.worker_id)
         self.redis.delete(*registry.queue_redis_keys(self.queue))
 
-    def submit(self, coroutine) -> None:  # type: ignore[no-untyped-def]
+    def submit(self, coroutine) -> None:
         """Run a command on the session loop; FIFO, so a session's commands keep their order."""
         asyncio.run_coroutine_threadsafe(coroutine, self.loop)
 

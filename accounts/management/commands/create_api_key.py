@@ -1,6 +1,8 @@
 """``manage.py create_api_key TENANT_NAME``: a new key for a tenant; the key is the last line."""
 
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts import selectors, services
 from accounts.models import Tenant
@@ -9,11 +11,11 @@ from accounts.models import Tenant
 class Command(BaseCommand):
     help = "Create an API key for a tenant. Prints the key alone on the last line."
 
-    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("tenant_name")
         parser.add_argument("--name", default="default", help="A label for the key")
 
-    def handle(self, *args, tenant_name: str, name: str, **options) -> None:  # type: ignore[no-untyped-def]
+    def handle(self, *args: Any, tenant_name: str, name: str, **options: Any) -> None:
         try:
             tenant = selectors.tenant_get_by_name(name=tenant_name)
         except Tenant.DoesNotExist:

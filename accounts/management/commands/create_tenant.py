@@ -1,7 +1,9 @@
 """``manage.py create_tenant NAME``: a tenant and its first API key; the key is the last line."""
 
+from typing import Any
+
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import IntegrityError, transaction
 
 from accounts import services
@@ -10,11 +12,11 @@ from accounts import services
 class Command(BaseCommand):
     help = "Create a tenant with a first API key. Prints the key alone on the last line."
 
-    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("name")
         parser.add_argument("--plan", default="free", choices=list(settings.ASR_PLANS))
 
-    def handle(self, *args, name: str, plan: str, **options) -> None:  # type: ignore[no-untyped-def]
+    def handle(self, *args: Any, name: str, plan: str, **options: Any) -> None:
         name = name.strip()
         if not name or len(name) > 100:
             raise CommandError("Tenant name must be 1 to 100 characters.")

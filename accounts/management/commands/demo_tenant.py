@@ -6,9 +6,10 @@ the browser page, and the client on a WAV file the user has (or makes with espea
 """
 
 import shutil
+from typing import Any
 from urllib.parse import urlsplit
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 from django.utils import timezone
 
@@ -50,14 +51,14 @@ def try_it(*, ws_url: str, key: str, espeak: bool) -> str:
 class Command(BaseCommand):
     help = "Create the demo tenant if missing and print a new API key for it (last line)."
 
-    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--url",
             default="ws://127.0.0.1:8000/ws/v1/transcribe",
             help="the server's WebSocket URL, used in the printed instructions",
         )
 
-    def handle(self, *args, url: str, **options) -> None:  # type: ignore[no-untyped-def]
+    def handle(self, *args: Any, url: str, **options: Any) -> None:
         with transaction.atomic():
             tenant = Tenant.objects.filter(name=DEMO_TENANT).first() or services.tenant_create(
                 name=DEMO_TENANT, plan="pro"

@@ -43,7 +43,8 @@ def parse_text(text: str, *, max_bytes: int) -> Command:
     if kind == "start":
         options = {k: v for k, v in data.items() if k not in ("type", "resume")}
         return Start(options=options, resume=data.get("resume"))
-    return {"finalize": Finalize, "keepalive": Keepalive, "stop": Stop}[kind]()
+    simple: dict[str, type[Finalize | Keepalive | Stop]] = {"finalize": Finalize, "keepalive": Keepalive, "stop": Stop}
+    return simple[kind]()
 
 
 def parse_binary(data: bytes) -> Command:

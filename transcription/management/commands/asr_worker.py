@@ -4,10 +4,11 @@ import logging
 import os
 import secrets
 import socket
+from typing import Any
 
 from celery.signals import worker_ready, worker_shutdown
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 
 from asrplatform.celery import app
 from transcription.runner import registry
@@ -19,12 +20,12 @@ logger = logging.getLogger(__name__)
 class Command(BaseCommand):
     help = "Run an inference worker: load the models, register in Redis, serve the sessions pinned to it."
 
-    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--capacity", type=int, default=settings.ASR_WORKER_CAPACITY, help="concurrent sessions")
         parser.add_argument("--name", default="", help="worker id (default: host-pid-random)")
         parser.add_argument("--loglevel", default="INFO")
 
-    def handle(self, *args, capacity: int, name: str, loglevel: str, **options) -> None:  # type: ignore[no-untyped-def]
+    def handle(self, *args: Any, capacity: int, name: str, loglevel: str, **options: Any) -> None:
         worker_id = name or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
         runtime = WorkerRuntime(
             worker_id=worker_id,

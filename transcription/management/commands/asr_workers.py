@@ -1,10 +1,11 @@
 """``manage.py asr_workers``: the live inference workers, their sessions and lag."""
 
 import time
+from typing import Any
 
 import redis
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 
 from transcription.runner import registry
 
@@ -12,10 +13,10 @@ from transcription.runner import registry
 class Command(BaseCommand):
     help = "List live inference workers (from their Redis heartbeats): queue, device, sessions, lag."
 
-    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--sessions", action="store_true", help="also list each worker's session ids")
 
-    def handle(self, *args, sessions: bool, **options) -> None:  # type: ignore[no-untyped-def]
+    def handle(self, *args: Any, sessions: bool, **options: Any) -> None:
         client = redis.Redis.from_url(settings.ASR_REGISTRY_URL)
         workers = registry.live_workers_sync(client, settings.ASR_REDIS_PREFIX)
         if not workers:
