@@ -4,11 +4,18 @@ import asyncio
 
 import redis.asyncio as aioredis
 
-_clients: dict[tuple[asyncio.AbstractEventLoop, str], aioredis.Redis] = {}
+from asrplatform import process_state
+
+# No command of ours blocks on the server, so a Redis that stops answering is an error within seconds
+# (callers log and retry), never a coroutine waiting for the OS's TCP timeout.
+SOCKET_TIMEOUT_S = 5.0
+CONNECT_TIMEOUT_S = 3.0
 
 
 def async_redis(url: str) -> aioredis.Redis:
-    key = (asyncio.get_running_loop(), url)
-    if key not in _clients:
-        _clients[key] = aioredis.Redis.from_url(url)
-    return _clients[key]
+    def connect() -> aioredis.Redis:
+        return aioredis.Redis.from_url(
+            url, socket_timeout=SOCKET_TIMEOUT_S, socket_connect_timeout=CONNECT_TIMEOUT_S, health_check_interval=30
+        )
+
+    return process_state.get(("redis.async", asyncio.get_running_loop(), url), connect)

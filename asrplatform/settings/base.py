@@ -270,7 +270,14 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 64  # tasks only hand audio to the in-proces
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A file job is acknowledged when it ends (acks_late); Redis would hand it to a second worker
 # after the visibility timeout, so that must outlast the longest job.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(ASR_FILE_MAX_DURATION_S * 2 + 3600)}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": int(ASR_FILE_MAX_DURATION_S * 2 + 3600),
+    # A Redis that stops answering is an error in seconds (retried), not a hang; above kombu's 1 s BRPOP.
+    "socket_timeout": 10,
+    "socket_connect_timeout": 5,
+}
+CELERY_REDIS_SOCKET_TIMEOUT = 10
+CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = 5
 # Redis keys of the worker registry; one prefix per deployment sharing a Redis.
 ASR_REDIS_PREFIX = os.environ.get("ASR_REDIS_PREFIX", "asr")
 ASR_REGISTRY_URL = os.environ.get("ASR_REGISTRY_URL", REDIS_URL or "redis://127.0.0.1:6379/0")

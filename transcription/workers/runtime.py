@@ -19,6 +19,7 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
+from asrplatform import process_state
 from transcription.engine import TranscriptEvent
 from transcription.runner import registry
 from transcription.runner.contract import EngineFailure, OpenSession
@@ -31,7 +32,7 @@ MAX_UNREPORTED_LAGS = 3000  # 5 min of 100 ms frames without a result (interim_r
 
 @dataclass
 class WorkerSession:
-    handle: SessionLoop
+    handle: SessionLoop = field(init=False)  # opened once the session exists: its events need it
     reply_channel: str
     epoch: int
     tenant_id: int
@@ -52,7 +53,7 @@ class WorkerRuntime:
 
     def __post_init__(self) -> None:
         self.prefix = settings.ASR_REDIS_PREFIX
-        self.redis = redis.Redis.from_url(settings.ASR_REGISTRY_URL)
+        self.redis = redis.Redis.from_url(settings.ASR_REGISTRY_URL, socket_timeout=5, socket_connect_timeout=3)
         self.loop = asyncio.new_event_loop()
         self.runner = SessionRunner.from_settings(max_backlog_s=1e9)
         self.ready = threading.Event()
@@ -118,7 +119,7 @@ class WorkerRuntime:
         if previous is not None:  # the gateway moved the session back here: start afresh
             previous.finishing = True
             await previous.handle.finish("disconnect")
-        session = WorkerSession(handle=None, reply_channel=reply_channel, epoch=epoch, tenant_id=message.tenant_id)  # type: ignore[arg-type]
+        session = WorkerSession(reply_channel=reply_channel, epoch=epoch, tenant_id=message.tenant_id)
         session.handle = self.runner.open(message, lambda event: self._deliver(session_id, session, event))
         self.sessions[session_id] = session
         await asyncio.to_thread(self.beat)  # the gateway picking the next worker sees this session
@@ -206,15 +207,16 @@ def _close_orphan(tenant_id: int, session_id: str, audio_seconds: float) -> None
     )
 
 
-_runtime: WorkerRuntime | None = None
+RUNTIME_KEY = ("worker.runtime",)
 
 
 def set_runtime(runtime: WorkerRuntime) -> None:
-    global _runtime
-    _runtime = runtime
+    process_state.put(RUNTIME_KEY, runtime)
 
 
 def current_runtime() -> WorkerRuntime:
-    if _runtime is None:
-        raise RuntimeError("Not an inference worker: start workers with `manage.py asr_worker`.")
-    return _runtime
+    return process_state.get(RUNTIME_KEY, _not_a_worker)
+
+
+def _not_a_worker() -> WorkerRuntime:
+    raise RuntimeError("Not an inference worker: start workers with `manage.py asr_worker`.")
