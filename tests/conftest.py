@@ -63,10 +63,11 @@ def _fresh_rate_limits():
 
 
 @pytest.fixture(autouse=True)
-def _fresh_gateway_registry():
-    """The gateway's connected and parked sessions are per process; each test starts with none."""
-    from transcription.gateway.registry import registry
+def _fresh_process_state():
+    """Process-wide singletons (gateway registry, dispatcher, admission, clients...) start afresh each
+    test; the loaded models are kept (see asrplatform.process_state)."""
+    from asrplatform import process_state
 
-    registry.reset()
+    process_state.reset()
     yield
-    registry.reset()
+    process_state.reset()

@@ -21,6 +21,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils import timezone
 
+from asrplatform import process_state
 from transcription import audiofile, selectors, services
 from transcription.engine import SessionConfig, StreamingSession
 from transcription.engine.audio import TARGET_RATE
@@ -116,20 +117,22 @@ def job_create(
 
 # --- running a job ---------------------------------------------------------------------------
 
-_local_executor: ThreadPoolExecutor | None = None
+
+def _local_executor() -> ThreadPoolExecutor:
+    def build() -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(settings.ASR_FILE_LOCAL_WORKERS, thread_name_prefix="asr-file")
+
+    return process_state.get(("file_jobs.executor",), build, close=lambda pool: pool.shutdown(wait=False))
 
 
 def enqueue(job_id: uuid.UUID) -> None:
     """Hand a committed job to a Celery file worker, or to this process's file threads."""
-    global _local_executor
     if settings.ASR_DISPATCH == "celery":
         from asrplatform.celery import app  # our configured app, not Celery's default one
 
         app.send_task("asr.transcribe_file", args=[str(job_id)], queue=settings.ASR_FILE_QUEUE, ignore_result=True)
         return
-    if _local_executor is None:
-        _local_executor = ThreadPoolExecutor(settings.ASR_FILE_LOCAL_WORKERS, thread_name_prefix="asr-file")
-    _local_executor.submit(_run_logged, job_id)
+    _local_executor().submit(_run_logged, job_id)
 
 
 def resume_local_jobs() -> int:

@@ -19,6 +19,7 @@ from prometheus_client import generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from asrplatform import process_state
 from transcription import selectors
 from transcription.instruments import (  # re-exported: the gateway feeds them as metrics.*
     DISPATCH_LAG,
@@ -74,14 +75,15 @@ class BacklogCollector(Collector):
             )
 
 
-_registry_clients: dict[str, redis.Redis] = {}
+def _registry_client(url: str) -> redis.Redis:
+    def build() -> redis.Redis:
+        return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+
+    return process_state.get(("redis.worker_registry", url), build, close=redis.Redis.close)
 
 
 def _worker_metrics() -> Iterator[Metric]:
-    url = settings.ASR_REGISTRY_URL
-    if url not in _registry_clients:
-        _registry_clients[url] = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
-    client = _registry_clients[url]
+    client = _registry_client(settings.ASR_REGISTRY_URL)
     try:
         workers = registry.live_workers_sync(client, settings.ASR_REDIS_PREFIX)
         depths = registry.queue_depths_sync(client, [w.queue for w in workers])

@@ -3,11 +3,10 @@
 The gateway only sees :class:`SessionHandle`; ``ASR_DISPATCH`` picks the implementation.
 """
 
+from asrplatform import process_state
 from transcription.dispatch.base import Dispatcher, EngineFailure, EventSink, SessionHandle
 
 __all__ = ["Dispatcher", "EngineFailure", "EventSink", "SessionHandle", "get_dispatcher"]
-
-_dispatchers: dict[str, Dispatcher] = {}
 
 
 def get_dispatcher() -> Dispatcher:
@@ -15,15 +14,16 @@ def get_dispatcher() -> Dispatcher:
     from django.conf import settings
 
     kind = settings.ASR_DISPATCH
-    if kind not in _dispatchers:
-        if kind == "local":
-            from transcription.dispatch.local import LocalDispatcher
+    return process_state.get(("dispatcher", kind), lambda: _build(kind), close=Dispatcher.close)
 
-            _dispatchers[kind] = LocalDispatcher.from_settings()
-        elif kind == "celery":
-            from transcription.dispatch.celery import CeleryDispatcher
 
-            _dispatchers[kind] = CeleryDispatcher()
-        else:
-            raise RuntimeError(f"Unknown ASR_DISPATCH {kind!r}; available: local, celery")
-    return _dispatchers[kind]
+def _build(kind: str) -> Dispatcher:
+    if kind == "local":
+        from transcription.dispatch.local import LocalDispatcher
+
+        return LocalDispatcher.from_settings()
+    if kind == "celery":
+        from transcription.dispatch.celery import CeleryDispatcher
+
+        return CeleryDispatcher()
+    raise RuntimeError(f"Unknown ASR_DISPATCH {kind!r}; available: local, celery")

@@ -33,3 +33,6 @@ class Dispatcher(abc.ABC):
 
     @abc.abstractmethod
     def languages(self) -> tuple[str, ...]: ...
+
+    def close(self) -> None:  # noqa: B027 (optional hook: only dispatchers with threads override it)
+        """Let this dispatcher's threads end once their work is done (process_state.reset, in tests)."""

@@ -213,6 +213,9 @@ class CeleryDispatcher(Dispatcher):
     def redis(self) -> aioredis.Redis:
         return async_redis(settings.ASR_REGISTRY_URL)
 
+    def close(self) -> None:
+        self.publisher.shutdown(wait=False)
+
     async def publish(self, task: str, args: list, queue: str) -> None:
         from asrplatform.celery import app
 

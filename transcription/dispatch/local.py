@@ -40,6 +40,9 @@ class LocalDispatcher(Dispatcher):
         """Load the models in the background so the first session does not wait for them."""
         self.runner.preload()
 
+    def close(self) -> None:
+        self.scheduler.shutdown()
+
     async def open_session(
         self,
         *,

@@ -10,6 +10,7 @@ import time
 
 import redis.asyncio as aioredis
 
+from asrplatform import process_state
 from transcription.redis_clients import async_redis
 
 ACQUIRE = """
@@ -86,14 +87,13 @@ class LocalAdmission:
         return len(self._live(tenant_id))
 
 
-_admission: dict[str, RedisAdmission | LocalAdmission] = {}
-
-
 def get_admission() -> RedisAdmission | LocalAdmission:
     from django.conf import settings
 
     url = settings.ASR_ADMISSION_REDIS_URL
-    if url not in _admission:
+
+    def build() -> RedisAdmission | LocalAdmission:
         ttl = settings.ASR_STREAM_TTL_S
-        _admission[url] = RedisAdmission(url, settings.ASR_REDIS_PREFIX, ttl) if url else LocalAdmission(ttl)
-    return _admission[url]
+        return RedisAdmission(url, settings.ASR_REDIS_PREFIX, ttl) if url else LocalAdmission(ttl)
+
+    return process_state.get(("admission", url), build)

@@ -10,6 +10,7 @@ from collections import Counter
 from typing import Protocol
 
 from accounts.middleware import StreamPrincipal
+from asrplatform import process_state
 from transcription.gateway.live import LiveSession
 
 logger = logging.getLogger(__name__)
@@ -90,4 +91,5 @@ class GatewayRegistry:
         self.unstarted.clear()
 
 
-registry = GatewayRegistry()
+# Imported by name across the gateway, so process_state.reset() empties it in place.
+registry = process_state.get(("gateway.registry",), GatewayRegistry, clear=GatewayRegistry.reset)
