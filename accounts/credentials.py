@@ -9,6 +9,7 @@ from importlib import import_module
 
 from django.conf import settings
 from django.contrib.auth import get_user
+from django.http import HttpRequest
 
 from accounts import selectors
 
@@ -32,11 +33,11 @@ def parse_bearer(authorization: str | None) -> str | None:
     return token if scheme.lower() == "bearer" and token else None
 
 
-class _SessionRequest:
-    """The little of a request that ``django.contrib.auth.get_user`` reads."""
-
-    def __init__(self, session_key: str) -> None:
-        self.session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+def _session_request(session_key: str) -> HttpRequest:
+    """A request with only the session that ``django.contrib.auth.get_user`` reads."""
+    request = HttpRequest()
+    request.session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    return request
 
 
 def _session_user_is_active(headers: Headers) -> bool:
@@ -50,7 +51,7 @@ def _session_user_is_active(headers: Headers) -> bool:
     morsel = cookies.get(settings.SESSION_COOKIE_NAME)
     if morsel is None or not morsel.value:
         return False
-    user = get_user(_SessionRequest(morsel.value))  # type: ignore[arg-type]
+    user = get_user(_session_request(morsel.value))
     return bool(user.is_authenticated and user.is_active)
 
 

@@ -16,6 +16,7 @@ import numpy as np
 from bench.evaluation import load_manifest
 from transcription import audiofile
 from transcription.engine.models import ModelSettings, load_models
+from transcription.engine.recognizer import WhisperRecognizer
 
 DEFAULT_EVAL = Path(__file__).resolve().parent.parent.parent / "shared" / "eval" / "real"
 
@@ -34,7 +35,9 @@ def main(argv: list[str] | None = None) -> None:
     from faster_whisper.audio import pad_or_trim
     from faster_whisper.tokenizer import Tokenizer
 
-    model = load_models(ModelSettings()).recognizer_for("").model  # type: ignore[attr-defined]
+    recognizer = load_models(ModelSettings()).recognizer_for("")
+    assert isinstance(recognizer, WhisperRecognizer), "the default model must be a Whisper one"
+    model = recognizer.model
     tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language="en")
     prompt = model.get_prompt(tokenizer, [], without_timestamps=True)
     frames = args.window_s * 100

@@ -38,7 +38,7 @@ def chromium_path() -> str:
     return path
 
 
-def launch(  # type: ignore[no-untyped-def]
+def launch(
     playwright, *, microphone_wav: Path | None = None, fake_microphone: bool = False, grant_microphone: bool = True
 ):
     """A headless Chromium; with ``microphone_wav`` its microphone plays that file once, then silence."""

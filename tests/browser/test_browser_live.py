@@ -56,7 +56,7 @@ def http(server: GatewayServer, path: str) -> str:
     return f"http://127.0.0.1:{server.port}{path}"
 
 
-def make_member(workspace: str, username: str):  # type: ignore[no-untyped-def]
+def make_member(workspace: str, username: str):
     """A workspace and its owner, whose password the live server (default hashers) can check."""
     signup = account_services.account_signup(tenant_name=workspace, username=username, email="", password=PASSWORD)
     hasher = PBKDF2PasswordHasher()
@@ -224,7 +224,7 @@ def test_recorded_speech_appears_as_finals_that_match_the_references_and_are_sto
 # --- 3. the connection drops mid-recording; the page resumes the same session ----------------------
 
 
-def assert_complete_single_session(page: Page, track, tenant) -> None:  # type: ignore[no-untyped-def]
+def assert_complete_single_session(page: Page, track, tenant) -> None:
     finals = page_finals(page)
     segments = [f["segment"] for f in finals]
     assert segments == sorted(set(segments)), f"duplicated or out-of-order finals on the page: {segments}"
@@ -393,8 +393,8 @@ def test_unreachable_server_and_quota_refusal_are_explained(server, playwright, 
         assert "server can't be reached" in page.inner_text("#status")
         page.unroute("**/record/token/")
 
-        def refuse(ws) -> None:  # type: ignore[no-untyped-def]
-            def on_message(message) -> None:  # type: ignore[no-untyped-def]
+        def refuse(ws) -> None:
+            def on_message(message) -> None:
                 if isinstance(message, str) and json.loads(message).get("type") == "start":
                     error = {"type": "error", "code": "quota_exceeded", "message": "Monthly quota used."}
                     ws.send(json.dumps(error))

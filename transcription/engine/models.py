@@ -9,10 +9,13 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from transcription.engine.install import package_dir
 from transcription.engine.registry import ModelInfo, ModelRegistry, build_registry
+
+if TYPE_CHECKING:
+    from transcription.engine.vad import FsmnVad
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +74,7 @@ _lock = threading.Lock()
 _loaded: dict[ModelSettings, "EngineModels"] = {}
 _recognizers: dict[tuple[Any, ...], object] = {}
 _recognizer_locks: dict[tuple[Any, ...], threading.Lock] = {}
-_vads: dict[Path, object] = {}
+_vads: dict[Path, "FsmnVad"] = {}
 
 
 def load_recognizer(info: ModelInfo, settings: ModelSettings) -> object:
@@ -128,7 +131,9 @@ class EngineModels:
     ``recognizer`` given explicitly (tests wrap the real one) serves the default model.
     """
 
-    def __init__(self, vad: object, recognizer: object | None = None, *, settings: ModelSettings | None = None) -> None:
+    def __init__(
+        self, vad: "FsmnVad", recognizer: object | None = None, *, settings: ModelSettings | None = None
+    ) -> None:
         self.vad = vad
         self.settings = settings or ModelSettings()
         self._explicit = recognizer

@@ -12,7 +12,7 @@ import logging
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
 import numpy as np
 
@@ -70,6 +70,12 @@ class RecognizerStream(Protocol):
         ``thrifty``: other sessions wait for the decode threads, so a cheaper decode that costs a
         little accuracy is worth it (streams without such a choice ignore it)."""
         ...
+
+
+class TextRecognizer(Protocol):
+    """A recognizer without streams of its own (test doubles): TextOnlyStream wraps it."""
+
+    def transcribe(self, audio: np.ndarray, *, language: str, beam_size: int | None = None) -> str: ...
 
 
 class LanguageState:
@@ -277,20 +283,20 @@ class TextOnlyStream:
 
     incremental = False
 
-    def __init__(self, recognizer: object, config: SessionConfig) -> None:
+    def __init__(self, recognizer: TextRecognizer, config: SessionConfig) -> None:
         self.recognizer = recognizer
         self.language = config.language
 
     def decode(
         self, audio: np.ndarray, *, utterance: int, final: bool, beam_size: int | None, thrifty: bool = False
     ) -> Transcription:
-        text = self.recognizer.transcribe(audio, language=self.language, beam_size=beam_size)  # type: ignore[attr-defined]
+        text = self.recognizer.transcribe(audio, language=self.language, beam_size=beam_size)
         return Transcription(text, self.language)
 
 
 def open_stream(recognizer: object, config: SessionConfig) -> RecognizerStream:
     opener = getattr(recognizer, "open_stream", None)
-    return opener(config) if opener is not None else TextOnlyStream(recognizer, config)
+    return opener(config) if opener is not None else TextOnlyStream(cast(TextRecognizer, recognizer), config)
 
 
 def shift_words(words: tuple[Word, ...], offset: float, start: float, end: float) -> tuple[Word, ...]:

@@ -60,7 +60,7 @@ class StreamingSession:
         self.vad_model = models.vad
         self.resampler = Resampler(config.sample_rate)
         self.buffer = AudioBuffer(start=round(resume_at_s * TARGET_RATE))
-        self.vad = self.vad_model.open_stream(endpointing_ms=config.endpointing_ms)  # type: ignore[attr-defined]
+        self.vad = self.vad_model.open_stream(endpointing_ms=config.endpointing_ms)
         self.vad_origin = self.buffer.end  # session sample index where the current VAD stream began
         self.pending = np.zeros(0, dtype=np.float32)  # resampled audio not yet given to the VAD
         self.input_samples = 0  # samples received at the client's own rate (for exact metering)

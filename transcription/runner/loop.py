@@ -60,7 +60,7 @@ class SessionLoop(SessionHandle):
 
     def __init__(self, runner: "SessionRunner", message: OpenSession, sink: EventSink) -> None:
         self.runner = runner
-        self.resume = {"resume_at_s": message.resume_at_s, "first_segment": message.first_segment}
+        self.resume_at_s, self.first_segment = message.resume_at_s, message.first_segment
         self.session_id = message.session_id
         self.config = message.config
         self.sink = sink
@@ -165,7 +165,14 @@ class SessionLoop(SessionHandle):
 
     async def _run(self) -> None:
         try:
-            self.engine = await self._call(partial(self.runner.new_engine_session, self.config, **self.resume))
+            self.engine = await self._call(
+                partial(
+                    self.runner.new_engine_session,
+                    self.config,
+                    resume_at_s=self.resume_at_s,
+                    first_segment=self.first_segment,
+                )
+            )
             self.engine.thrifty_when = self.runner.scheduler.congested
             await self._serve(self.engine)
         except AudioFormatError as exc:
@@ -270,8 +277,11 @@ class SessionRunner:
         """Load the models now, on this thread."""
         load_models(self.model_settings)
 
-    def new_engine_session(self, config: SessionConfig, **resume: float) -> StreamingSession:
-        return StreamingSession(config, load_models(self.model_settings), **resume)  # type: ignore[arg-type]
+    def new_engine_session(
+        self, config: SessionConfig, *, resume_at_s: float = 0.0, first_segment: int = 0
+    ) -> StreamingSession:
+        models = load_models(self.model_settings)
+        return StreamingSession(config, models, resume_at_s=resume_at_s, first_segment=first_segment)
 
     def open(self, message: OpenSession, sink: EventSink) -> SessionLoop:
         """Start a session's loop (on the running event loop); its engine is built on an engine thread."""

@@ -119,7 +119,7 @@ class WorkerRuntime:
         if previous is not None:  # the gateway moved the session back here: start afresh
             previous.finishing = True
             await previous.handle.finish("disconnect")
-        session = WorkerSession(reply_channel=reply_channel, epoch=epoch, tenant_id=message.tenant_id)
+        session = WorkerSession(reply_channel=reply_channel, epoch=epoch, tenant_id=message.tenant_id)  # type: ignore[arg-type]
         session.handle = self.runner.open(message, lambda event: self._deliver(session_id, session, event))
         self.sessions[session_id] = session
         await asyncio.to_thread(self.beat)  # the gateway picking the next worker sees this session
