@@ -7,7 +7,6 @@ send a protocol error and close with 4001), so this middleware only annotates.
 """
 
 import logging
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -15,19 +14,11 @@ from channels.db import database_sync_to_async
 from channels.security.websocket import WebsocketDenier
 from django.conf import settings
 
-from accounts import ratelimit, selectors, services
+from accounts import principal, ratelimit, selectors, services
 from accounts.credentials import header_value, parse_bearer
+from accounts.principal import Principal
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class StreamPrincipal:
-    """Who a WebSocket session acts for; plain ids so it can travel to tasks and threads."""
-
-    tenant_id: int
-    tenant_name: str
-    api_key_id: int | None
 
 
 def bearer_token(headers: list[tuple[bytes, bytes]]) -> str | None:
@@ -36,12 +27,12 @@ def bearer_token(headers: list[tuple[bytes, bytes]]) -> str | None:
 
 
 @database_sync_to_async
-def principal_for_key(raw_key: str) -> StreamPrincipal | None:
+def principal_for_key(raw_key: str) -> Principal | None:
     api_key = selectors.api_key_authenticate(raw_key=raw_key)
     if api_key is None:
         return None
     services.api_key_mark_used(api_key_id=api_key.pk)
-    return StreamPrincipal(tenant_id=api_key.tenant_id, tenant_name=api_key.tenant.name, api_key_id=api_key.pk)
+    return principal.principal_for_api_key(api_key)
 
 
 def origin_allowed(origin: str | None, host: str | None) -> bool:
@@ -64,11 +55,11 @@ def query_token(query_string: bytes) -> str | None:
 
 
 @database_sync_to_async
-def principal_for_stream_token(raw_token: str) -> StreamPrincipal | None:
+def principal_for_stream_token(raw_token: str) -> Principal | None:
     token = services.stream_token_consume(raw_token=raw_token)
     if token is None:
         return None
-    return StreamPrincipal(tenant_id=token.tenant_id, tenant_name=token.tenant.name, api_key_id=None)
+    return principal.principal_for_stream_token(token)
 
 
 class ApiKeyAuthMiddleware:

@@ -9,11 +9,12 @@ from rest_framework.request import Request
 
 from accounts import selectors, services
 from accounts.credentials import parse_bearer
-from accounts.models import ApiKey, Membership, Tenant
+from accounts.models import ApiKey
+from accounts.principal import Principal, principal_for_api_key, principal_for_membership
 
 
 @dataclass(frozen=True)
-class KeyPrincipal:
+class KeyUser:
     """request.user for a key-authenticated call: not a person, but authenticated."""
 
     api_key: ApiKey
@@ -21,16 +22,10 @@ class KeyPrincipal:
     is_anonymous: bool = False
 
 
-@dataclass(frozen=True)
-class Caller:
-    tenant: Tenant
-    role: str
-
-
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     keyword = "Bearer"
 
-    def authenticate(self, request: Request) -> tuple[KeyPrincipal, ApiKey] | None:
+    def authenticate(self, request: Request) -> tuple[KeyUser, ApiKey] | None:
         raw = parse_bearer(authentication.get_authorization_header(request).decode("latin-1"))
         if raw is None:
             return None
@@ -38,36 +33,36 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         if api_key is None:
             raise exceptions.AuthenticationFailed("Invalid, revoked or suspended API key.")
         services.api_key_mark_used(api_key_id=api_key.pk)
-        return KeyPrincipal(api_key), api_key
+        return KeyUser(api_key), api_key
 
     def authenticate_header(self, request: Request) -> str:
         return self.keyword
 
 
-def caller_of(request: Request) -> Caller | None:
-    """The tenant and role of the caller; a key acts with the owner's role (it is the tenant's credential)."""
+def caller_of(request: Request) -> Principal | None:
+    """Who calls: a key acts with the owner's role (it is the tenant's credential), a member with theirs."""
     if isinstance(request.auth, ApiKey):
-        return Caller(tenant=request.auth.tenant, role=Membership.Role.OWNER)
+        return principal_for_api_key(request.auth)
     membership = selectors.membership_for_user(user=request.user)
-    return Caller(tenant=membership.tenant, role=membership.role) if membership else None
+    return principal_for_membership(membership) if membership else None
 
 
-class _CallerRequest(Request):
+class _PrincipalRequest(Request):
     """A request as IsTenantMember leaves it: with the caller it found (None: refused)."""
 
-    caller: Caller | None
+    caller: Principal | None
 
 
-def request_caller(request: Request) -> Caller:
+def request_caller(request: Request) -> Principal:
     """The caller of a view behind IsTenantMember, which refused the request if there was none."""
-    caller = cast(_CallerRequest, request).caller
+    caller = cast(_PrincipalRequest, request).caller
     assert caller is not None
     return caller
 
 
 class IsTenantMember(permissions.BasePermission):
     def has_permission(self, request: Request, view: object) -> bool:
-        found = cast(_CallerRequest, request)
+        found = cast(_PrincipalRequest, request)
         found.caller = caller_of(request)
         return found.caller is not None
 
@@ -76,7 +71,7 @@ class IsTenantOwner(IsTenantMember):
     message = "Only the tenant's owner may manage API keys."
 
     def has_permission(self, request: Request, view: object) -> bool:
-        return super().has_permission(request, view) and request_caller(request).role == Membership.Role.OWNER
+        return super().has_permission(request, view) and request_caller(request).is_owner
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):

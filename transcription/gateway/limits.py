@@ -11,7 +11,7 @@ import uuid
 
 from django.conf import settings
 
-from accounts.middleware import StreamPrincipal
+from accounts.principal import Principal
 from transcription.engine import SessionConfig
 from transcription.gateway import db
 from transcription.gateway.admission import get_admission
@@ -19,7 +19,7 @@ from transcription.gateway.errors import CLOSE_LIMIT, ProtocolError
 from transcription.selectors import TenantAllowance
 
 
-async def admit(principal: StreamPrincipal, session_id: uuid.UUID) -> TenantAllowance:
+async def admit(principal: Principal, session_id: uuid.UUID) -> TenantAllowance:
     """Take a stream slot for the session; refuse it over the monthly quota or the stream cap (4029)."""
     allowance = await db.tenant_allowance(principal.tenant_id, session_id)
     if allowance.left_seconds <= 0:
@@ -35,7 +35,7 @@ async def admit(principal: StreamPrincipal, session_id: uuid.UUID) -> TenantAllo
     return allowance
 
 
-async def release(principal: StreamPrincipal, session_id: uuid.UUID) -> None:
+async def release(principal: Principal, session_id: uuid.UUID) -> None:
     await get_admission().release(principal.tenant_id, str(session_id))
 
 

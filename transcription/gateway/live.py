@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from accounts.middleware import StreamPrincipal
+from accounts.principal import Principal
 from transcription.dispatch import get_dispatcher
 from transcription.engine import SessionConfig, TranscriptEvent
 from transcription.gateway import db, limits
@@ -43,7 +43,7 @@ class LiveSession:
     """What outlives a connection: the engine, the counters and the resume token."""
 
     session_id: uuid.UUID
-    principal: StreamPrincipal
+    principal: Principal
     config: SessionConfig
     handle: SessionHandle
     relay: EventRelay
@@ -70,7 +70,7 @@ class LiveSession:
 
     @classmethod
     async def open_new(
-        cls, principal: StreamPrincipal, config: SessionConfig, target: EventTarget
+        cls, principal: Principal, config: SessionConfig, target: EventTarget
     ) -> tuple["LiveSession", str]:
         """Admit a new session, give it an engine and a row; returns it with its resume token."""
         dispatcher = get_dispatcher()

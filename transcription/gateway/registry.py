@@ -9,7 +9,7 @@ import logging
 from collections import Counter
 from typing import Protocol
 
-from accounts.middleware import StreamPrincipal
+from accounts.principal import Principal
 from asrplatform import process_state
 from transcription.gateway.live import LiveSession
 
@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 class Session(Protocol):
     """What the registry and a resuming connection need of a GatewaySession."""
 
-    principal: StreamPrincipal
+    principal: Principal
 
     async def yield_to_resume(self) -> None: ...
 

@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from accounts.middleware import StreamPrincipal
+from accounts.principal import Principal
 from transcription.dispatch import get_dispatcher
 from transcription.engine import SessionConfig
 from transcription.gateway import db
@@ -63,7 +63,7 @@ class Takeover:
 
 
 async def take_over(
-    principal: StreamPrincipal, request: Any, config: SessionConfig, target: EventTarget, resumer: object
+    principal: Principal, request: Any, config: SessionConfig, target: EventTarget, resumer: object
 ) -> Takeover:
     """Spend the token, then continue the session: on its engine here, or from its stored finals.
 
@@ -86,7 +86,7 @@ async def take_over(
 
 
 async def _reopen_from_database(
-    principal: StreamPrincipal,
+    principal: Principal,
     ask: ResumeRequest,
     config: SessionConfig,
     target: EventTarget,

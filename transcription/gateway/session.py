@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from django.conf import settings
 
-from accounts.middleware import StreamPrincipal
+from accounts.principal import Principal
 from transcription.engine import ConfigError, SessionConfig, TranscriptEvent, parse_start
 from transcription.engine_settings import session_limits
 from transcription.gateway import db, intake, limits, resume, watchdog
@@ -43,7 +43,7 @@ Reason = Session.CloseReason
 
 
 class GatewaySession:
-    def __init__(self, principal: StreamPrincipal, transport: Transport) -> None:
+    def __init__(self, principal: Principal, transport: Transport) -> None:
         self.principal = principal
         self.link = ClientLink(transport)
         self.state = State.WAITING

@@ -14,7 +14,7 @@ from typing import Protocol
 
 from django.conf import settings
 
-from accounts.middleware import StreamPrincipal
+from accounts.principal import Principal
 from transcription.gateway import db
 from transcription.gateway.admission import get_admission
 from transcription.gateway.errors import CLOSE_FORBIDDEN, CLOSE_IDLE, CLOSE_LIMIT, ProtocolError
@@ -26,7 +26,7 @@ Reason = Session.CloseReason
 
 
 class Watched(Protocol):
-    principal: StreamPrincipal
+    principal: Principal
     live: LiveSession | None
     connected_at: float
     last_activity: float
