@@ -45,7 +45,7 @@ from bench.evaluation import (
 from .cluster import DEFAULT_DATABASE, DEFAULT_PG_URL, DEFAULT_REDIS_URL, stack_from_args
 from .hop import HopProbe, measure_hop, setup_django
 from .metrics import analyse, compare
-from .offline import transcribe_clips
+from .offline import transcribe_clips_isolated
 from .report import render, render_comparison
 from .server import ROOT, EmbeddedServer, ServerError, cpu_seconds, memory_bytes
 
@@ -355,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         figures["comparison"] = compare(figures["stream"], celery_stream, hop)
     if not args.no_offline:
         print("offline baseline ...", file=sys.stderr)
-        figures["offline"] = transcribe_clips(entries)
+        figures["offline"] = transcribe_clips_isolated(entries)
     print(render(figures))
     if args.dispatch == "celery":
         print()

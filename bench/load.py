@@ -25,7 +25,7 @@ from asrclient import StreamError, WavAudio, WavError, read_wav
 from bench.evaluation import ConcatenatedSession, ManifestEntry, concatenate_clips, load_manifest
 
 from .loadstats import ClientOutcome, Slo, capacity, level_figures, slo_failures
-from .offline import transcribe_clips
+from .offline import transcribe_clips_isolated
 from .server import ServerError, cpu_seconds, memory_bytes
 from .targets import Target, add_target_arguments, open_target, peer_target, start_run
 
@@ -243,7 +243,7 @@ def sweep(
     offline = None
     if not args.no_offline:  # once, before any server load: the same model on each clip alone
         print("offline baseline: decoding each clip alone ...", file=sys.stderr)
-        offline = dict(zip((e.name for e in entries), transcribe_clips(entries)["hypotheses"], strict=True))
+        offline = dict(zip((e.name for e in entries), transcribe_clips_isolated(entries)["hypotheses"], strict=True))
     warmup = warm_up(target, entries, stream_options)
     if warmup:
         print(f"warning: warm-up session: {warmup}", file=sys.stderr)

@@ -7,8 +7,11 @@ partial context) costs; the model's own errors are common to both.
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -91,3 +94,36 @@ def transcribe_clips(entries: Sequence[ManifestEntry]) -> dict[str, Any]:
         "wer": word_error_rate([e.text for e in entries], hypotheses),
         "wall_s_per_audio_s": round(elapsed / audio_s, 4),
     }
+
+
+def transcribe_clips_isolated(entries: Sequence[ManifestEntry]) -> dict[str, Any]:
+    """``transcribe_clips`` in a Python process of its own, so the baseline does not depend on what
+    the calling process did before.
+
+    A process that has loaded the engine's models (the VAD brings torch and its thread settings)
+    decodes some clips differently from one that has not ("in" for "and", "old-sposed" for
+    "ill-disposed"): the load test's baseline moved by 11 points with the tests run before it.
+    """
+    clips = [{"audio_path": str(e.audio_path), "text": e.text, "source": e.source} for e in entries]
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.offline"],
+        input=json.dumps(clips),
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+        timeout=1800,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"offline baseline failed:\n{proc.stderr[-2000:]}")
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def main() -> None:
+    """Read clips (JSON on stdin), print ``transcribe_clips``' result as one JSON line."""
+    clips = json.loads(sys.stdin.read())
+    entries = [ManifestEntry(Path(c["audio_path"]), c["text"], c.get("source", "")) for c in clips]
+    print(json.dumps(transcribe_clips(entries)))
+
+
+if __name__ == "__main__":
+    main()
