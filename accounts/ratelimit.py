@@ -13,7 +13,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import wraps
+from functools import partial, wraps
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -102,24 +102,34 @@ async def aretry_after_s(*, action: str, address: str) -> int:
     return await sync_to_async(retry_after_s)(action=action, address=address)
 
 
-def rate_limited_login(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """A login view under the failed-login limit: each POST is reserved first, released on success.
+def limited_login(
+    request: HttpRequest, attempt: Callable[[], HttpResponse], refused: Callable[[int], HttpResponse]
+) -> HttpResponse:
+    """A login POST under the failed-login limit: reserved first, released on success.
 
-    Used for the site's login page and the admin's, so one address has one budget for both.
+    ``attempt`` evaluates the login; ``refused(retry_after_s)`` answers an address over its limit.
+    The site's login page and the admin's both go through here: one budget per address.
     """
+    if request.method != "POST":
+        return attempt()
+    address = request_address(request)
+    if not attempt_reserve(action="login_failure", address=address):
+        return refused(retry_after_s(action="login_failure", address=address))
+    response = attempt()
+    if request.user.is_authenticated:
+        attempt_release(action="login_failure", address=address)
+    return response
+
+
+def rate_limited_login(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """A login view (the admin's) under ``limited_login``, refusing with a plain-text 429."""
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if request.method != "POST":
-            return view(request, *args, **kwargs)
-        address = request_address(request)
-        if not attempt_reserve(action="login_failure", address=address):
-            wait = retry_after_s(action="login_failure", address=address)
+        def refused(wait: int) -> HttpResponse:
             return HttpResponse(f"{TOO_MANY} (in {wait} s)", status=429, content_type="text/plain; charset=utf-8")
-        response = view(request, *args, **kwargs)
-        if request.user.is_authenticated:
-            attempt_release(action="login_failure", address=address)
-        return response
+
+        return limited_login(request, partial(view, request, *args, **kwargs), refused)
 
     return wrapper
 

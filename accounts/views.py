@@ -4,6 +4,8 @@ The dashboard, which shows the keys next to usage and recent sessions, is in tra
 it reads transcription's data, and accounts imports nothing of transcription.
 """
 
+from functools import partial
+
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.views import LoginView, LogoutView
@@ -55,16 +57,13 @@ class AccountLoginView(LoginView):
     redirect_authenticated_user = True
 
     def post(self, request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
-        address = ratelimit.request_address(request)
-        if not ratelimit.attempt_reserve(action="login_failure", address=address):
-            form = self.get_form()
-            form.is_valid()
-            form.add_error(None, TOO_MANY)
-            return self.render_to_response(self.get_context_data(form=form, rate_limited=True), status=429)
-        response = super().post(request, *args, **kwargs)
-        if request.user.is_authenticated:
-            ratelimit.attempt_release(action="login_failure", address=address)
-        return response
+        return ratelimit.limited_login(request, partial(super().post, request, *args, **kwargs), self._refused)
+
+    def _refused(self, retry_after_s: int) -> HttpResponse:
+        form = self.get_form()
+        form.is_valid()
+        form.add_error(None, TOO_MANY)
+        return self.render_to_response(self.get_context_data(form=form, rate_limited=True), status=429)
 
 
 class AccountLogoutView(LogoutView):

@@ -1,15 +1,13 @@
 """The CLI client against the real server serving the real application (subprocesses both)."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from bench.evaluation import word_error_rate
 from tests.support.audio import clip
-from tests.support.paths import REPO
+from tests.support.cli import run_client
 from tests.support.servers import free_port, gateway_server
 from tests.support.tenants import make_tenant
 
@@ -20,16 +18,6 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 def server(django_db_setup, django_db_blocker):
     with gateway_server() as server:
         yield server
-
-
-def run_client(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "asrclient", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def test_json_mode_prints_only_server_messages_and_exits_zero(server, eval_dir):

@@ -4,8 +4,6 @@ import datetime
 import ipaddress
 import json
 import ssl
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -17,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from bench.evaluation import word_error_rate
-from tests.support.paths import REPO
+from tests.support.cli import run_client
 from tests.support.servers import gateway_server
 from tests.support.tenants import make_tenant
 
@@ -91,16 +89,6 @@ def tls_server(django_db_setup, django_db_blocker, private_ca):
     ca, key, cert = private_ca
     with gateway_server(tls=(key, cert)) as server:
         yield server
-
-
-def run_client(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "asrclient", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def test_cli_streams_jfk_over_wss_trusting_the_private_ca(tls_server, private_ca, eval_dir):
