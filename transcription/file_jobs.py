@@ -16,22 +16,26 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import redis
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.models import Tenant
 from asrplatform import process_state
-from transcription import audiofile, selectors, services
+from transcription import audiofile, quota, selectors, services
 from transcription.engine import SessionConfig, StreamingSession
 from transcription.engine.audio import TARGET_RATE
 from transcription.engine.config import ConfigError, parse_start
 from transcription.engine.models import load_models
 from transcription.engine_settings import model_settings_from_django, session_limits
 from transcription.models import FileTranscription, Session
+from transcription.quota import LedgerKey
 
 logger = logging.getLogger(__name__)
 
+PENDING = (FileTranscription.Status.QUEUED, FileTranscription.Status.RUNNING)
 PROGRESS_EVERY_S = 1.0  # wall-clock seconds between progress (and metering) writes
 # What a client may set for a file; the rest of the engine config is fixed for offline decoding.
 CLIENT_OPTIONS = ("language", "model", "word_timestamps", "prompt", "hotwords", "endpointing_ms", "max_utterance_s")
@@ -80,15 +84,58 @@ def job_create(
         raise JobRefused(
             "too_long", f"The audio lasts {info.duration_s:.0f} s; files may last at most {max_s:g} s.", 413
         )
-    allowance = selectors.tenant_allowance(tenant_id=tenant_id)
-    left_s = allowance.left_seconds
+    key = LedgerKey.of(tenant_id, timezone.now())
+    reserved_s = _reserve(key, selectors.tenant_allowance(tenant_id=tenant_id), info.duration_s)
+    try:
+        job = _create(tenant_id=tenant_id, api_key_id=api_key_id, upload=upload, config=config, info=info)
+    except BaseException:
+        quota.give_back(key, reserved_s)
+        raise
+    logger.info("file job queued job_id=%s tenant_id=%s bytes=%d", job.id, tenant_id, job.size_bytes)
+    return job
+
+
+def _reserve(key: LedgerKey, allowance: selectors.TenantAllowance, declared_s: float | None) -> float:
+    """Take a file's declared duration from the tenant's month now, so concurrent uploads cannot all
+    fit in the same seconds; a file that declares none is cut at the quota as it is decoded."""
+
+    def used_in_db() -> float:
+        return selectors.usage_seconds_this_month(tenant_id=key.tenant_id, now=key.month_start)
+
+    try:
+        left_s = quota.left(key, allowance.quota_seconds, used_in_db=used_in_db)
+        reserved_s = 0.0
+        if declared_s and left_s >= declared_s:
+            reserved_s = quota.take(key, declared_s, allowance.quota_seconds, used_in_db=used_in_db, whole=True)
+            left_s = left_s if reserved_s else 0.0  # another upload took the seconds first
+    except redis.RedisError:
+        logger.warning("usage ledger unreachable, checking the upload on the database's figures", exc_info=True)
+        left_s, reserved_s = allowance.left_seconds, 0.0
     if left_s <= 0:
         raise JobRefused("quota_exceeded", f"This month's audio quota ({allowance.quota_seconds:g} s) is used up.", 429)
-    if info.duration_s is not None and info.duration_s > left_s:
-        message = f"The audio lasts {info.duration_s:.1f} s but only {left_s:.1f} s of this month's quota are left."
+    if declared_s is not None and declared_s > left_s:
+        message = f"The audio lasts {declared_s:.1f} s but only {left_s:.1f} s of this month's quota are left."
         raise JobRefused("quota_exceeded", message, 429)
+    return reserved_s
+
+
+def _create(
+    *,
+    tenant_id: int,
+    api_key_id: int | None,
+    upload: UploadedFile,
+    config: SessionConfig,
+    info: audiofile.AudioFileInfo,
+) -> FileTranscription:
+    """Store the upload as a queued job with its session, unless the tenant has too many queued."""
     upload.seek(0)
     with transaction.atomic():
+        Tenant.objects.select_for_update().get(pk=tenant_id)  # one upload of a tenant counts at a time
+        pending = FileTranscription.objects.filter(tenant_id=tenant_id, status__in=PENDING).count()
+        if pending >= settings.ASR_MAX_QUEUED_FILE_JOBS:
+            cap = settings.ASR_MAX_QUEUED_FILE_JOBS
+            message = f"At most {cap} files may be queued or running at once; wait for some to finish."
+            raise JobRefused("too_many_jobs", message, 429)
         session = services.session_start(
             tenant_id=tenant_id,
             api_key_id=api_key_id,
@@ -103,7 +150,7 @@ def job_create(
             api_key_id=api_key_id,
             session=session,
             filename=(upload.name or "")[-255:],
-            size_bytes=upload.size,
+            size_bytes=upload.size or 0,
             format=info.format[:40],
             duration_s=info.duration_s,
             options=config.to_dict(),
@@ -111,7 +158,6 @@ def job_create(
         job.audio.save(f"{job.id}.upload", upload, save=False)  # never the client's file name on disk
         job.save()
         transaction.on_commit(lambda: enqueue(job.id))
-    logger.info("file job queued job_id=%s tenant_id=%s bytes=%d", job.id, tenant_id, job.size_bytes)
     return job
 
 
@@ -177,8 +223,9 @@ class _Runner:
         self.tenant_id = job.tenant_id
         self.session_id = job.session_id
         self.engine = StreamingSession(SessionConfig.from_dict(job.options), load_models(model_settings_from_django()))
-        allowance = selectors.tenant_allowance(tenant_id=self.tenant_id, excluding_session_id=self.session_id)
-        self.left_s = allowance.left_seconds
+        self.allowance = selectors.tenant_allowance(tenant_id=self.tenant_id, excluding_session_id=self.session_id)
+        self.key = LedgerKey.of(self.tenant_id, job.session.started_at)
+        self.granted_s = job.duration_s or 0.0  # a declared duration was taken from the ledger at upload
         self.samples = 0
         self.last_report = time.monotonic()
 
@@ -189,11 +236,11 @@ class _Runner:
     def run(self) -> Session.CloseReason:
         """Transcribe the whole file (or up to the quota); the session's close reason."""
         max_s = settings.ASR_FILE_MAX_DURATION_S
-        left = max(0, int(self.left_s * TARGET_RATE))
         with self.job.audio.open("rb") as f:
             for chunk in audiofile.decode(f, max_s=max_s):
-                if self.samples + len(chunk) > left:
-                    self._feed(chunk[: left - self.samples])
+                allowed = self._allowed(len(chunk))
+                if allowed < len(chunk):
+                    self._feed(chunk[:allowed])
                     self._store(self.engine.finalize("quota"))
                     return Session.CloseReason.QUOTA_EXCEEDED
                 self._feed(chunk)
@@ -201,6 +248,28 @@ class _Runner:
                     self._report()
         self._store(self.engine.finalize("stop"))
         return Session.CloseReason.STOP
+
+    def _allowed(self, samples: int) -> int:
+        """How many more samples the quota lets in: beyond what was granted, more comes from the
+        tenant's ledger a decoded chunk at a time (or from the database's figures without a ledger)."""
+        needed_s = (self.samples + samples) / TARGET_RATE - self.granted_s
+        if needed_s > 0:
+            try:
+                quota_s = self.allowance.quota_seconds
+                self.granted_s += quota.take(self.key, needed_s, quota_s, used_in_db=self._used_in_db)
+            except redis.RedisError:
+                logger.warning("usage ledger unreachable, cutting on the database's figures job_id=%s", self.job.pk)
+                self.granted_s = max(self.granted_s, self.allowance.left_seconds)
+        return max(0, min(samples, int(self.granted_s * TARGET_RATE) - self.samples))
+
+    def _used_in_db(self) -> float:
+        return selectors.usage_seconds_this_month(tenant_id=self.tenant_id, now=self.key.month_start)
+
+    def give_back_unused(self) -> None:
+        try:
+            quota.give_back(self.key, self.granted_s - self.processed_s)
+        except redis.RedisError:
+            logger.warning("returning unused quota failed job_id=%s", self.job.pk)
 
     def _feed(self, chunk: Any) -> None:
         self.samples += len(chunk)
@@ -241,6 +310,8 @@ def run_job(job_id: uuid.UUID | str) -> None:
             ("internal_error", "The recognizer failed on this file."),
         )
     processed = runner.processed_s if runner else 0.0
+    if runner is not None:
+        runner.give_back_unused()
     _finish(job, close_reason=close_reason, error=error, processed_s=processed)
 
 

@@ -225,6 +225,10 @@ ASR_ADMISSION_REDIS_URL = os.environ.get("ASR_ADMISSION_REDIS_URL", REDIS_URL)
 ASR_STREAM_TTL_S = env_float("ASR_STREAM_TTL_S", 15.0)
 # Live sessions write their metered audio seconds this often, so usage survives a crash.
 ASR_USAGE_FLUSH_S = env_float("ASR_USAGE_FLUSH_S", 5.0)
+# The monthly quota's ledger (transcription/quota.py): in Redis when there is one, shared by every
+# gateway and worker, else in this process. Streams take audio from it this many seconds at a time.
+ASR_QUOTA_REDIS_URL = os.environ.get("ASR_QUOTA_REDIS_URL", ASR_ADMISSION_REDIS_URL)
+ASR_QUOTA_GRANT_S = env_float("ASR_QUOTA_GRANT_S", 1.0)
 # Plans: the defaults a new tenant gets; each tenant's own values override them.
 ASR_PLANS = {
     "free": {"monthly_audio_seconds_quota": 3600, "max_concurrent_streams": 2},
@@ -254,6 +258,8 @@ ASR_FILE_MAX_DURATION_S = env_float("ASR_FILE_MAX_DURATION_S", 3 * 3600.0)
 ASR_FILE_QUEUE = os.environ.get("ASR_FILE_QUEUE", "asr.files")
 # Jobs running at once in embedded mode (each takes CPU from live streams).
 ASR_FILE_LOCAL_WORKERS = env_int("ASR_FILE_LOCAL_WORKERS", 1)
+# File jobs a tenant may have queued or running at once; more uploads get 429 until some finish.
+ASR_MAX_QUEUED_FILE_JOBS = env_int("ASR_MAX_QUEUED_FILE_JOBS", 10)
 
 # --- Distributed inference (ASR_DISPATCH=celery) ------------------------------------------
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -160,9 +161,10 @@ def test_upload_longer_than_the_quota_left_is_refused(jfk, tenant_a):
 
 @pytest.mark.django_db
 def test_quota_that_runs_out_while_the_job_waits_cuts_it_exactly(jfk, tenant_a):
-    """A stream used the quota up between upload and run: the job transcribes what is left, exactly."""
+    """A file without a duration in its header reserves nothing at upload; the quota shrank before it
+    ran: the job transcribes what is left, exactly."""
     _, samples, rate = jfk
-    upload_file = SimpleUploadedFile("jfk.flac", encode(samples, rate, "flac"))
+    upload_file = SimpleUploadedFile("jfk.webm", encode(samples, rate, "webm", streamed=True))
     job = file_jobs.job_create(tenant_id=tenant_a.tenant.pk, api_key_id=None, upload=upload_file, options={})
     tenant_a.tenant.monthly_audio_seconds_quota = 4  # (on_commit never fires inside this test's transaction)
     tenant_a.tenant.save()
@@ -176,6 +178,51 @@ def test_quota_that_runs_out_while_the_job_waits_cuts_it_exactly(jfk, tenant_a):
     segments = list(job.session.segments.all())
     assert segments and all(s.end <= 4.0 + 1e-6 for s in segments)
     assert "fellow americans" in " ".join(s.text.lower() for s in segments)  # the first words were kept
+
+
+@pytest.mark.django_db
+def test_concurrent_uploads_reserve_their_declared_duration(jfk, tenant_a):
+    """Three 11 s files on a 25 s quota, none run yet: the third no longer fits."""
+    _, samples, rate = jfk
+    tenant_a.tenant.monthly_audio_seconds_quota = 25
+    tenant_a.tenant.save()
+    client = key_client(tenant_a.raw_key)
+    statuses = [upload(client, encode(samples, rate, "flac")).status_code for _ in range(3)]
+    assert statuses == [202, 202, 429]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_files_without_a_declared_duration_running_at_once_stay_within_the_quota(jfk, tenant_a, monkeypatch):
+    """Undeclared durations are taken from the quota as they are decoded, by every job at once."""
+    _, samples, rate = jfk
+    monkeypatch.setattr(file_jobs, "enqueue", lambda job_id: None)  # this test runs the jobs itself, at once
+    tenant_a.tenant.monthly_audio_seconds_quota = 25
+    tenant_a.tenant.save()
+    data = encode(samples, rate, "webm", streamed=True)
+    jobs = [
+        file_jobs.job_create(
+            tenant_id=tenant_a.tenant.pk, api_key_id=None, upload=SimpleUploadedFile("a.webm", data), options={}
+        )
+        for _ in range(3)
+    ]
+    with ThreadPoolExecutor(3) as pool:
+        list(pool.map(file_jobs.run_job, [job.id for job in jobs]))
+    processed = [FileTranscription.objects.get(pk=job.pk).processed_s for job in jobs]
+    assert sum(processed) == pytest.approx(25.0, abs=0.01)
+    assert selectors.usage_seconds_this_month(tenant_id=tenant_a.tenant.pk) == pytest.approx(25.0, abs=0.01)
+
+
+@pytest.mark.django_db
+def test_a_tenants_queued_jobs_are_capped(jfk, tenant_a, settings):
+    settings.ASR_MAX_QUEUED_FILE_JOBS = 2
+    _, samples, rate = jfk
+    data = encode(samples, rate, "flac")
+    client = key_client(tenant_a.raw_key)
+    assert [upload(client, data).status_code for _ in range(2)] == [202, 202]
+    refused = upload(client, data)
+    assert refused.status_code == 429 and refused.json()["code"] == "too_many_jobs"
+    file_jobs.run_job(FileTranscription.objects.filter(tenant=tenant_a.tenant).first().pk)
+    assert upload(client, data).status_code == 202  # one finished: room again
 
 
 @pytest.mark.django_db

@@ -18,12 +18,25 @@ FORMATS = {
 }
 
 
-def encode(samples: np.ndarray, rate: int, name: str) -> bytes:
-    """``samples``: mono float32 at ``rate``; returns the file's bytes in format ``name``."""
+class _Stream:
+    """A sink that cannot seek, like a browser's MediaRecorder: the muxer cannot go back and write
+    the duration into the header."""
+
+    def __init__(self) -> None:
+        self.buffer = io.BytesIO()
+
+    def write(self, data: bytes) -> int:
+        return self.buffer.write(data)
+
+
+def encode(samples: np.ndarray, rate: int, name: str, *, streamed: bool = False) -> bytes:
+    """``samples``: mono float32 at ``rate``; returns the file's bytes in format ``name`` (written as
+    a stream, without a duration in the header, when ``streamed``)."""
     container_name, codec, out_rate, channels = FORMATS[name]
-    buffer = io.BytesIO()
+    sink = _Stream() if streamed else None
+    buffer = sink.buffer if sink else io.BytesIO()
     layout = "stereo" if channels == 2 else "mono"
-    with av.open(buffer, mode="w", format=container_name) as container:
+    with av.open(sink or buffer, mode="w", format=container_name) as container:
         stream = container.add_stream(codec, rate=out_rate, layout=layout)
         resampler = av.AudioResampler(format=stream.codec_context.format, layout=layout, rate=out_rate)
         frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1).astype(np.float32), format="flt", layout="mono")

@@ -12,6 +12,7 @@ from tests.support.ws import Transcript, communicator, read_until_closed, send_a
 from transcription import selectors
 from transcription.gateway.admission import LocalAdmission, RedisAdmission
 from transcription.models import Session
+from transcription.quota import LedgerKey, LocalLedger, RedisLedger
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("models_loaded")]
 
@@ -177,3 +178,62 @@ async def test_final_latency_is_observed_for_metrics(tenant_a, eval_dir):
     assert len(transcript.finals) == 1
     observed = sum(b.get() for b in metrics.FINAL_LATENCY._buckets) - before[1]
     assert observed == 1 and 0 < metrics.FINAL_LATENCY._sum.get() - before[0] < 10
+
+
+async def stream_silence(raw_key: str, seconds: float) -> Transcript:
+    """One stream of ``seconds`` of audio sent as fast as the gateway takes it, then ``stop``."""
+    comm = communicator(raw_key)
+    await comm.connect()
+    transcript = Transcript()
+    await send_json(comm, {"type": "start", "interim_results": False})
+    await send_audio(comm, np.zeros(int(16000 * seconds), dtype="<i2").tobytes(), transcript=transcript)
+    await send_json(comm, {"type": "stop"})
+    await read_until_closed(comm, transcript, timeout=60)
+    await comm.disconnect()
+    return transcript
+
+
+@pytest.mark.parametrize("ledger", ["local", "redis"])
+async def test_concurrent_streams_cannot_spend_the_same_quota_twice(tenant_a, settings, ledger):
+    """Three streams of 12 s on a 20 s quota: together they get 20 s at most (each alone fits)."""
+    if ledger == "redis":
+        settings.ASR_QUOTA_REDIS_URL = "redis://127.0.0.1:6379/0"
+        settings.ASR_REDIS_PREFIX = f"asrtest-{uuid.uuid4().hex[:8]}"
+    await set_tenant(tenant_a.tenant, monthly_audio_seconds_quota=20, max_concurrent_streams=5)
+    transcripts = await asyncio.gather(*(stream_silence(tenant_a.raw_key, 12.0) for _ in range(3)))
+    used = await asyncio.to_thread(selectors.usage_seconds_this_month, tenant_id=tenant_a.tenant.pk)
+    assert 19.0 <= used <= 20.0 + 1e-6
+    cut = [t for t in transcripts if t.error and t.error["code"] == "quota_exceeded"]
+    assert len(cut) >= 1 and all(t.close_code == 4029 for t in cut)
+    refused = await stream_silence(tenant_a.raw_key, 1.0)  # and the month is used up for the next one
+    assert refused.error["code"] == "quota_exceeded"
+
+
+async def test_a_stream_gives_back_the_quota_it_was_granted_and_did_not_use(tenant_a, settings):
+    settings.ASR_QUOTA_GRANT_S = 5.0
+    await set_tenant(tenant_a.tenant, monthly_audio_seconds_quota=10)
+    first = await stream_silence(tenant_a.raw_key, 1.5)  # granted 5 s, used 1.5 s
+    assert first.error is None
+    second = await stream_silence(tenant_a.raw_key, 12.0)
+    assert second.error["code"] == "quota_exceeded"
+    used = await asyncio.to_thread(selectors.usage_seconds_this_month, tenant_id=tenant_a.tenant.pk)
+    assert used == pytest.approx(10.0, abs=1e-3)
+
+
+@pytest.mark.parametrize("kind", ["local", "redis"])
+async def test_the_ledger_grants_each_second_once_across_processes_and_is_seeded_from_the_database(kind):
+    key = LedgerKey(10**9 + np.random.randint(10**6), "2026-12")
+    if kind == "redis":
+        prefix = f"asrtest-{uuid.uuid4().hex[:8]}"
+        gateways: list = [RedisLedger("redis://127.0.0.1:6379/0", prefix) for _ in range(2)]
+    else:
+        gateways = [LocalLedger()] * 2
+    assert await gateways[0].atake(key, 1.0, 20.0) is None  # not seeded: the caller seeds it from the database
+    await gateways[0].aseed(key, 5.5)
+    await gateways[1].aseed(key, 0.0)  # a second seeding loses: the ledger was already there
+    grants = await asyncio.gather(*(gateways[i % 2].atake(key, 0.75, 20.0) for i in range(40)))
+    assert sum(grants) == pytest.approx(14.5) and max(grants) == 0.75 and min(grants) == 0.0
+    await gateways[1].agive_back(key, 2.0)
+    assert await gateways[0].atake(key, 3.0, 20.0, whole=True) == 0.0  # all or nothing
+    assert await gateways[0].atake(key, 2.0, 20.0, whole=True) == pytest.approx(2.0)
+    assert await asyncio.to_thread(gateways[1].used, key) == pytest.approx(20.0)

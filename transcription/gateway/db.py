@@ -1,6 +1,7 @@
 """The gateway's ORM boundary: each call a thin async wrapper around one service or selector."""
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -89,3 +90,8 @@ def tenant_allowance(tenant_id: int, session_id: uuid.UUID, api_key_id: int | No
 @database_sync_to_async
 def session_meter(tenant_id: int, session_id: uuid.UUID, audio_seconds: float) -> None:
     services.session_meter(tenant_id=tenant_id, session_id=session_id, audio_seconds=audio_seconds)
+
+
+@database_sync_to_async
+def usage_in_month(tenant_id: int, month_start: datetime) -> float:
+    return selectors.usage_seconds_this_month(tenant_id=tenant_id, now=month_start)

@@ -1,13 +1,15 @@
 """Limits a session lives within: the tenant's quota and stream cap, and per-connection bounds.
 
-The tenant's limits (admission at start, audio cut at the quota's exact sample) read the database
-and the admission slots; the per-connection ones (text-message rate) are local and cheap, so they
-run before a message is even parsed.
+The tenant's limits (admission at start, audio cut at the quota's exact sample) read the database,
+the admission slots and the usage ledger (``transcription.quota``); the per-connection ones
+(text-message rate) are local and cheap, so they run before a message is even parsed.
 """
 
 import asyncio
+import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 
 from django.conf import settings
 
@@ -16,13 +18,16 @@ from transcription.engine import SessionConfig
 from transcription.gateway import db
 from transcription.gateway.admission import get_admission
 from transcription.gateway.errors import CLOSE_LIMIT, ProtocolError
+from transcription.quota import StreamCredit
 from transcription.selectors import TenantAllowance
 
+logger = logging.getLogger(__name__)
 
-async def admit(principal: Principal, session_id: uuid.UUID) -> TenantAllowance:
+
+async def admit(principal: Principal, session_id: uuid.UUID, credit: StreamCredit) -> TenantAllowance:
     """Take a stream slot for the session; refuse it over the monthly quota or the stream cap (4029)."""
     allowance = await db.tenant_allowance(principal.tenant_id, session_id)
-    if allowance.left_seconds <= 0:
+    if not await _first_grant(allowance, credit):
         raise ProtocolError(
             "quota_exceeded", f"This month's audio quota ({allowance.quota_seconds:g} s) is used up.", CLOSE_LIMIT
         )
@@ -39,10 +44,42 @@ async def release(principal: Principal, session_id: uuid.UUID) -> None:
     await get_admission().release(principal.tenant_id, str(session_id))
 
 
-def audio_allowed(allowance: TenantAllowance, config: SessionConfig, audio_bytes: int, nbytes: int) -> int:
-    """How many of ``nbytes`` more fit in the tenant's quota (the rest is refused, exactly)."""
-    left_bytes = int(allowance.left_seconds * config.sample_rate) * config.bytes_per_frame - audio_bytes
-    return max(0, min(nbytes, left_bytes))
+async def _first_grant(allowance: TenantAllowance, credit: StreamCredit) -> bool:
+    """Whether the tenant's month has any audio left, asked of the ledger (of the database without it)."""
+    try:
+        return await credit.prefetch(allowance.quota_seconds, _used_in_db(credit)) > 0
+    except Exception:
+        logger.warning("usage ledger unreachable, admitting on the database's figures", exc_info=True)
+        return allowance.left_seconds > 0
+
+
+async def audio_allowed(
+    allowance: TenantAllowance, credit: StreamCredit, config: SessionConfig, audio_bytes: int, nbytes: int
+) -> int:
+    """How many of ``nbytes`` more fit in the tenant's quota (the rest is refused, to the sample).
+
+    The seconds come out of the ledger every concurrent stream shares; should it be unreachable, the
+    session falls back on the database's figures (its own audio against what others had metered).
+    """
+    audio_s = nbytes / config.bytes_per_second
+    try:
+        granted_s = await credit.spend(audio_s, allowance.quota_seconds, _used_in_db(credit))
+    except Exception:
+        logger.warning("usage ledger unreachable, cutting on the database's figures", exc_info=True)
+        left_bytes = int(allowance.left_seconds * config.sample_rate) * config.bytes_per_frame - audio_bytes
+        return max(0, min(nbytes, left_bytes))
+    if granted_s >= audio_s:
+        return nbytes
+    return min(nbytes, round(granted_s * config.sample_rate) * config.bytes_per_frame)
+
+
+def _used_in_db(credit: StreamCredit) -> Callable[[], Awaitable[float]]:
+    key = credit.key
+
+    async def used() -> float:
+        return await db.usage_in_month(key.tenant_id, key.month_start)
+
+    return used
 
 
 def public() -> dict[str, float]:

@@ -6,6 +6,8 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from django.utils import timezone
+
 from accounts.principal import Principal
 from transcription.dispatch import get_dispatcher
 from transcription.engine import SessionConfig, TranscriptEvent
@@ -13,6 +15,7 @@ from transcription.gateway import db, limits
 from transcription.gateway.errors import CLOSE_LIMIT, ProtocolError
 from transcription.gateway.events import Closed
 from transcription.gateway.tokens import new_resume_token
+from transcription.quota import LedgerKey, StreamCredit
 from transcription.runner.contract import EngineFailure, SessionHandle, WorkerRefusal
 from transcription.selectors import TenantAllowance
 
@@ -49,11 +52,16 @@ class LiveSession:
     relay: EventRelay
     resume_token_hash: str
     allowance: TenantAllowance | None = None
+    credit: StreamCredit | None = None  # set in __post_init__: audio the quota ledger granted, unused
     audio_bytes: int = 0
     segments: int = 0
     next_segment: int = 0
     next_segment_at_park: int = 0
     slot_held: bool = False
+
+    def __post_init__(self) -> None:
+        if self.credit is None:
+            self.credit = StreamCredit(LedgerKey.of(self.principal.tenant_id, timezone.now()))
 
     @property
     def audio_seconds(self) -> float:
@@ -75,7 +83,8 @@ class LiveSession:
         """Admit a new session, give it an engine and a row; returns it with its resume token."""
         dispatcher = get_dispatcher()
         session_id = uuid.uuid4()
-        allowance = await limits.admit(principal, session_id)
+        credit = StreamCredit(LedgerKey.of(principal.tenant_id, timezone.now()))
+        allowance = await limits.admit(principal, session_id, credit)
         relay = EventRelay(target)
         try:
             handle = await dispatcher.open_session(
@@ -83,20 +92,23 @@ class LiveSession:
             )
         except WorkerRefusal as refusal:
             await limits.release(principal, session_id)
+            await credit.give_back()
             raise ProtocolError(refusal.code, refusal.message, CLOSE_LIMIT) from None
         token, token_hash = new_resume_token()
-        live = cls(session_id, principal, config, handle, relay, token_hash, allowance, slot_held=True)
+        live = cls(session_id, principal, config, handle, relay, token_hash, allowance, credit, slot_held=True)
         # The row exists only for sessions a worker took, so a refused start leaves nothing behind.
         await db.session_start(principal, config, dispatcher.engine_name, session_id, token_hash)
         return live, token
 
     async def admit(self) -> None:
         """Take a stream slot again (a resumed session); refused like a new one."""
-        self.allowance = await limits.admit(self.principal, self.session_id)
+        assert self.credit is not None
+        self.allowance = await limits.admit(self.principal, self.session_id, self.credit)
         self.slot_held = True
 
     async def finish(self, close_reason: str, utterance_reason: str) -> None:
-        """Finalize and store the open utterance, close the row, free the slot: each step despite the others."""
+        """Finalize and store the open utterance, close the row, free the slot and the unused quota
+        grant: each step despite the others."""
         try:
             await self.handle.finish(utterance_reason)
         except Exception:
@@ -111,3 +123,8 @@ class LiveSession:
                 await limits.release(self.principal, self.session_id)
             except Exception:
                 logger.warning("releasing the stream slot failed session_id=%s", self.session_id, exc_info=True)
+        try:
+            assert self.credit is not None
+            await self.credit.give_back()
+        except Exception:
+            logger.warning("returning unused quota failed session_id=%s", self.session_id, exc_info=True)

@@ -188,9 +188,9 @@ class GatewaySession:
         if self.state is State.WAITING:
             await self._start(Start({}))
         live = self.live
-        assert live is not None and live.allowance is not None
+        assert live is not None and live.allowance is not None and live.credit is not None
         intake.check_whole_samples(data, live.config)
-        allowed = limits.audio_allowed(live.allowance, live.config, live.audio_bytes, len(data))
+        allowed = await limits.audio_allowed(live.allowance, live.credit, live.config, live.audio_bytes, len(data))
         if allowed:
             await self.pacer.take(allowed / live.config.bytes_per_second)  # a fast client waits here
             if self.state is not State.STREAMING:
