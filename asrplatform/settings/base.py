@@ -353,5 +353,13 @@ ASR_ALLOWED_ORIGINS = [o.strip().rstrip("/") for o in os.environ.get("ASR_ALLOWE
 ASR_TRUSTED_PROXIES = [p.strip() for p in os.environ.get("ASR_TRUSTED_PROXIES", "").split(",") if p.strip()]
 # Request bodies other than file uploads (forms, JSON) are refused past this size, before being read.
 ASR_HTTP_MAX_BODY_BYTES = env_int("ASR_HTTP_MAX_BODY_BYTES", 1024 * 1024)
+# A request head (request line and headers) must arrive whole this soon after the connection opens, or
+# after its first byte on a kept-alive connection: a client that trickles it is cut off (asrplatform/server.py).
+ASR_HTTP_HEADER_TIMEOUT_S = env_float("ASR_HTTP_HEADER_TIMEOUT_S", 10.0)
+# Connections one server process holds at once, WebSocket streams included. Past it, a new connection
+# closes the one that has waited longest for its request head, or is refused if none is waiting.
+# 900: under the usual open-file limit of 1024 (ulimit -n), with room for the database, Redis and
+# models; raise both for a gateway that holds more streams.
+ASR_HTTP_MAX_CONNECTIONS = env_int("ASR_HTTP_MAX_CONNECTIONS", 900)
 # /metrics: a scrape token (Authorization: Bearer) or a logged-in staff user.
 ASR_METRICS_TOKEN = os.environ.get("ASR_METRICS_TOKEN", "")
