@@ -27,6 +27,7 @@ from django.conf import settings
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
+from transcription import instruments
 
 logger = logging.getLogger(__name__)
 
@@ -146,6 +147,7 @@ def main(argv: list[str] | None = None) -> None:
         ssl_keyfile=args.ssl_keyfile,
         ssl_certfile=args.ssl_certfile,
     )
+    instruments.mark_process_dead(os.getpid())
 
 
 if __name__ == "__main__":

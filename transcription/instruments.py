@@ -3,10 +3,18 @@
 They live apart from ``metrics`` (which reads the database, the worker registry and the dispatcher
 at scrape time) so that the code feeding them needs nothing above it: ``dispatch/celery`` records
 the dispatch hop here without importing ``metrics``, which imports ``dispatch``.
+
+Multiprocess mode: with PROMETHEUS_MULTIPROC_DIR set (prometheus_client reads it once, when first
+imported), every process writes its samples to files there and ``metrics`` sums them all at scrape
+time. There are no gauges here: a gauge would need a ``multiprocess_mode``, and a live one
+(``livesum``...) its process marked dead when it ends (:func:`mark_process_dead`).
 """
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+import os
 
+from prometheus_client import CollectorRegistry, Counter, Histogram, multiprocess
+
+MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
 REGISTRY = CollectorRegistry()
 FINAL_LATENCY = Histogram(
     "asr_final_latency_seconds",
@@ -33,3 +41,9 @@ def count_error(code: str) -> None:
 
 def observe_dispatch_lag(seconds: float) -> None:
     DISPATCH_LAG.observe(max(seconds, 0.0))  # hosts' clocks may disagree by a little
+
+
+def mark_process_dead(pid: int) -> None:
+    """Multiprocess mode: a process that ends drops its live gauges; its counts stay in the sums."""
+    if MULTIPROC_DIR:
+        multiprocess.mark_process_dead(pid, MULTIPROC_DIR)

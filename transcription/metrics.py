@@ -5,8 +5,9 @@ read at scrape time, so they are right across every gateway process; so is the i
 (per Celery worker from the Redis registry, or this process's embedded engine pool). Final latency,
 protocol errors and the dispatch hop happen inside the gateway: the histograms and counter below
 are there for it to feed (``observe_final_latency``, ``count_error``, ``observe_dispatch_lag``, defined
-in ``instruments`` and re-exported here); in a multi-process deployment set PROMETHEUS_MULTIPROC_DIR
-so every process's samples are summed.
+in ``instruments`` and re-exported here). Each process counts its own; with several processes on a
+host, set PROMETHEUS_MULTIPROC_DIR for all of them and /metrics sums every process's samples
+(docs/deployment.md, Metrics).
 """
 
 import logging
@@ -15,8 +16,9 @@ from collections.abc import Iterator
 
 import redis
 from django.conf import settings
-from prometheus_client import generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from asrplatform import process_state
@@ -25,6 +27,7 @@ from transcription.instruments import (  # re-exported: the gateway feeds them a
     DISPATCH_LAG,
     ERRORS,
     FINAL_LATENCY,
+    MULTIPROC_DIR,
     REGISTRY,
     count_error,
     observe_dispatch_lag,
@@ -109,9 +112,21 @@ def _worker_metrics() -> Iterator[Metric]:
     yield from (depth, age, lag)
 
 
-REGISTRY.register(DatabaseCollector())
-REGISTRY.register(BacklogCollector())
+def _scrape_registry() -> CollectorRegistry:
+    """The instruments of this process, or in multiprocess mode every process's summed from their files
+    (not this process's ``REGISTRY`` too: its samples are in the files); then the scrape-time figures."""
+    if MULTIPROC_DIR:
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=MULTIPROC_DIR)
+    else:
+        registry = REGISTRY
+    registry.register(DatabaseCollector())
+    registry.register(BacklogCollector())
+    return registry
+
+
+SCRAPE_REGISTRY = _scrape_registry()
 
 
 def render() -> bytes:
-    return generate_latest(REGISTRY)
+    return generate_latest(SCRAPE_REGISTRY)

@@ -363,3 +363,6 @@ ASR_HTTP_HEADER_TIMEOUT_S = env_float("ASR_HTTP_HEADER_TIMEOUT_S", 10.0)
 ASR_HTTP_MAX_CONNECTIONS = env_int("ASR_HTTP_MAX_CONNECTIONS", 900)
 # /metrics: a scrape token (Authorization: Bearer) or a logged-in staff user.
 ASR_METRICS_TOKEN = os.environ.get("ASR_METRICS_TOKEN", "")
+# PROMETHEUS_MULTIPROC_DIR (environment only: prometheus_client reads it when first imported): a
+# directory shared by the processes of one host, emptied before they start; /metrics then sums the
+# samples of all of them. Unset (the default): each process reports its own (docs/deployment.md).

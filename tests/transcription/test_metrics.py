@@ -1,11 +1,17 @@
 """/metrics: Prometheus text, only with the scrape token or for staff; figures from the database."""
 
+import os
+import subprocess
+import sys
 import threading
+import urllib.request
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
+from tests.support.paths import REPO
+from tests.support.servers import gateway_server
 from transcription import metrics
 from transcription import services as transcription_services
 
@@ -106,3 +112,30 @@ def test_an_unreachable_worker_registry_leaves_the_other_metrics_served(settings
     settings.ASR_REGISTRY_URL = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
     body = scrape(settings)
     assert "asr_live_sessions " in body and "asr_worker_queue_depth" not in body
+
+
+def record_in_a_process_of_its_own(env: dict[str, str], latency_s: float) -> None:
+    code = (
+        "from transcription import instruments; "
+        f"instruments.observe_final_latency({latency_s}); instruments.count_error('quota_exceeded')"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, check=True, timeout=60)
+
+
+def test_multiprocess_mode_sums_the_samples_of_every_process_once(django_db_setup, tmp_path):
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    record_in_a_process_of_its_own(env, 0.3)
+    record_in_a_process_of_its_own(env, 2.0)
+    server_env = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "ASR_METRICS_TOKEN": "scrape-secret"}
+    with gateway_server(extra_env={**server_env, "ASR_PRELOAD": "0", "REDIS_URL": ""}) as server:
+        request = urllib.request.Request(
+            f"{server.http_url}/metrics", headers={"Authorization": "Bearer scrape-secret"}
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            body = response.read().decode()
+    assert sample(body, "asr_final_latency_seconds_count") == 2
+    assert sample(body, "asr_final_latency_seconds_sum") == pytest.approx(2.3)
+    assert 'asr_final_latency_seconds_bucket{le="0.5"} 1.0' in body
+    assert 'asr_errors_total{code="quota_exceeded"} 2.0' in body
+    for name in ("asr_final_latency_seconds_count", "asr_live_sessions", "asr_local_pool_queue_depth"):
+        assert sum(line.startswith(name + " ") for line in body.splitlines()) == 1, name  # each figure once
