@@ -21,6 +21,7 @@ from asrplatform.edge.body_limits import BodyLimitMiddleware  # noqa: E402
 from asrplatform.edge.client_address import ClientAddressMiddleware  # noqa: E402
 from transcription.dispatch import get_dispatcher  # noqa: E402
 from transcription.gateway.routing import websocket_urlpatterns  # noqa: E402
+from transcription.sweeper import lifespan  # noqa: E402
 
 # Embedded mode serves its own static files; behind a proxy, serve STATIC_ROOT there instead.
 http_app = ASGIStaticFilesHandler(django_http) if settings.ASR_SERVE_STATIC else django_http
@@ -29,6 +30,7 @@ application = ClientAddressMiddleware(
         {
             "http": BodyLimitMiddleware(http_app),
             "websocket": ApiKeyAuthMiddleware(URLRouter(websocket_urlpatterns)),
+            "lifespan": lifespan,  # sweeps the sessions a killed server left open (transcription.sweeper)
         }
     )
 )

@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
         # No server pings: a paced or backpressured client's pong waits behind the audio it already
         # sent, so a ping timeout would cut healthy connections. Idle sessions end by ASR_IDLE_TIMEOUT_S.
         ws_ping_interval=None,
-        lifespan="off",
+        lifespan="on",  # the application's background work (transcription.sweeper) runs from start to shutdown
         proxy_headers=False,
         server_header=False,
         access_log=False,

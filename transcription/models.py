@@ -3,6 +3,8 @@
 import uuid
 
 from django.db import models
+from django.db.models import Q
+from django.utils import timezone
 
 from accounts.models import ApiKey, Tenant
 
@@ -22,6 +24,7 @@ class Session(models.Model):
         FORBIDDEN = "forbidden", "Account suspended or key revoked"
         BAD_REQUEST = "bad_request", "Bad message or audio"
         INTERNAL_ERROR = "internal_error", "Internal error"
+        LOST = "lost", "Server lost the session"
 
     class Source(models.TextChoices):
         STREAM = "stream", "Live stream"
@@ -42,10 +45,17 @@ class Session(models.Model):
     # SHA-256 of the current resume token (sent once, in 'ready'); when the connection dropped.
     resume_token_hash = models.CharField(max_length=64, blank=True)
     interrupted_at = models.DateTimeField(null=True, blank=True)
+    # When its owner last said the session is alive (start, each usage flush, interrupt, resume):
+    # a row left open by a crashed process goes stale here, and services.session_sweep_stale closes it.
+    last_seen_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["-started_at"]
-        indexes = [models.Index(fields=["tenant", "-started_at"])]
+        indexes = [
+            models.Index(fields=["tenant", "-started_at"]),
+            # The sweeper's lookup; only open rows, a handful, however many closed ones pile up.
+            models.Index(fields=["last_seen_at"], condition=~Q(status="closed"), name="session_open_last_seen"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.id} ({self.tenant})"

@@ -1,10 +1,14 @@
-"""Writes for sessions and segments. Each takes the tenant id and filters on it."""
+"""Writes for sessions and segments. Each takes the tenant id and filters on it; only the sweep of lost
+sessions, a system job, spans tenants."""
 
 import logging
 import uuid
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from transcription.models import Segment, Session
@@ -102,8 +106,9 @@ def session_finish(*, tenant_id: int, session_id: uuid.UUID | str, close_reason:
 
 def session_interrupt(*, tenant_id: int, session_id: uuid.UUID, audio_seconds: float) -> None:
     """The client dropped; the session may still be resumed within the grace period."""
+    now = timezone.now()
     Session.objects.filter(pk=session_id, tenant_id=tenant_id, status=Session.Status.ACTIVE).update(
-        status=Session.Status.INTERRUPTED, interrupted_at=timezone.now(), audio_seconds=audio_seconds
+        status=Session.Status.INTERRUPTED, interrupted_at=now, last_seen_at=now, audio_seconds=audio_seconds
     )
 
 
@@ -118,7 +123,7 @@ def session_resume_claim(
         Session.objects.filter(pk=session_id, tenant_id=tenant_id, resume_token_hash=presented_token_hash)
         .exclude(status=Session.Status.CLOSED)
         .exclude(resume_token_hash="")
-        .update(resume_token_hash=new_token_hash)
+        .update(resume_token_hash=new_token_hash, last_seen_at=timezone.now())
     )
     return claimed == 1
 
@@ -126,12 +131,57 @@ def session_resume_claim(
 def session_resume(*, tenant_id: int, session_id: uuid.UUID, resume_token_hash: str) -> None:
     """Active again, with a new resume token (the previous one is spent)."""
     Session.objects.filter(pk=session_id, tenant_id=tenant_id).exclude(status=Session.Status.CLOSED).update(
-        status=Session.Status.ACTIVE, interrupted_at=None, resume_token_hash=resume_token_hash
+        status=Session.Status.ACTIVE,
+        interrupted_at=None,
+        resume_token_hash=resume_token_hash,
+        last_seen_at=timezone.now(),
     )
 
 
 def session_meter(*, tenant_id: int, session_id: uuid.UUID, audio_seconds: float) -> None:
-    """Record a live session's metered audio so far (usage survives a gateway crash)."""
+    """Record a live session's metered audio so far (usage survives a gateway crash); also its
+    heartbeat: a session whose owner stops metering is found by session_sweep_stale."""
     Session.objects.filter(pk=session_id, tenant_id=tenant_id).exclude(status=Session.Status.CLOSED).update(
-        audio_seconds=audio_seconds
+        audio_seconds=audio_seconds, last_seen_at=timezone.now()
     )
+
+
+def session_sweep_stale(*, older_than_s: float, now: datetime | None = None) -> int:
+    """Close, as ``lost``, the live streams no process looks after any more; returns how many.
+
+    Cross-tenant on purpose: a system job (the gateways' sweeper, ``manage.py asr_sweep``), never
+    reachable from a tenant's request. A stream whose gateway was killed stays ``active`` (or
+    ``interrupted`` once past the resume grace) with its heartbeat ``last_seen_at`` going stale;
+    ``older_than_s`` must exceed what a live owner may take to refresh it (transcription.sweeper
+    says how long). Its metered audio seconds are kept, and a final a worker stores later is still
+    kept (segment_store takes finals into closed sessions). File sessions end with their job.
+    Each row is re-checked under its lock, so several sweepers at once close it once.
+    """
+    now = now or timezone.now()
+    grace_over = now - timedelta(seconds=settings.ASR_RESUME_GRACE_S)
+    stale = Session.objects.filter(
+        ~Q(status=Session.Status.CLOSED),  # the condition of the index on last_seen_at, so it is used
+        Q(status=Session.Status.ACTIVE) | Q(status=Session.Status.INTERRUPTED, interrupted_at__lt=grace_over),
+        source=Session.Source.STREAM,
+        last_seen_at__lt=now - timedelta(seconds=older_than_s),
+    )
+    closed = 0
+    for session_id in list(stale.values_list("pk", flat=True)):
+        with transaction.atomic():
+            session = stale.select_for_update(skip_locked=True).filter(pk=session_id).first()
+            if session is None:  # refreshed, closed, or being closed by another sweeper meanwhile
+                continue
+            logger.warning(
+                "session lost, closing it session_id=%s tenant_id=%s last_seen_at=%s",
+                session.pk,
+                session.tenant_id,
+                session.last_seen_at.isoformat(),
+            )
+            session_finish(
+                tenant_id=session.tenant_id,
+                session_id=session.pk,
+                close_reason=Session.CloseReason.LOST,
+                audio_seconds=session.audio_seconds,
+            )
+            closed += 1
+    return closed

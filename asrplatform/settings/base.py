@@ -237,6 +237,9 @@ ASR_PLANS = {
 }
 # How long a dropped session's engine waits for its client to resume (0: no resume).
 ASR_RESUME_GRACE_S = env_float("ASR_RESUME_GRACE_S", 30.0)
+# A stream whose row has not been refreshed for this long lost its gateway (killed): it is closed
+# as "lost". Raised as needed above the usage flush, the resume grace and (Celery) the worker idle time.
+ASR_SESSION_STALE_S = env_float("ASR_SESSION_STALE_S", 60.0)
 # Audio accepted but not yet processed, per session, before the gateway stops reading.
 ASR_MAX_BACKLOG_S = env_float("ASR_MAX_BACKLOG_S", 30.0)
 # Pacing: a connection's audio is taken at most this many times faster than real time, after a

@@ -1,0 +1,97 @@
+"""Live streams a killed gateway left open: found by their stale heartbeat and closed as ``lost``.
+
+A gateway refreshes its streams' ``last_seen_at`` every ASR_USAGE_FLUSH_S; one killed with -9
+closes nothing, and its rows would stay ``active`` for ever (phantom live sessions in the usage
+pages and in ``asr_live_sessions``). Every server process sweeps while it serves (the ASGI lifespan
+below, wired in asrplatform.asgi), and ``manage.py asr_sweep`` sweeps once, for cron. Any number of
+sweepers at once is harmless: each row is closed once, under its lock (services.session_sweep_stale).
+"""
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.db import connection
+
+from transcription import services
+
+logger = logging.getLogger(__name__)
+
+
+def stale_after_s() -> float:
+    """ASR_SESSION_STALE_S, raised where needed so that no session still looked after is swept.
+
+    A live gateway refreshes the row every ASR_USAGE_FLUSH_S (allow a late flush), and the client
+    of a killed gateway may still resume within ASR_RESUME_GRACE_S. With Celery, a worker holding
+    a killed gateway's session finalizes it ASR_WORKER_SESSION_IDLE_S after the last audio, stores
+    the open utterance and closes the row itself (its finish within ASR_FINISH_TIMEOUT_S): waiting
+    for that keeps the worker's close and exact audio seconds. Simpler than asking the worker
+    registry in Redis which sessions are held, and it cannot lose the final either way: a final
+    stored after the sweep still lands (segment_store takes finals into closed sessions).
+    """
+    floor = 2 * settings.ASR_USAGE_FLUSH_S + settings.ASR_RESUME_GRACE_S
+    if settings.ASR_DISPATCH == "celery":
+        floor += settings.ASR_WORKER_SESSION_IDLE_S + settings.ASR_FINISH_TIMEOUT_S
+    return max(settings.ASR_SESSION_STALE_S, floor)
+
+
+def sweep() -> int:
+    """Close the lost streams now; returns how many."""
+    return services.session_sweep_stale(older_than_s=stale_after_s())
+
+
+def sweep_every_s() -> float:
+    """A quarter of the threshold, and never under two usage flushes (see sweep_periodically)."""
+    return max(stale_after_s() / 4, 2 * settings.ASR_USAGE_FLUSH_S)
+
+
+def database_answers() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+
+
+def sweep_once() -> int:
+    """For a process with no earlier contact with the database (cron): contact, wait, then sweep.
+
+    Right after a database outage every live row is stale; the wait gives live gateways the two
+    flushes they need to refresh theirs first.
+    """
+    database_answers()
+    time.sleep(2 * settings.ASR_USAGE_FLUSH_S)
+    return sweep()
+
+
+async def sweep_periodically() -> None:
+    """Sweep every sweep_every_s() until cancelled, but only in a round whose previous round reached
+    the database too: at start and after an outage, live gateways first refresh the rows they could
+    not write meanwhile, or a long outage would leave every live stream closed as lost."""
+    in_contact = False
+    while True:
+        try:
+            await database_sync_to_async(sweep if in_contact else database_answers)()
+            in_contact = True
+        except Exception:
+            in_contact = False
+            logger.warning("sweeping lost sessions failed, retrying", exc_info=True)
+        await asyncio.sleep(sweep_every_s())
+
+
+async def lifespan(scope: dict, receive: Any, send: Any) -> None:
+    """ASGI lifespan: the server process sweeps from its start to its shutdown."""
+    task: asyncio.Task | None = None
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            task = asyncio.create_task(sweep_periodically())
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await send({"type": "lifespan.shutdown.complete"})
+            return
