@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import connection
 
 from transcription import services
+from transcription.gateway.outbox import get_outbox
 
 logger = logging.getLogger(__name__)
 
@@ -81,11 +82,13 @@ async def sweep_periodically() -> None:
 
 
 async def lifespan(scope: dict, receive: Any, send: Any) -> None:
-    """ASGI lifespan: the server process sweeps from its start to its shutdown."""
+    """ASGI lifespan: the server process sweeps from its start to its shutdown. Its outbox starts with
+    it too, so that the journals of killed processes are written out at once (gateway/outbox.py)."""
     task: asyncio.Task | None = None
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
+            get_outbox()
             task = asyncio.create_task(sweep_periodically())
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":

@@ -229,6 +229,11 @@ ASR_USAGE_FLUSH_S = env_float("ASR_USAGE_FLUSH_S", 5.0)
 # gateway and worker, else in this process. Streams take audio from it this many seconds at a time.
 ASR_QUOTA_REDIS_URL = os.environ.get("ASR_QUOTA_REDIS_URL", ASR_ADMISSION_REDIS_URL)
 ASR_QUOTA_GRANT_S = env_float("ASR_QUOTA_GRANT_S", 1.0)
+# Finals and session closes are journaled here before the database has them (gateway/outbox.py), so a
+# database outage delays rows, never finals. A session waits this long for the row before it sends on.
+ASR_OUTBOX_DIR = Path(os.environ.get("ASR_OUTBOX_DIR", BASE_DIR / "var" / "outbox"))
+ASR_OUTBOX_WAIT_S = env_float("ASR_OUTBOX_WAIT_S", 2.0)
+ASR_OUTBOX_FSYNC = env_bool("ASR_OUTBOX_FSYNC", False)  # also survive a host crash: an fsync per final
 # Plans: the defaults a new tenant gets; each tenant's own values override them.
 ASR_PLANS = {
     "free": {"monthly_audio_seconds_quota": 3600, "max_concurrent_streams": 2},

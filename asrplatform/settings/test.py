@@ -18,3 +18,4 @@ ASR_PRELOAD = False
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}  # per run, never shared
 # Uploads of this run only; exported so servers and workers the tests start share it.
 MEDIA_ROOT = Path(os.environ.setdefault("ASR_MEDIA_ROOT", tempfile.mkdtemp(prefix="asr-test-media-")))
+ASR_OUTBOX_DIR = Path(os.environ.setdefault("ASR_OUTBOX_DIR", tempfile.mkdtemp(prefix="asr-test-outbox-")))

@@ -1,4 +1,7 @@
-"""The gateway's ORM boundary: each call a thin async wrapper around one service or selector."""
+"""The gateway's ORM boundary: each call a thin async wrapper around one service or selector.
+
+Finals and session closes are written by the outbox (``outbox.py``), which outlasts a database outage.
+"""
 
 import uuid
 from datetime import datetime
@@ -24,18 +27,6 @@ def session_start(
         language=config.language,
         engine=engine,
         sample_rate=config.sample_rate,
-    )
-
-
-@database_sync_to_async
-def segment_store(tenant_id: int, session_id: uuid.UUID, event: TranscriptEvent) -> None:
-    services.segment_store_final(tenant_id=tenant_id, session_id=session_id, event=event)
-
-
-@database_sync_to_async
-def session_finish(tenant_id: int, session_id: uuid.UUID, close_reason: str, audio_seconds: float) -> None:
-    services.session_finish(
-        tenant_id=tenant_id, session_id=session_id, close_reason=close_reason, audio_seconds=audio_seconds
     )
 
 

@@ -6,12 +6,13 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.utils import timezone
 
 from accounts.principal import Principal
 from transcription.dispatch import get_dispatcher
 from transcription.engine import SessionConfig, TranscriptEvent
-from transcription.gateway import db, limits
+from transcription.gateway import db, limits, outbox
 from transcription.gateway.errors import CLOSE_LIMIT, ProtocolError
 from transcription.gateway.events import Closed
 from transcription.gateway.tokens import new_resume_token
@@ -71,8 +72,13 @@ class LiveSession:
         return Closed(str(self.session_id), round(self.audio_seconds, 3), self.segments)
 
     async def store_final(self, event: TranscriptEvent) -> None:
-        """Store a final and advance the counters: the one way a final is kept, connected or parked."""
-        await db.segment_store(self.principal.tenant_id, self.session_id, event)
+        """Keep a final and advance the counters: the one way a final is kept, connected or parked.
+
+        Journaled in the outbox, then written; a database that is down delays the row, not the final.
+        """
+        op = outbox.final_op(self.principal.tenant_id, self.session_id, event)
+        if not await outbox.get_outbox().put(op, wait_s=settings.ASR_OUTBOX_WAIT_S):
+            logger.warning("final kept in the outbox until the database returns session_id=%s", self.session_id)
         self.segments += 1
         self.next_segment = event.segment + 1
 
@@ -114,7 +120,8 @@ class LiveSession:
         except Exception:
             logger.exception("engine finish failed session_id=%s", self.session_id)
         try:
-            await db.session_finish(self.principal.tenant_id, self.session_id, close_reason, self.audio_seconds)
+            op = outbox.close_op(self.principal.tenant_id, self.session_id, close_reason, self.audio_seconds)
+            await outbox.get_outbox().put(op, wait_s=settings.ASR_OUTBOX_WAIT_S)
         except Exception:
             logger.exception("closing the session row failed session_id=%s", self.session_id)
         if self.slot_held:

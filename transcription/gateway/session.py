@@ -1,7 +1,7 @@
 """GatewaySession: one connection's session as an explicit state machine (states.py).
 
 It takes typed commands from a protocol adapter and sends typed events back (events.py); admits
-against quota and stream cap; stores every final before sending it; and however the session ends,
+against quota and stream cap; keeps every final (outbox.py) before sending it; and however the session ends,
 finalizes and stores its open utterance. What outlives a connection is a LiveSession (live.py).
 """
 
@@ -15,7 +15,7 @@ from django.conf import settings
 from accounts.principal import Principal
 from transcription.engine import ConfigError, SessionConfig, TranscriptEvent, parse_start
 from transcription.engine_settings import session_limits
-from transcription.gateway import db, intake, limits, resume, watchdog
+from transcription.gateway import db, intake, limits, outbox, resume, watchdog
 from transcription.gateway.errors import CLOSE_LIMIT, CLOSE_NORMAL, ProtocolError, engine_failure, internal_error
 from transcription.gateway.events import (
     Audio,
@@ -159,6 +159,7 @@ class GatewaySession:
         await db.session_resumed(self.principal.tenant_id, live.session_id, live.resume_token_hash)
         resumed = {"resumed": True, "resume_from_s": round(live.audio_seconds, 3), "next_segment": live.next_segment}
         await self._begin_streaming(takeover.new_token, resumed)
+        await outbox.get_outbox().settle(settings.ASR_OUTBOX_WAIT_S)
         for event in await db.finals_from(self.principal.tenant_id, live.session_id, takeover.resend_from):
             await self._deliver(event)
         logger.info("session resumed session_id=%s from_s=%.2f", live.session_id, live.audio_seconds)
