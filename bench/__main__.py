@@ -283,7 +283,7 @@ def _timeline(result: StreamResult) -> list[dict[str, Any]]:
     return [{"t": round(m.arrival - origin, 3), **m.data} for m in result.messages]
 
 
-SUBCOMMANDS = {"load": "bench.load", "memory": "bench.memory", "abuse": "bench.abuse"}
+SUBCOMMANDS = {"load": "bench.load", "memory": "bench.memory", "abuse": "bench.abuse", "chaos": "bench.chaos"}
 
 
 def main(argv: list[str] | None = None) -> int:
