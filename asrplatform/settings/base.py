@@ -282,6 +282,13 @@ CELERY_TASK_SOFT_TIME_LIMIT = 30
 CELERY_TASK_TIME_LIMIT = 60
 CELERY_WORKER_PREFETCH_MULTIPLIER = 64  # tasks only hand audio to the in-process engine: fetch many
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A worker that lost the broker reconnects for as long as it takes (Celery's default: 100 tries, then exit).
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+# One publish retries a dropped connection briefly, each try bounded by the socket timeouts below; the
+# gateway (dispatch/celery.py) retries on top for ASR_REDIS_OUTAGE_S, so no publish blocks for long.
+CELERY_TASK_PUBLISH_RETRY = True
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 # A file job is acknowledged when it ends (acks_late); Redis would hand it to a second worker
 # after the visibility timeout, so that must outlast the longest job.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -292,6 +299,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 CELERY_REDIS_SOCKET_TIMEOUT = 10
 CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = 5
+# A Redis restart takes seconds: live sessions (gateway and worker) retry what failed with a capped
+# backoff, and fail (an error to the client, the row closed) only after this long. Keep it below
+# ASR_IDLE_TIMEOUT_S: a session waiting for Redis reads no audio meanwhile.
+ASR_REDIS_OUTAGE_S = env_float("ASR_REDIS_OUTAGE_S", 20.0)
 # Redis keys of the worker registry; one prefix per deployment sharing a Redis.
 ASR_REDIS_PREFIX = os.environ.get("ASR_REDIS_PREFIX", "asr")
 ASR_REGISTRY_URL = os.environ.get("ASR_REGISTRY_URL", REDIS_URL or "redis://127.0.0.1:6379/0")

@@ -7,6 +7,10 @@ busy ending the session). A monitor watches the worker's heartbeat; if it stops,
 to another live worker and the audio of its still-open utterance is replayed. Results from an
 earlier assignment are told apart by ``epoch`` and dropped, and finals already delivered are never
 repeated.
+
+Redis may blink (a restart): commands and result reads are retried for ``ASR_REDIS_OUTAGE_S``
+before the session fails, and if Redis came back empty, the session is opened afresh on its worker
+and its open utterance replayed, as after a failover, so nothing lost in flight is missed.
 """
 
 import asyncio
@@ -14,10 +18,13 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
+from typing import Any
 
 import redis.asyncio as aioredis
 from channels.layers import get_channel_layer
 from django.conf import settings
+from kombu.exceptions import KombuError
+from redis.exceptions import RedisError
 
 from transcription import instruments
 from transcription.dispatch.base import Dispatcher
@@ -29,7 +36,15 @@ from transcription.runner.contract import EngineFailure, EventSink, OpenSession,
 
 logger = logging.getLogger(__name__)
 
-READ_RETRIES = 10
+# The broker or Redis stayed away longer than ASR_REDIS_OUTAGE_S: what the client is told.
+REDIS_LOST = "Lost contact with the message broker (Redis); the session cannot go on."
+# A live session's key in Redis (registry.session_key), renewed by its monitor every half second.
+SESSION_KEY_TTL_S = 60.0
+PUBLISH_ERRORS = (KombuError, RedisError, OSError)
+
+
+class BrokerUnavailable(Exception):
+    """A command could not be published within the outage budget (or the session ended meanwhile)."""
 
 
 class CelerySessionHandle(SessionHandle):
@@ -42,8 +57,9 @@ class CelerySessionHandle(SessionHandle):
         self.config = config
         self.sink = sink
         self.replay = ReplayBuffer(config, max_seconds=config.max_utterance_s + 5.0)
-        self.epoch = 0
+        self.epoch = 0  # the assignment results must come from: new at each open, and when Redis lost data
         self.worker: registry.WorkerInfo | None = None
+        self.stale = False  # the worker's copy of the session missed commands: open it afresh and replay
         self.next_segment = 0
         self.finish_reason: str | None = None
         self.opened = asyncio.Event()
@@ -54,6 +70,7 @@ class CelerySessionHandle(SessionHandle):
     async def open(self) -> None:
         self.layer = get_channel_layer()
         self.reply_channel = await self.layer.new_channel()
+        await registry.mark_session(self._redis(), settings.ASR_REDIS_PREFIX, self.session_id, SESSION_KEY_TTL_S)
         self.tasks.append(asyncio.create_task(self._read()))
         try:
             await self._assign(exclude=set(), max_lag_s=settings.ASR_WORKER_MAX_LAG_S)
@@ -63,48 +80,52 @@ class CelerySessionHandle(SessionHandle):
         self.tasks.append(asyncio.create_task(self._monitor()))
 
     async def push_audio(self, data: bytes) -> None:
-        if self.finished.is_set():
-            return
         async with self.lock:
+            if self.finished.is_set():
+                return
             self.replay.append(data)
-            await self._publish("asr.audio", [self.session_id, self.epoch, data, time.time()])
+            await self._command("asr.audio", data, time.time())
 
     async def finalize(self) -> None:
         async with self.lock:
-            await self._publish("asr.finalize", [self.session_id, self.epoch])
+            await self._command("asr.finalize")
 
     async def finish(self, reason: str) -> None:
-        if not self.finished.is_set():
-            async with self.lock:
-                self.finish_reason = reason
-                await self._publish("asr.finish", [self.session_id, self.epoch, reason])
-            try:
-                await asyncio.wait_for(asyncio.shield(self.finished.wait()), settings.ASR_FINISH_TIMEOUT_S)
-            except TimeoutError:
-                logger.error(
-                    "worker did not finish session_id=%s worker=%s", self.session_id, self.worker and self.worker.id
-                )
-        self._stop_tasks()
-        await self._forget_reply_channel()
+        try:
+            if not self.finished.is_set():
+                async with self.lock:
+                    self.finish_reason = reason
+                    await self._command("asr.finish", reason)
+                try:
+                    await asyncio.wait_for(asyncio.shield(self.finished.wait()), settings.ASR_FINISH_TIMEOUT_S)
+                except TimeoutError:
+                    logger.error(
+                        "worker did not finish session_id=%s worker=%s", self.session_id, self.worker and self.worker.id
+                    )
+        finally:
+            self._stop_tasks()
+            await self._forget_reply_channel()
+
+    async def _command(self, task: str, *args: Any) -> None:
+        """Publish a command of the current assignment (the lock held); if the broker stays away, fail."""
+        if self.finished.is_set():
+            return
+        try:
+            await self._publish(task, [self.session_id, self.epoch, *args])
+        except BrokerUnavailable:
+            await self._fail("internal_error", REDIS_LOST)
 
     # --- assignment and failover -------------------------------------------------------------
 
     async def _assign(self, *, exclude: set[str], max_lag_s: float) -> None:
         """Pin the session to a worker and wait until that worker holds it."""
         while True:
-            workers = await registry.live_workers(self.dispatcher.redis(), settings.ASR_REDIS_PREFIX)
+            workers = await registry.live_workers(self._redis(), settings.ASR_REDIS_PREFIX)
             worker = registry.choose_worker(workers, max_lag_s=max_lag_s, exclude=exclude)
             self.epoch += 1
             self.worker = worker
             self.opened.clear()
-            message = OpenSession(
-                session_id=self.session_id,
-                tenant_id=self.tenant_id,
-                config=self.config,
-                resume_at_s=self.replay.start_s,
-                first_segment=self.next_segment,
-            )
-            await self._publish("asr.open", message.task_args(reply_channel=self.reply_channel, epoch=self.epoch))
+            await self._publish_open()
             try:
                 await asyncio.wait_for(self.opened.wait(), settings.ASR_WORKER_OPEN_TIMEOUT_S)
                 logger.info("session pinned session_id=%s worker=%s epoch=%s", self.session_id, worker.id, self.epoch)
@@ -113,66 +134,140 @@ class CelerySessionHandle(SessionHandle):
                 logger.warning("worker did not open session worker=%s session_id=%s", worker.id, self.session_id)
                 exclude.add(worker.id)
 
+    async def _publish_open(self) -> None:
+        message = OpenSession(
+            session_id=self.session_id,
+            tenant_id=self.tenant_id,
+            config=self.config,
+            resume_at_s=self.replay.start_s,
+            first_segment=self.next_segment,
+        )
+        await self._publish("asr.open", message.task_args(reply_channel=self.reply_channel, epoch=self.epoch))
+
     async def _monitor(self) -> None:
+        """Move the session off a dead worker, or replay it when Redis lost its commands; never dies.
+
+        Only successful reads count: a Redis error is logged and the check retried. A missing
+        heartbeat means a dead worker, except within a TTL of Redis being away, slow or found empty
+        (this session's key gone): then it may be Redis's doing, and the worker gets that long to beat.
+        """
         period = min(0.5, settings.ASR_WORKER_TTL_S / 4)
+        errors = registry.RedisOutage(float("inf"))
+        doubt_until = 0.0
         while not self.finished.is_set():
             await asyncio.sleep(period)
             assert self.worker is not None
-            if not await registry.is_alive(self.dispatcher.redis(), settings.ASR_REDIS_PREFIX, self.worker.id):
-                await self._failover()
+            asked = time.monotonic()
+            try:
+                alive, kept = await registry.check_session(
+                    self._redis(), settings.ASR_REDIS_PREFIX, self.worker.id, self.session_id, SESSION_KEY_TTL_S
+                )
+                now = time.monotonic()
+                if errors.failures or not kept or now - asked > period:
+                    doubt_until = now + settings.ASR_WORKER_TTL_S
+                errors.recovered()
+                if not kept:
+                    logger.warning("Redis lost its data, replaying session_id=%s", self.session_id)
+                    self.epoch += 1  # the worker's results from before may miss audio: dropped from now on
+                    self.stale = True
+                if alive and self.stale:
+                    await self._reopen(exclude=set())
+                elif not alive and now >= doubt_until:
+                    await self._failover()
+            except BrokerUnavailable:
+                await self._fail("internal_error", REDIS_LOST)
+            except Exception:
+                logger.warning(
+                    "checking the worker failed, retrying session_id=%s worker=%s attempt=%s",
+                    self.session_id,
+                    self.worker.id,
+                    errors.failures + 1,
+                    exc_info=True,
+                )
+                await errors.wait()
 
     async def _failover(self) -> None:
         dead = self.worker.id if self.worker else "?"
         logger.warning("worker lost, moving session session_id=%s worker=%s", self.session_id, dead)
+        try:
+            await self._reopen(exclude={dead})
+        except WorkerRefusal:
+            await self._fail("no_capacity", "The inference worker was lost and no other worker is available.")
+
+    async def _reopen(self, *, exclude: set[str]) -> None:
+        """Open the session afresh, on another worker than ``exclude``'s or on its own, and replay the
+        audio of its open utterance. ``stale`` stays set until all of it is published."""
         async with self.lock:
-            try:
+            self.stale = True
+            if exclude:
                 # A session that is already running must move even if every worker is busy.
-                await self._assign(exclude={dead}, max_lag_s=float("inf"))
-            except WorkerRefusal:
-                await self._fail("no_capacity", "The inference worker was lost and no other worker is available.")
-                return
+                await self._assign(exclude=exclude, max_lag_s=float("inf"))
+            else:
+                self.epoch += 1
+                await self._publish_open()
             for data in self.replay.chunks():
                 await self._publish("asr.audio", [self.session_id, self.epoch, data, time.time()])
             if self.finish_reason is not None:
                 await self._publish("asr.finish", [self.session_id, self.epoch, self.finish_reason])
+            self.stale = False
+        logger.info(
+            "session replayed session_id=%s worker=%s epoch=%s from_s=%.2f",
+            self.session_id,
+            self.worker and self.worker.id,
+            self.epoch,
+            self.replay.start_s,
+        )
 
     async def _fail(self, code: str, message: str) -> None:
-        await self.sink(EngineFailure(code=code, message=message))
-        self.finished.set()
+        if self.finished.is_set():
+            return
+        try:
+            await self.sink(EngineFailure(code=code, message=message))
+        finally:
+            self.finished.set()
 
     # --- results ---------------------------------------------------------------------------------
 
     async def _read(self) -> None:
-        failures = 0
+        """Deliver results until the session ends: a Redis error is retried for ASR_REDIS_OUTAGE_S
+        (results wait in Redis), and a failure to deliver one result is logged, never the end."""
+        outage = registry.RedisOutage(settings.ASR_REDIS_OUTAGE_S)
         while True:
             try:
                 message = await self.layer.receive(self.reply_channel)
-                failures = 0
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # a Redis hiccup must not orphan the session: results wait in Redis
-                failures += 1
+            except Exception:
                 logger.warning(
-                    "reading results failed session_id=%s attempt=%s", self.session_id, failures, exc_info=True
+                    "reading results failed session_id=%s attempt=%s",
+                    self.session_id,
+                    outage.failures + 1,
+                    exc_info=outage.failures == 0,
                 )
-                if failures >= READ_RETRIES:
-                    await self._fail("internal_error", "Lost contact with the result channel.")
+                if not await outage.wait():
+                    await self._fail("internal_error", REDIS_LOST)
                     return
-                await asyncio.sleep(0.2 * failures)
                 continue
-            if message.get("epoch") != self.epoch:
-                continue  # from a worker this session has moved away from
-            for lag_s in message.get("dispatch_lag_s", ()):  # absent from workers older than this gateway
-                instruments.observe_dispatch_lag(lag_s)
-            kind = message["type"]
-            if kind == "asr.opened":
-                self.opened.set()
-            elif kind == "asr.event":
-                await self._on_event(TranscriptEvent.from_message(message["event"]))
-            elif kind == "asr.failure":
-                await self._fail(message["code"], message["message"])
-            elif kind == "asr.finished":
-                self.finished.set()
+            outage.recovered()
+            try:
+                await self._on_message(message)
+            except Exception:
+                logger.exception(
+                    "delivering a result failed session_id=%s type=%s", self.session_id, message.get("type")
+                )
+
+    async def _on_message(self, message: dict) -> None:
+        if message.get("epoch") != self.epoch:
+            return  # from a worker this session has moved away from
+        for lag_s in message.get("dispatch_lag_s", ()):  # absent from workers older than this gateway
+            instruments.observe_dispatch_lag(lag_s)
+        kind = message["type"]
+        if kind == "asr.opened":
+            self.opened.set()
+        elif kind == "asr.event":
+            await self._on_event(TranscriptEvent.from_message(message["event"]))
+        elif kind == "asr.failure":
+            await self._fail(message["code"], message["message"])
+        elif kind == "asr.finished":
+            self.finished.set()
 
     async def _on_event(self, event: TranscriptEvent) -> None:
         if event.segment < self.next_segment:
@@ -183,8 +278,26 @@ class CelerySessionHandle(SessionHandle):
         await self.sink(event)
 
     async def _publish(self, task: str, args: list) -> None:
+        """Send one task to the session's worker, retrying while the broker is away (ASR_REDIS_OUTAGE_S)."""
         assert self.worker is not None
-        await self.dispatcher.publish(task, args, self.worker.queue)
+        outage = registry.RedisOutage(settings.ASR_REDIS_OUTAGE_S)
+        while True:
+            try:
+                await self.dispatcher.publish(task, args, self.worker.queue)
+                return
+            except PUBLISH_ERRORS as error:
+                logger.warning(
+                    "publishing failed session_id=%s task=%s attempt=%s error=%s",
+                    self.session_id,
+                    task,
+                    outage.failures + 1,
+                    error,
+                )
+                if self.finished.is_set() or not await outage.wait():
+                    raise BrokerUnavailable(task) from error
+
+    def _redis(self) -> aioredis.Redis:
+        return self.dispatcher.redis()
 
     def _stop_tasks(self) -> None:
         for task in self.tasks:

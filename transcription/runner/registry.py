@@ -3,8 +3,12 @@
 Each worker writes ``<prefix>:worker:<id>`` (JSON: queue, capacity, device, sessions, lag) with a
 TTL a few heartbeats long, and adds its id to ``<prefix>:workers``. A worker that stops
 heartbeating disappears when its key expires; nobody has to clean up after it.
+
+A gateway keeps ``<prefix>:session:<id>`` for each live session it dispatches: if that key is gone,
+Redis lost its data (restarted empty), and with it maybe commands and results in flight.
 """
 
+import asyncio
 import json
 import random
 import time
@@ -35,6 +39,10 @@ class WorkerInfo:
 
 def worker_key(prefix: str, worker_id: str) -> str:
     return f"{prefix}:worker:{worker_id}"
+
+
+def session_key(prefix: str, session_id: str) -> str:
+    return f"{prefix}:session:{session_id}"
 
 
 def workers_set(prefix: str) -> str:
@@ -118,3 +126,46 @@ async def live_workers(client, prefix: str) -> list[WorkerInfo]:
 
 async def is_alive(client, prefix: str, worker_id: str) -> bool:
     return bool(await client.exists(worker_key(prefix, worker_id)))
+
+
+async def mark_session(client, prefix: str, session_id: str, ttl_s: float) -> None:
+    await client.set(session_key(prefix, session_id), 1, px=int(ttl_s * 1000))
+
+
+async def check_session(client, prefix: str, worker_id: str, session_id: str, ttl_s: float) -> tuple[bool, bool]:
+    """(the worker heartbeats, the session's key was still there), in one round trip that renews the key."""
+    pipe = client.pipeline(transaction=False)
+    pipe.exists(worker_key(prefix, worker_id))
+    pipe.set(session_key(prefix, session_id), 1, px=int(ttl_s * 1000), get=True)
+    alive, previous = await pipe.execute()
+    return bool(alive), previous is not None
+
+
+class RedisOutage:
+    """The retries of one loop through a Redis outage: a capped backoff, and a budget of time.
+
+    A Redis restart takes seconds. Gateways and workers retry what failed, and give up only once
+    failures have lasted ``budget_s`` (``ASR_REDIS_OUTAGE_S``); ``recovered()`` after a success.
+    """
+
+    def __init__(self, budget_s: float, *, first_delay_s: float = 0.1, max_delay_s: float = 2.0) -> None:
+        self.budget_s = budget_s
+        self.first_delay_s = first_delay_s
+        self.max_delay_s = max_delay_s
+        self.since: float | None = None
+        self.failures = 0
+
+    def recovered(self) -> None:
+        self.since, self.failures = None, 0
+
+    async def wait(self) -> bool:
+        """After a failure: back off and return True, or return False once the budget is spent."""
+        now = time.monotonic()
+        if self.since is None:
+            self.since = now
+        left = self.since + self.budget_s - now
+        if left <= 0:
+            return False
+        self.failures += 1
+        await asyncio.sleep(min(self.first_delay_s * 2 ** (self.failures - 1), self.max_delay_s, left))
+        return True

@@ -4,6 +4,9 @@ Celery tasks (transcription/tasks.py) only hand commands to this runtime. Sessio
 asyncio loop thread through the same session loop as embedded mode (runner/loop.py), so a
 session's audio is processed in order and partials are decoded only when it has caught up.
 Results go back to the gateway's reply channel through the channel layer.
+
+Redis may restart under a running worker: results are re-sent for ``ASR_REDIS_OUTAGE_S``, and the
+heartbeat keeps trying, so the worker is back in the registry at its first beat after Redis is.
 """
 
 import asyncio
@@ -86,8 +89,11 @@ class WorkerRuntime:
 
     def stop(self) -> None:
         self.stopping.set()
-        registry.remove_sync(self.redis, self.prefix, self.worker_id)
-        self.redis.delete(*registry.queue_redis_keys(self.queue))
+        try:
+            registry.remove_sync(self.redis, self.prefix, self.worker_id)
+            self.redis.delete(*registry.queue_redis_keys(self.queue))
+        except redis.RedisError:  # our key expires on its own
+            logger.warning("could not deregister worker_id=%s", self.worker_id, exc_info=True)
 
     def submit(self, coroutine) -> None:
         """Run a command on the session loop; FIFO, so a session's commands keep their order."""
@@ -105,25 +111,41 @@ class WorkerRuntime:
         registry.write_sync(self.redis, self.prefix, self.info, settings.ASR_WORKER_TTL_S)
 
     def _heartbeat(self) -> None:
+        """Beat until the worker stops, whatever fails: a warning when beats start failing, one when they work again."""
+        failing = False
         while not self.stopping.wait(settings.ASR_WORKER_HEARTBEAT_S):
             try:
                 self.beat()
             except Exception:
-                logger.exception("heartbeat failed worker_id=%s", self.worker_id)
+                if not failing:
+                    logger.warning("heartbeat failed, retrying worker_id=%s", self.worker_id, exc_info=True)
+                failing = True
+                continue
+            if failing:
+                logger.warning("heartbeat restored worker_id=%s", self.worker_id)
+            failing = False
+
+    async def _beat_now(self) -> None:
+        """Show a change of sessions at once (the heartbeat would in a moment): best effort."""
+        try:
+            await asyncio.to_thread(self.beat)
+        except Exception:
+            logger.warning("heartbeat failed worker_id=%s", self.worker_id, exc_info=True)
 
     # --- commands (session loop) ---------------------------------------------------------------
 
     async def open(self, message: OpenSession, *, reply_channel: str, epoch: int) -> None:
         session_id = message.session_id
-        previous = self.sessions.pop(session_id, None)
-        if previous is not None:  # the gateway moved the session back here: start afresh
-            previous.finishing = True
-            await previous.handle.finish("disconnect")
+        previous = self.sessions.get(session_id)
         session = WorkerSession(reply_channel=reply_channel, epoch=epoch, tenant_id=message.tenant_id)  # type: ignore[arg-type]
         session.handle = self.runner.open(message, lambda event: self._deliver(session_id, session, event))
+        # Before any await: the commands that follow the open (run as tasks of their own) must find it.
         self.sessions[session_id] = session
-        await asyncio.to_thread(self.beat)  # the gateway picking the next worker sees this session
-        await self._send(session, {"type": "asr.opened", "worker": self.worker_id})
+        if previous is not None:  # the gateway opened the session here again (failover, Redis lost data)
+            previous.finishing = True
+            await previous.handle.finish("disconnect")
+        await self._beat_now()  # the gateway picking the next worker sees this session
+        await self._send(session_id, session, {"type": "asr.opened", "worker": self.worker_id})
         logger.info("session opened worker_id=%s session_id=%s epoch=%s", self.worker_id, session_id, epoch)
 
     async def audio(self, *, session_id: str, epoch: int, data: bytes, sent_at: float) -> None:
@@ -145,15 +167,20 @@ class WorkerRuntime:
             return
         session.finishing = True
         await session.handle.finish(reason)
-        self.sessions.pop(session_id, None)
-        await self._send(session, {"type": "asr.finished"})
-        await asyncio.to_thread(self.beat)
+        self._forget(session_id, session)
+        await self._send(session_id, session, {"type": "asr.finished"})
+        await self._beat_now()
         logger.info("session closed worker_id=%s session_id=%s", self.worker_id, session_id)
 
     async def pong(self, *, reply_channel: str, seq: int, sent_at: float) -> None:
         await get_channel_layer().send(
             reply_channel, {"type": "asr.pong", "seq": seq, "sent_at": sent_at, "worker": self.worker_id}
         )
+
+    def _forget(self, session_id: str, session: WorkerSession) -> None:
+        """Drop a session that ended, unless it was opened here again meanwhile."""
+        if self.sessions.get(session_id) is session:
+            del self.sessions[session_id]
 
     def _current(self, session_id: str, epoch: int) -> WorkerSession | None:
         session = self.sessions.get(session_id)
@@ -165,14 +192,34 @@ class WorkerRuntime:
                 await sync_to_async(_store_final)(session.tenant_id, session_id, event)
             return
         if isinstance(event, EngineFailure):
-            await self._send(session, {"type": "asr.failure", "code": event.code, "message": event.message})
+            await self._send(session_id, session, {"type": "asr.failure", "code": event.code, "message": event.message})
         else:
-            await self._send(session, {"type": "asr.event", "event": event.to_message()})
+            await self._send(session_id, session, {"type": "asr.event", "event": event.to_message()})
 
-    async def _send(self, session: WorkerSession, message: dict) -> None:
+    async def _send(self, session_id: str, session: WorkerSession, message: dict) -> None:
+        """Send to the gateway, retrying while Redis is away: a session's results wait (in order) meanwhile.
+
+        After ``ASR_REDIS_OUTAGE_S`` the result is dropped: the gateway has failed the session by then.
+        """
         if session.dispatch_lags:
             message, session.dispatch_lags = {**message, "dispatch_lag_s": session.dispatch_lags}, []
-        await get_channel_layer().send(session.reply_channel, {**message, "epoch": session.epoch})
+        message = {**message, "epoch": session.epoch}
+        outage = registry.RedisOutage(settings.ASR_REDIS_OUTAGE_S)
+        while True:
+            try:
+                await get_channel_layer().send(session.reply_channel, message)
+                return
+            except Exception:
+                logger.warning(
+                    "sending a result failed session_id=%s type=%s attempt=%s",
+                    session_id,
+                    message["type"],
+                    outage.failures + 1,
+                    exc_info=outage.failures == 0,
+                )
+                if not await outage.wait():
+                    logger.error("result dropped, Redis away session_id=%s type=%s", session_id, message["type"])
+                    return
 
     async def _janitor(self) -> None:
         """Free sessions whose gateway vanished: finalize, store what they heard, drop the state."""
@@ -187,10 +234,10 @@ class WorkerRuntime:
         logger.warning("session abandoned by its gateway worker_id=%s session_id=%s", self.worker_id, session_id)
         session.orphaned = session.finishing = True
         await session.handle.finish("disconnect")
-        self.sessions.pop(session_id, None)
+        self._forget(session_id, session)
         audio_seconds = session.handle.engine.audio_seconds if session.handle.engine else 0.0
         await sync_to_async(_close_orphan)(session.tenant_id, session_id, audio_seconds)
-        await asyncio.to_thread(self.beat)
+        await self._beat_now()
 
 
 def _store_final(tenant_id: int, session_id: str, event: TranscriptEvent) -> None:
