@@ -14,7 +14,8 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 import redis
 from django.conf import settings
@@ -32,6 +33,9 @@ from transcription.engine.models import load_models
 from transcription.engine_settings import model_settings_from_django, session_limits
 from transcription.models import FileTranscription, Session
 from transcription.quota import LedgerKey
+
+if TYPE_CHECKING:
+    from django.db.models import QuerySet
 
 logger = logging.getLogger(__name__)
 
@@ -183,35 +187,61 @@ def enqueue(job_id: uuid.UUID) -> None:
 
 def resume_local_jobs() -> int:
     """Embedded mode, at start-up: queue again the jobs a previous server process left unfinished."""
-    pending = FileTranscription.objects.filter(
-        status__in=[FileTranscription.Status.QUEUED, FileTranscription.Status.RUNNING]
-    )
+    pending = FileTranscription.objects.filter(status__in=PENDING)
     ids = list(pending.values_list("id", flat=True))
     for job_id in ids:
-        enqueue(job_id)
+        _local_executor().submit(_run_logged, job_id, takeover=True)  # whoever ran them is gone
     if ids:
         logger.info("resuming %d unfinished file jobs", len(ids))
     return len(ids)
 
 
-def _run_logged(job_id: uuid.UUID) -> None:
+def requeue_stalled(*, older_than_s: float | None = None) -> int:
+    """Celery mode: queue again the running jobs whose worker stopped reporting (killed, host lost).
+
+    Cross-tenant on purpose: a system job (the servers' sweeper). A job's message is acknowledged
+    only when it ends, but Redis hands an unacknowledged one to another worker only after the
+    visibility timeout (hours, so long jobs are not run twice); a job reports progress, and with it
+    its session's heartbeat, every second, so one silent for ``ASR_FILE_JOB_STALE_S`` has no worker.
+    """
+    if settings.ASR_DISPATCH != "celery":
+        return 0
+    ids = list(_stalled(older_than_s).values_list("id", flat=True))
+    for job_id in ids:
+        logger.warning("file job stalled, queued again job_id=%s", job_id)
+        enqueue(job_id)
+    return len(ids)
+
+
+def _stalled(older_than_s: float | None = None) -> "QuerySet[FileTranscription]":
+    threshold = settings.ASR_FILE_JOB_STALE_S if older_than_s is None else older_than_s
+    cutoff = timezone.now() - timedelta(seconds=threshold)
+    return FileTranscription.objects.filter(status=FileTranscription.Status.RUNNING, session__last_seen_at__lt=cutoff)
+
+
+def _run_logged(job_id: uuid.UUID, *, takeover: bool = False) -> None:
     try:
-        run_job(job_id)
+        run_job(job_id, takeover=takeover)
     except Exception:  # a thread pool would swallow it silently
         logger.exception("file job crashed job_id=%s", job_id)
 
 
-def _claim(job_id: uuid.UUID | str) -> FileTranscription | None:
-    """Mark the job running. A job found ``running`` is taken again: its worker died mid-way (a
-    redelivered Celery task or a restarted embedded server); segments are written idempotently."""
+def _claim(job_id: uuid.UUID | str, *, takeover: bool = False) -> FileTranscription | None:
+    """Mark the job running. A job found ``running`` is taken again only if its worker died mid-way
+    (no heartbeat for ASR_FILE_JOB_STALE_S, or ``takeover``: a restarted embedded server); a second
+    delivery of a job that runs is dropped. Segments are written idempotently."""
     with transaction.atomic():
         job = FileTranscription.objects.select_for_update().filter(pk=job_id).first()
         if job is None or job.status in (FileTranscription.Status.DONE, FileTranscription.Status.FAILED):
+            return None
+        if job.status == FileTranscription.Status.RUNNING and not takeover and not _stalled().filter(pk=job.pk):
+            logger.info("file job runs elsewhere, this delivery dropped job_id=%s", job.pk)
             return None
         job.status = FileTranscription.Status.RUNNING
         job.started_at = timezone.now()
         job.processed_s = 0.0
         job.save(update_fields=["status", "started_at", "processed_s"])
+        Session.objects.filter(pk=job.session_id).update(last_seen_at=timezone.now())
         return job
 
 
@@ -288,9 +318,9 @@ class _Runner:
             raise audiofile.AudioFileError("forbidden", "The account was suspended while the file was transcribed.")
 
 
-def run_job(job_id: uuid.UUID | str) -> None:
+def run_job(job_id: uuid.UUID | str, *, takeover: bool = False) -> None:
     """Run one job to its end; every outcome is written to the job and its session."""
-    job = _claim(job_id)
+    job = _claim(job_id, takeover=takeover)
     if job is None:
         return
     runner: _Runner | None = None

@@ -17,7 +17,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import connection
 
-from transcription import services
+from transcription import file_jobs, services
 from transcription.gateway.outbox import get_outbox
 
 logger = logging.getLogger(__name__)
@@ -41,7 +41,9 @@ def stale_after_s() -> float:
 
 
 def sweep() -> int:
-    """Close the lost streams now; returns how many."""
+    """Close the lost streams now, and queue again the file jobs whose worker died; returns how many
+    streams were closed."""
+    file_jobs.requeue_stalled()
     return services.session_sweep_stale(older_than_s=stale_after_s())
 
 

@@ -1,12 +1,15 @@
 """File transcription over the REST API: real uploads in every supported format, the real engine,
 metering against the monthly quota, clear refusals, tenant isolation, and Celery file workers."""
 
+import contextlib
 import io
 import os
+import signal
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -245,22 +248,21 @@ def test_jobs_of_another_tenant_are_invisible(jfk, tenant_a, tenant_b):
 # --- Celery: a real file worker process -------------------------------------------------------
 
 
-@pytest.fixture
-def file_worker(settings):
-    """``manage.py asr_file_worker`` on a queue of its own, against this test's database."""
-    queue = f"asrtest-files-{uuid.uuid4().hex[:8]}"
-    settings.ASR_DISPATCH, settings.ASR_FILE_QUEUE = "celery", queue
+@contextlib.contextmanager
+def file_worker_process(settings, log_name: str = "file-worker.log") -> Iterator[subprocess.Popen]:
+    """``manage.py asr_file_worker`` on this test's queue (ASR_FILE_QUEUE), against its database."""
     env = dict(
         os.environ,
         DJANGO_SETTINGS_MODULE="asrplatform.settings.base",
         DATABASE_URL=child_database_url(),
         SECRET_KEY=settings.SECRET_KEY,
         ASR_DISPATCH="celery",
-        ASR_FILE_QUEUE=queue,
+        ASR_FILE_QUEUE=settings.ASR_FILE_QUEUE,
+        ASR_FILE_JOB_STALE_S=str(settings.ASR_FILE_JOB_STALE_S),
         ASR_MEDIA_ROOT=str(settings.MEDIA_ROOT),
         ASR_PRELOAD="0",
     )
-    with open(artifacts() / "file-worker.log", "w") as log:
+    with open(artifacts() / log_name, "w") as log:
         process = subprocess.Popen(
             [sys.executable, "manage.py", "asr_file_worker", "--loglevel", "INFO"],
             cwd=REPO,
@@ -272,6 +274,19 @@ def file_worker(settings):
         yield process
     finally:
         stop_process(process, timeout=30)
+
+
+@pytest.fixture
+def file_queue(settings) -> str:
+    """Celery dispatch, with file jobs on a queue of this test's own."""
+    settings.ASR_DISPATCH, settings.ASR_FILE_QUEUE = "celery", f"asrtest-files-{uuid.uuid4().hex[:8]}"
+    return settings.ASR_FILE_QUEUE
+
+
+@pytest.fixture
+def file_worker(settings, file_queue):
+    with file_worker_process(settings) as process:
+        yield process
 
 
 @pytest.mark.django_db(transaction=True)
@@ -288,6 +303,39 @@ def test_celery_file_worker_runs_the_job(file_worker, jfk, tenant_a):
     assert word_error_rate([entry.text], [" ".join(s["text"] for s in body["segments"])]) <= 0.15
     assert Session.objects.get(pk=body["session_id"]).audio_seconds == pytest.approx(JFK_S, abs=0.05)
     assert not stored_uploads()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_whose_worker_is_killed_is_run_again_by_another_worker(file_queue, jfk, tenant_a, settings):
+    """Redis would hand the unacknowledged job to another worker only after hours; the sweeper sees
+    the job's heartbeat stop and queues it again, and the second worker runs it whole, once."""
+    entry, samples, rate = jfk
+    settings.ASR_FILE_JOB_STALE_S = 3.0
+    repeats = 5
+    response = upload(key_client(tenant_a.raw_key), encode(np.concatenate([samples] * repeats), rate, "ogg"))
+    assert response.status_code == 202
+    job_id = response.json()["id"]
+    with file_worker_process(settings, "file-worker-killed.log") as first:
+        deadline = time.monotonic() + 120
+        while FileTranscription.objects.get(pk=job_id).processed_s < 10:
+            assert time.monotonic() < deadline, "the first worker never got going"
+            time.sleep(0.2)
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    assert file_jobs.requeue_stalled() == 0  # not yet: it reported progress a moment ago
+    time.sleep(settings.ASR_FILE_JOB_STALE_S + 1)
+    with file_worker_process(settings, "file-worker-second.log"):
+        assert file_jobs.requeue_stalled() == 1
+        deadline = time.monotonic() + 240
+        while (job := FileTranscription.objects.get(pk=job_id)).status not in ("done", "failed"):
+            assert time.monotonic() < deadline, f"the job did not finish: {job.status} {job.processed_s}"
+            time.sleep(0.5)
+    assert job.status == "done" and job.processed_s == pytest.approx(JFK_S * repeats, abs=0.1)
+    segments = list(job.session.segments.order_by("index"))
+    assert [s.index for s in segments] == list(range(len(segments)))
+    assert all(a.end <= b.start + 0.05 for a, b in zip(segments, segments[1:], strict=False))  # none twice
+    assert word_error_rate([" ".join([entry.text] * repeats)], [" ".join(s.text for s in segments)]) <= 0.15
+    assert job.session.audio_seconds == pytest.approx(JFK_S * repeats, abs=0.1)
 
 
 def test_decoder_reads_file_objects_like_paths(jfk):
