@@ -13,12 +13,16 @@ import logging
 import time
 from typing import Any
 
+import redis
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import connection
 
+from asrplatform import process_state
 from transcription import file_jobs, services
 from transcription.gateway.outbox import get_outbox
+from transcription.redis_clients import CONNECT_TIMEOUT_S, SOCKET_TIMEOUT_S
+from transcription.runner import registry
 
 logger = logging.getLogger(__name__)
 
@@ -68,11 +72,43 @@ def sweep_once() -> int:
     return sweep()
 
 
+class QueueJanitor:
+    """Celery mode: deletes the Redis queues that killed inference workers left behind.
+
+    A queue is deleted once it was found without a worker in two rounds in a row (a sweep interval
+    apart), so a worker that is starting, or missed a heartbeat in a Redis blip, keeps its own.
+    """
+
+    def __init__(self) -> None:
+        self.suspects: set[str] = set()
+
+    def sweep(self) -> int:
+        if settings.ASR_DISPATCH != "celery":
+            return 0
+        client = _registry_redis()
+        orphans = registry.orphaned_queues_sync(client, settings.ASR_REDIS_PREFIX)
+        doomed, self.suspects = orphans & self.suspects, orphans - self.suspects
+        for queue in sorted(doomed):
+            logger.info("deleting the queue of a worker that is gone queue=%s", queue)
+            client.delete(*registry.queue_redis_keys(queue))
+        return len(doomed)
+
+
+def _registry_redis() -> redis.Redis:
+    url = settings.ASR_REGISTRY_URL
+
+    def build() -> redis.Redis:
+        return redis.Redis.from_url(url, socket_timeout=SOCKET_TIMEOUT_S, socket_connect_timeout=CONNECT_TIMEOUT_S)
+
+    return process_state.get(("sweeper.redis", url), build, close=redis.Redis.close)
+
+
 async def sweep_periodically() -> None:
     """Sweep every sweep_every_s() until cancelled, but only in a round whose previous round reached
     the database too: at start and after an outage, live gateways first refresh the rows they could
     not write meanwhile, or a long outage would leave every live stream closed as lost."""
     in_contact = False
+    janitor = QueueJanitor()
     while True:
         try:
             await database_sync_to_async(sweep if in_contact else database_answers)()
@@ -80,6 +116,10 @@ async def sweep_periodically() -> None:
         except Exception:
             in_contact = False
             logger.warning("sweeping lost sessions failed, retrying", exc_info=True)
+        try:
+            await asyncio.to_thread(janitor.sweep)
+        except Exception:
+            logger.warning("deleting the queues of gone workers failed, retrying", exc_info=True)
         await asyncio.sleep(sweep_every_s())
 
 

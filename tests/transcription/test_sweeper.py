@@ -5,6 +5,7 @@ import json
 import signal
 import threading
 import time
+import uuid
 from datetime import timedelta
 
 import numpy as np
@@ -288,3 +289,42 @@ async def test_a_killed_servers_session_is_closed_as_lost_by_another_server_with
     assert [s.index for s in stored] == [f["segment"] for f in before] == [0]
     assert stored[0].text == before[0]["text"]
     assert word_error_rate(["ten of clubs"], [stored[0].text]) == 0.0
+
+
+def test_the_queues_killed_workers_left_in_redis_are_deleted_on_the_second_round(settings):
+    """A live worker's queue is kept; a queue without a worker goes, after being seen twice."""
+    import redis
+
+    from transcription.runner import registry
+
+    settings.ASR_DISPATCH = "celery"
+    settings.ASR_REGISTRY_URL = "redis://127.0.0.1:6379/0"
+    settings.ASR_REDIS_PREFIX = prefix = f"asrtest-{uuid.uuid4().hex[:8]}"
+    client = redis.Redis.from_url(settings.ASR_REGISTRY_URL)
+    live = registry.WorkerInfo(
+        id="alive",
+        queue=registry.worker_queue(prefix, "alive"),
+        capacity=4,
+        device="cpu",
+        model="tiny.en",
+        host="test",
+        pid=0,
+        beat_at=time.time(),
+    )
+    dead_queue = registry.worker_queue(prefix, "killed")
+    try:
+        client.set(registry.worker_key(prefix, live.id), registry.encode(live), px=30_000)
+        client.sadd(registry.workers_set(prefix), live.id)
+        for queue in (live.queue, dead_queue):  # what kombu keeps: the list of commands and a binding
+            client.lpush(queue, "a command nobody will run")
+            client.sadd(f"_kombu.binding.{queue}", f"{queue}\x06\x16\x06\x16{queue}")
+        janitor = sweeper.QueueJanitor()
+        assert janitor.sweep() == 0  # first seen without a worker: a suspect only
+        assert client.exists(dead_queue, f"_kombu.binding.{dead_queue}") == 2
+        assert janitor.sweep() == 1
+        assert client.exists(dead_queue, f"_kombu.binding.{dead_queue}") == 0
+        assert client.exists(live.queue, f"_kombu.binding.{live.queue}") == 2
+    finally:
+        client.delete(*registry.queue_redis_keys(live.queue), *registry.queue_redis_keys(dead_queue))
+        client.delete(registry.worker_key(prefix, live.id), registry.workers_set(prefix))
+        client.close()

@@ -59,6 +59,19 @@ def queue_redis_keys(queue: str) -> list[str]:
     return [queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}"]
 
 
+def orphaned_queues_sync(client, prefix: str) -> set[str]:
+    """Worker queues in Redis whose worker is not in the registry: a worker deletes its own queue
+    when it stops, but one killed (``-9``, host lost) leaves it, with any commands still in it."""
+    found = {_text(key) for key in client.scan_iter(match=f"{prefix}.worker.*", count=1000)}
+    bindings = client.scan_iter(match=f"_kombu.binding.{prefix}.worker.*", count=1000)
+    found |= {_text(key).removeprefix("_kombu.binding.") for key in bindings}
+    return found - {worker.queue for worker in live_workers_sync(client, prefix)}
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def queue_depths_sync(client, queues: list[str]) -> list[int]:
     """Messages waiting in each queue's Redis list (kombu's key without a priority; prefetched ones are gone)."""
     pipe = client.pipeline()
