@@ -27,19 +27,25 @@ def segment_list(*, tenant_id: int, session_id: uuid.UUID) -> QuerySet[Segment]:
     return Segment.objects.filter(session__tenant_id=tenant_id, session_id=session_id).order_by("index")
 
 
-def session_resumable(*, tenant_id: int, session_id: str, grace_s: float, owner_may_be_alive: bool) -> Session | None:
-    """A session of this tenant that a reconnecting client may continue, or None.
+def session_resumable(
+    *, tenant_id: int, session_id: str, grace_s: float, owner_silent_s: float | None
+) -> tuple[Session | None, bool]:
+    """A session of this tenant that a reconnecting client may continue, and whether to ask again.
 
-    Interrupted sessions qualify within the grace period. An ``active`` one qualifies only when
-    no other process can still be serving it (embedded mode: its server process is gone).
+    Interrupted sessions qualify within the grace period. An ``active`` one qualifies once the
+    process serving it is gone: its heartbeat (``last_seen_at``) is older than ``owner_silent_s``
+    (None: no other process can be serving it, as in embedded mode). Until then the answer is
+    (None, True): the owner may still notice the drop and park it, or stop beating.
     """
     session = Session.objects.filter(tenant_id=tenant_id, pk=session_id).first()
     if session is None or session.status == Session.Status.CLOSED:
-        return None
+        return None, False
     if session.status == Session.Status.INTERRUPTED:
         fresh = session.interrupted_at and session.interrupted_at >= timezone.now() - timedelta(seconds=grace_s)
-        return session if fresh else None
-    return None if owner_may_be_alive else session
+        return (session if fresh else None), False
+    if owner_silent_s is None or session.last_seen_at <= timezone.now() - timedelta(seconds=owner_silent_s):
+        return session, False
+    return None, True
 
 
 def session_resume_point(*, tenant_id: int, session_id: str) -> tuple[float, int, int]:

@@ -1,8 +1,11 @@
 """The session services every caller shares: start, store a final, meter, close; each scoped to its tenant."""
 
-import pytest
+from datetime import timedelta
 
-from transcription import services
+import pytest
+from django.utils import timezone
+
+from transcription import selectors, services
 from transcription.engine import TranscriptEvent
 from transcription.models import Segment, Session
 
@@ -98,3 +101,21 @@ def test_session_meter_stops_counting_once_closed(tenant_a):
 
     session.refresh_from_db()
     assert session.audio_seconds == 4.0
+
+
+@pytest.mark.django_db
+def test_an_active_session_is_resumable_once_its_gateway_stopped_beating(tenant_a, tenant_b):
+    """With several gateways (Celery mode) an ``active`` row may belong to a live one: a resume
+    waits until the heartbeat is older than ``owner_silent_s`` (a killed gateway's soon is)."""
+    session = services.session_start(
+        tenant_id=tenant_a.tenant.pk, api_key_id=None, language="en", engine="t", sample_rate=16000
+    )
+    ask = {"tenant_id": tenant_a.tenant.pk, "session_id": str(session.pk), "grace_s": 30}
+    assert selectors.session_resumable(**ask, owner_silent_s=7) == (None, True)  # ask again
+    assert selectors.session_resumable(**ask, owner_silent_s=None) == (session, False)  # embedded
+    Session.objects.filter(pk=session.pk).update(last_seen_at=timezone.now() - timedelta(seconds=8))
+    assert selectors.session_resumable(**ask, owner_silent_s=7) == (session, False)
+    other = {**ask, "tenant_id": tenant_b.tenant.pk}
+    assert selectors.session_resumable(**other, owner_silent_s=7) == (None, False)
+    services.session_finish(tenant_id=tenant_a.tenant.pk, session_id=session.pk, close_reason="stop", audio_seconds=1)
+    assert selectors.session_resumable(**ask, owner_silent_s=None) == (None, False)

@@ -51,12 +51,15 @@ def session_resumed(tenant_id: int, session_id: uuid.UUID, resume_token_hash: st
 
 
 @database_sync_to_async
-def resumable_session(tenant_id: int, session_id: str) -> Session | None:
+def resumable_session(tenant_id: int, session_id: str) -> tuple[Session | None, bool]:
+    # Another gateway may serve it (Celery mode) until its heartbeat, written with each usage flush,
+    # is a flush and a margin old.
+    owner_silent_s = None if settings.ASR_DISPATCH == "local" else settings.ASR_USAGE_FLUSH_S + 2.0
     return selectors.session_resumable(
         tenant_id=tenant_id,
         session_id=session_id,
         grace_s=settings.ASR_RESUME_GRACE_S,
-        owner_may_be_alive=settings.ASR_DISPATCH != "local",
+        owner_silent_s=owner_silent_s,
     )
 
 

@@ -9,9 +9,13 @@ A token is spent atomically (one conditional UPDATE), so of several concurrent r
 same token exactly one wins; the others get ``resume_failed``.
 """
 
+import asyncio
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
+
+from django.conf import settings
 
 from accounts.principal import Principal
 from transcription.dispatch import get_dispatcher
@@ -71,6 +75,8 @@ async def take_over(
     """
     ask = parse_resume_request(request)
     tenant_id = principal.tenant_id
+    if ask.session_id not in registry.connected and ask.session_id not in registry.parked:
+        await _until_resumable(tenant_id, ask.session_id)  # before the token is spent
     new_token, new_hash = new_resume_token()
     if not await db.session_claim_resume(tenant_id, ask.session_id, token_hash(ask.token), new_hash):
         raise resume_failed()
@@ -85,6 +91,19 @@ async def take_over(
     return await _reopen_from_database(principal, ask, config, target, new_token, new_hash)
 
 
+async def _until_resumable(tenant_id: int, session_id: str) -> None:
+    """Wait while the gateway serving the session may still be alive (its heartbeat is fresh; a
+    killed one stops beating), within the start deadline; refuse once it cannot be resumed."""
+    deadline = time.monotonic() + max(settings.ASR_START_TIMEOUT_S - 2.0, 0.0)
+    while True:
+        session, ask_again = await db.resumable_session(tenant_id, session_id)
+        if session is not None:
+            return
+        if not ask_again or time.monotonic() >= deadline:
+            raise resume_failed()
+        await asyncio.sleep(0.5)
+
+
 async def _reopen_from_database(
     principal: Principal,
     ask: ResumeRequest,
@@ -95,8 +114,6 @@ async def _reopen_from_database(
 ) -> Takeover:
     """A session no engine here holds (its gateway died): a new engine from its last stored final."""
     tenant_id = principal.tenant_id
-    if await db.resumable_session(tenant_id, ask.session_id) is None:
-        raise resume_failed()
     resume_at_s, first_segment, stored = await db.resume_point(tenant_id, ask.session_id)
     relay = EventRelay(target)
     try:
