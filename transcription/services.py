@@ -85,10 +85,28 @@ def segment_store_final(*, tenant_id: int, session_id: uuid.UUID | str, event: "
 
 
 @transaction.atomic
-def session_finish(*, tenant_id: int, session_id: uuid.UUID | str, close_reason: str, audio_seconds: float) -> Session:
-    """The one way a session is closed (gateway, worker orphans, file jobs); closing it again changes nothing."""
+def session_finish(
+    *,
+    tenant_id: int,
+    session_id: uuid.UUID | str,
+    close_reason: str,
+    audio_seconds: float,
+    resume_token_hash: str | None = None,
+    unless_seen_within_s: float | None = None,
+) -> Session:
+    """The one way a session is closed (gateway, worker orphans, file jobs); closing it again changes nothing.
+
+    A closer that may have lost the session to a resume elsewhere says so, and the row stays open
+    for its new owner: a gateway by its resume token (``resume_token_hash``: a resume replaced it),
+    a worker by the heartbeat (``unless_seen_within_s``: another gateway meters it).
+    """
     session = Session.objects.select_for_update().get(pk=session_id, tenant_id=tenant_id)
-    if session.status != Session.Status.CLOSED:
+    taken_over = resume_token_hash is not None and session.resume_token_hash != resume_token_hash
+    if unless_seen_within_s is not None:
+        taken_over |= session.last_seen_at >= timezone.now() - timedelta(seconds=unless_seen_within_s)
+    if taken_over and session.status != Session.Status.CLOSED:
+        logger.info("session resumed elsewhere, left open session_id=%s tenant_id=%s", session_id, tenant_id)
+    elif session.status != Session.Status.CLOSED:
         session.status = Session.Status.CLOSED
         session.close_reason = close_reason
         session.audio_seconds = audio_seconds

@@ -83,7 +83,7 @@ def _session(tenant) -> Session:
 def test_a_dead_processs_journal_is_written_out_once_and_removed(tenant_a, tmp_path):
     session = _session(tenant_a.tenant)
     ops = [outbox.final_op(tenant_a.tenant.pk, session.pk, _final(i)) for i in range(3)]
-    ops.append(outbox.close_op(tenant_a.tenant.pk, session.pk, "disconnect", 7.5))
+    ops.append(outbox.close_op(tenant_a.tenant.pk, session.pk, "disconnect", 7.5, session.resume_token_hash))
     journal = tmp_path / "outbox-99999-deadbeef.jsonl"
     lines = [json.dumps(op) + "\n" for op in ops + ops[:2]]  # written twice: a replay must not duplicate
     journal.write_text("".join(lines) + '{"kind": "final", "tena')  # the dead process's torn last line

@@ -119,3 +119,35 @@ def test_an_active_session_is_resumable_once_its_gateway_stopped_beating(tenant_
     assert selectors.session_resumable(**other, owner_silent_s=7) == (None, False)
     services.session_finish(tenant_id=tenant_a.tenant.pk, session_id=session.pk, close_reason="stop", audio_seconds=1)
     assert selectors.session_resumable(**ask, owner_silent_s=None) == (None, False)
+
+
+@pytest.mark.django_db
+def test_a_closer_that_lost_the_session_to_a_resume_leaves_the_row_open(tenant_a):
+    """A parked session expiring on one gateway while its client resumed on another, or a worker
+    freeing the engine of a session a gateway still meters, must not close the row."""
+    session = services.session_start(
+        tenant_id=tenant_a.tenant.pk,
+        api_key_id=None,
+        language="en",
+        engine="t",
+        sample_rate=16000,
+        resume_token_hash="old",
+    )
+    assert services.session_resume_claim(
+        tenant_id=tenant_a.tenant.pk, session_id=session.pk, presented_token_hash="old", new_token_hash="new"
+    )
+    close = {"tenant_id": tenant_a.tenant.pk, "session_id": session.pk, "close_reason": "disconnect"}
+    assert services.session_finish(**close, audio_seconds=3.0, resume_token_hash="old").status == "active"
+    assert services.session_finish(**close, audio_seconds=3.0, unless_seen_within_s=10).status == "active"
+    Session.objects.filter(pk=session.pk).update(last_seen_at=timezone.now() - timedelta(seconds=11))
+    assert services.session_finish(**close, audio_seconds=3.0, unless_seen_within_s=10).status == "closed"
+    again = services.session_start(
+        tenant_id=tenant_a.tenant.pk,
+        api_key_id=None,
+        language="en",
+        engine="t",
+        sample_rate=16000,
+        resume_token_hash="mine",
+    )
+    closed = services.session_finish(**{**close, "session_id": again.pk}, audio_seconds=2.0, resume_token_hash="mine")
+    assert closed.status == "closed" and closed.audio_seconds == 2.0

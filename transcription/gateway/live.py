@@ -120,7 +120,8 @@ class LiveSession:
         except Exception:
             logger.exception("engine finish failed session_id=%s", self.session_id)
         try:
-            op = outbox.close_op(self.principal.tenant_id, self.session_id, close_reason, self.audio_seconds)
+            tenant_id, audio_s = self.principal.tenant_id, self.audio_seconds
+            op = outbox.close_op(tenant_id, self.session_id, close_reason, audio_s, self.resume_token_hash)
             await outbox.get_outbox().put(op, wait_s=settings.ASR_OUTBOX_WAIT_S)
         except Exception:
             logger.exception("closing the session row failed session_id=%s", self.session_id)

@@ -65,13 +65,17 @@ def final_op(tenant_id: int, session_id: uuid.UUID, event: TranscriptEvent) -> d
     return {"kind": "final", "tenant_id": tenant_id, "session_id": str(session_id), "event": fields}
 
 
-def close_op(tenant_id: int, session_id: uuid.UUID, close_reason: str, audio_seconds: float) -> dict[str, Any]:
+def close_op(
+    tenant_id: int, session_id: uuid.UUID, close_reason: str, audio_seconds: float, resume_token_hash: str
+) -> dict[str, Any]:
+    """Close the row, unless a resume elsewhere replaced ``resume_token_hash`` (the session lives on)."""
     return {
         "kind": "close",
         "tenant_id": tenant_id,
         "session_id": str(session_id),
         "close_reason": close_reason,
         "audio_seconds": audio_seconds,
+        "resume_token_hash": resume_token_hash,
     }
 
 
@@ -90,6 +94,7 @@ def apply(op: dict[str, Any]) -> None:
             session_id=op["session_id"],
             close_reason=op["close_reason"],
             audio_seconds=op["audio_seconds"],
+            resume_token_hash=op.get("resume_token_hash"),
         )
     else:
         raise ValueError(f"unknown outbox operation {op['kind']!r}")

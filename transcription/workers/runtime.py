@@ -250,7 +250,11 @@ def _close_orphan(tenant_id: int, session_id: str, audio_seconds: float) -> None
     from transcription import services
 
     services.session_finish(
-        tenant_id=tenant_id, session_id=session_id, close_reason="disconnect", audio_seconds=audio_seconds
+        tenant_id=tenant_id,
+        session_id=session_id,
+        close_reason="disconnect",
+        audio_seconds=audio_seconds,
+        unless_seen_within_s=2 * settings.ASR_USAGE_FLUSH_S,  # resumed on another gateway: not ours to close
     )
 
 
