@@ -9,6 +9,7 @@ import logging
 from functools import partial
 from typing import Any
 
+from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
@@ -41,6 +42,19 @@ class TranscribeConsumer(AsyncWebsocketConsumer):
     # read per WebSocket and leave a receive-buffer entry behind in the gateway after each session.
     channel_layer_alias = None
     session: GatewaySession | None = None
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Each ASGI message straight to its handler.
+
+        Channels' own dispatch first closes stale database connections, in the one thread every
+        database call of the process shares: each audio frame then waited behind any slow query,
+        and a stalled database stopped every stream's socket being read. Our database calls close
+        stale connections themselves (channels.db.database_sync_to_async), so none is needed here.
+        """
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def connect(self) -> None:
         await self.accept()
