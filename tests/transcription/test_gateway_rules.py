@@ -14,8 +14,10 @@ import numpy as np
 import pytest
 from asgiref.sync import sync_to_async
 from django.db import connection
+from django.utils import timezone
 
 from accounts import services as account_services
+from accounts.models import Tenant
 from tests.support.audio import clip, to_s16
 from tests.support.servers import free_port, gateway_server
 from tests.support.tenants import make_tenant
@@ -101,6 +103,37 @@ class BrokenTable:
 
     async def __aexit__(self, *exc: object) -> None:
         await sync_to_async(self._rename)(f"{self.table}_away", self.table)
+
+
+def _refuse_new_sessions(refuse: bool) -> None:
+    """A real database fault on one statement only: inserting a session row fails, reads work."""
+    with connection.cursor() as cursor:
+        if refuse:
+            cursor.execute('ALTER TABLE "transcription_session" ADD CONSTRAINT no_new_rows CHECK (false) NOT VALID')
+        else:
+            cursor.execute('ALTER TABLE "transcription_session" DROP CONSTRAINT no_new_rows')
+
+
+async def test_a_start_that_fails_half_way_gives_back_its_stream_slot_and_quota(tenant_a):
+    """Admitted and given an engine, then the row cannot be written: nothing stays held."""
+    from transcription.gateway.live import LedgerKey
+    from transcription.quota import get_ledger
+
+    await Tenant.objects.filter(pk=tenant_a.tenant.pk).aupdate(max_concurrent_streams=1)
+    await sync_to_async(_refuse_new_sessions)(True)
+    try:
+        comm = communicator(tenant_a.raw_key)
+        await comm.connect()
+        await send_json(comm, {"type": "start"})
+        failed = await read_until_closed(comm, Transcript(), timeout=15)
+        await comm.disconnect()
+    finally:
+        await sync_to_async(_refuse_new_sessions)(False)
+    assert failed.error["code"] == "internal_error"
+    assert await get_admission().live_count(tenant_a.tenant.pk) == 0
+    assert get_ledger().used(LedgerKey.of(tenant_a.tenant.pk, timezone.now())) == 0.0
+    comm, ready = await started(tenant_a.raw_key)  # the one slot is free: admitted at once
+    await comm.disconnect()
 
 
 async def test_the_watchdog_survives_database_errors_and_still_enforces_suspension(tenant_a, settings, caplog):

@@ -92,18 +92,20 @@ class LiveSession:
         credit = StreamCredit(LedgerKey.of(principal.tenant_id, timezone.now()))
         allowance = await limits.admit(principal, session_id, credit)
         relay = EventRelay(target)
+        handle: SessionHandle | None = None
         try:
             handle = await dispatcher.open_session(
                 session_id=str(session_id), tenant_id=principal.tenant_id, config=config, sink=relay.deliver
             )
-        except WorkerRefusal as refusal:
-            await limits.release(principal, session_id)
-            await credit.give_back()
-            raise ProtocolError(refusal.code, refusal.message, CLOSE_LIMIT) from None
-        token, token_hash = new_resume_token()
+            token, token_hash = new_resume_token()
+            # The row exists only for sessions a worker took, so a refused start leaves nothing behind.
+            await db.session_start(principal, config, dispatcher.engine_name, session_id, token_hash)
+        except BaseException as error:  # no engine, slot or grant outlives a start that failed
+            await _let_go(principal, session_id, credit, handle)
+            if isinstance(error, WorkerRefusal):
+                raise ProtocolError(error.code, error.message, CLOSE_LIMIT) from None
+            raise
         live = cls(session_id, principal, config, handle, relay, token_hash, allowance, credit, slot_held=True)
-        # The row exists only for sessions a worker took, so a refused start leaves nothing behind.
-        await db.session_start(principal, config, dispatcher.engine_name, session_id, token_hash)
         return live, token
 
     async def admit(self) -> None:
@@ -136,3 +138,17 @@ class LiveSession:
             await self.credit.give_back()
         except Exception:
             logger.warning("returning unused quota failed session_id=%s", self.session_id, exc_info=True)
+
+
+async def _let_go(
+    principal: Principal, session_id: uuid.UUID, credit: StreamCredit, handle: SessionHandle | None
+) -> None:
+    """Undo a start that failed half-way (a refusal, Redis or the database down): each step despite the others."""
+    steps: list[Awaitable[None]] = [limits.release(principal, session_id), credit.give_back()]
+    if handle is not None:
+        steps.insert(0, handle.finish("disconnect"))
+    for step in steps:
+        try:
+            await step
+        except Exception:
+            logger.warning("undoing a failed start failed session_id=%s", session_id, exc_info=True)
