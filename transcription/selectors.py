@@ -4,7 +4,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from django.db.models import Count, Max, Prefetch, QuerySet, Sum
+from django.db.models import Count, Max, Prefetch, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -184,3 +184,21 @@ def platform_figures() -> PlatformFigures:
     audio = Session.objects.aggregate(total=Sum("audio_seconds"))["total"] or 0.0
     closes = Session.objects.exclude(close_reason="").values("close_reason").annotate(n=Count("id"))
     return PlatformFigures(live, float(audio), {row["close_reason"]: row["n"] for row in closes})
+
+
+def sessions_stale(*, older_than_s: float, now: datetime | None = None) -> QuerySet[Session]:
+    """Live streams whose heartbeat (``last_seen_at``) is older than ``older_than_s``: active, or
+    interrupted past the resume grace. File sessions end with their job.
+
+    Cross-tenant on purpose: for the sweeper only (transcription.sweeper), never a tenant's request.
+    """
+    from django.conf import settings
+
+    now = now or timezone.now()
+    grace_over = now - timedelta(seconds=settings.ASR_RESUME_GRACE_S)
+    return Session.objects.filter(
+        ~Q(status=Session.Status.CLOSED),  # the condition of the index on last_seen_at, so it is used
+        Q(status=Session.Status.ACTIVE) | Q(status=Session.Status.INTERRUPTED, interrupted_at__lt=grace_over),
+        source=Session.Source.STREAM,
+        last_seen_at__lt=now - timedelta(seconds=older_than_s),
+    )

@@ -3,14 +3,14 @@ sessions, a system job, spans tenants."""
 
 import logging
 import uuid
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
+from transcription import selectors
 from transcription.models import Segment, Session
 
 if TYPE_CHECKING:
@@ -104,9 +104,12 @@ def session_finish(
     taken_over = resume_token_hash is not None and session.resume_token_hash != resume_token_hash
     if unless_seen_within_s is not None:
         taken_over |= session.last_seen_at >= timezone.now() - timedelta(seconds=unless_seen_within_s)
+    # "lost" is the sweeper's guess; the owner's own close, arriving later (its outbox written out
+    # after a database outage), is the truth: reason and metered audio.
+    guessed_lost = session.close_reason == Session.CloseReason.LOST and close_reason != Session.CloseReason.LOST
     if taken_over and session.status != Session.Status.CLOSED:
         logger.info("session resumed elsewhere, left open session_id=%s tenant_id=%s", session_id, tenant_id)
-    elif session.status != Session.Status.CLOSED:
+    elif session.status != Session.Status.CLOSED or guessed_lost:
         session.status = Session.Status.CLOSED
         session.close_reason = close_reason
         session.audio_seconds = audio_seconds
@@ -164,7 +167,9 @@ def session_meter(*, tenant_id: int, session_id: uuid.UUID, audio_seconds: float
     )
 
 
-def session_sweep_stale(*, older_than_s: float, now: datetime | None = None) -> int:
+def session_sweep_stale(
+    *, older_than_s: float, now: datetime | None = None, only: Mapping[uuid.UUID, datetime] | None = None
+) -> int:
     """Close, as ``lost``, the live streams no process looks after any more; returns how many.
 
     Cross-tenant on purpose: a system job (the gateways' sweeper, ``manage.py asr_sweep``), never
@@ -173,22 +178,20 @@ def session_sweep_stale(*, older_than_s: float, now: datetime | None = None) -> 
     ``older_than_s`` must exceed what a live owner may take to refresh it (transcription.sweeper
     says how long). Its metered audio seconds are kept, and a final a worker stores later is still
     kept (segment_store takes finals into closed sessions). File sessions end with their job.
-    Each row is re-checked under its lock, so several sweepers at once close it once.
+    Each row is re-checked under its lock, so several sweepers at once close it once. With ``only``,
+    just the rows listed there whose heartbeat has not moved since (transcription.sweeper looks twice).
     """
-    now = now or timezone.now()
-    grace_over = now - timedelta(seconds=settings.ASR_RESUME_GRACE_S)
-    stale = Session.objects.filter(
-        ~Q(status=Session.Status.CLOSED),  # the condition of the index on last_seen_at, so it is used
-        Q(status=Session.Status.ACTIVE) | Q(status=Session.Status.INTERRUPTED, interrupted_at__lt=grace_over),
-        source=Session.Source.STREAM,
-        last_seen_at__lt=now - timedelta(seconds=older_than_s),
-    )
+    stale = selectors.sessions_stale(older_than_s=older_than_s, now=now)
     closed = 0
     for session_id in list(stale.values_list("pk", flat=True)):
+        if only is not None and session_id not in only:
+            continue
         with transaction.atomic():
             session = stale.select_for_update(skip_locked=True).filter(pk=session_id).first()
             if session is None:  # refreshed, closed, or being closed by another sweeper meanwhile
                 continue
+            if only is not None and session.last_seen_at != only[session_id]:
+                continue  # its owner wrote meanwhile: alive after all (a database outage ended)
             logger.warning(
                 "session lost, closing it session_id=%s tenant_id=%s last_seen_at=%s",
                 session.pk,

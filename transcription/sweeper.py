@@ -11,6 +11,9 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
+from datetime import datetime
+from functools import partial
 from typing import Any
 
 import redis
@@ -19,7 +22,7 @@ from django.conf import settings
 from django.db import connection
 
 from asrplatform import process_state
-from transcription import file_jobs, services
+from transcription import file_jobs, selectors, services
 from transcription.gateway.outbox import get_outbox
 from transcription.redis_clients import CONNECT_TIMEOUT_S, SOCKET_TIMEOUT_S
 from transcription.runner import registry
@@ -44,11 +47,30 @@ def stale_after_s() -> float:
     return max(settings.ASR_SESSION_STALE_S, floor)
 
 
-def sweep() -> int:
-    """Close the lost streams now, and queue again the file jobs whose worker died; returns how many
-    streams were closed."""
+class LostSessions:
+    """Closes the streams found stale in two rounds in a row with the same heartbeat.
+
+    One look is not enough: right after a database outage every live row is stale until its
+    gateway's next usage flush (sooner than the sweep interval, sweep_every_s), so the rows a round
+    finds stale are only suspects, closed in the next round if their heartbeat has not moved.
+    """
+
+    def __init__(self) -> None:
+        self.suspects: dict[uuid.UUID, datetime] = {}
+
+    def sweep(self) -> int:
+        """Close last round's suspects that stayed stale; returns how many."""
+        older_than_s = stale_after_s()
+        closed = services.session_sweep_stale(older_than_s=older_than_s, only=self.suspects) if self.suspects else 0
+        self.suspects = dict(selectors.sessions_stale(older_than_s=older_than_s).values_list("pk", "last_seen_at"))
+        return closed
+
+
+def sweep(lost: LostSessions) -> int:
+    """One round: queue again the file jobs whose worker died, close the lost streams; returns how
+    many streams were closed."""
     file_jobs.requeue_stalled()
-    return services.session_sweep_stale(older_than_s=stale_after_s())
+    return lost.sweep()
 
 
 def sweep_every_s() -> float:
@@ -68,8 +90,10 @@ def sweep_once() -> int:
     flushes they need to refresh theirs first.
     """
     database_answers()
+    lost = LostSessions()
+    sweep(lost)
     time.sleep(2 * settings.ASR_USAGE_FLUSH_S)
-    return sweep()
+    return sweep(lost)
 
 
 class QueueJanitor:
@@ -108,10 +132,10 @@ async def sweep_periodically() -> None:
     the database too: at start and after an outage, live gateways first refresh the rows they could
     not write meanwhile, or a long outage would leave every live stream closed as lost."""
     in_contact = False
-    janitor = QueueJanitor()
+    janitor, lost = QueueJanitor(), LostSessions()
     while True:
         try:
-            await database_sync_to_async(sweep if in_contact else database_answers)()
+            await database_sync_to_async(partial(sweep, lost) if in_contact else database_answers)()
             in_contact = True
         except Exception:
             in_contact = False

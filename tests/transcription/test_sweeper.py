@@ -328,3 +328,30 @@ def test_the_queues_killed_workers_left_in_redis_are_deleted_on_the_second_round
         client.delete(*registry.queue_redis_keys(live.queue), *registry.queue_redis_keys(dead_queue))
         client.delete(registry.worker_key(prefix, live.id), registry.workers_set(prefix))
         client.close()
+
+
+@pytest.mark.django_db
+def test_a_stream_is_closed_only_when_two_rounds_found_its_heartbeat_stale_and_unmoved(tenant_a, settings):
+    """After a database outage every live row is stale until its gateway's next flush: one round
+    only suspects; a row whose heartbeat moved before the next is left alone."""
+    settings.ASR_SESSION_STALE_S, settings.ASR_RESUME_GRACE_S = 60, 0
+    lost_one, revived = _start(tenant_a.tenant.pk), _start(tenant_a.tenant.pk)
+    Session.objects.filter(pk__in=[lost_one.pk, revived.pk]).update(last_seen_at=timezone.now() - timedelta(hours=1))
+    lost = sweeper.LostSessions()
+    assert lost.sweep() == 0 and set(lost.suspects) == {lost_one.pk, revived.pk}
+    services.session_meter(tenant_id=tenant_a.tenant.pk, session_id=revived.pk, audio_seconds=4.0)  # its flush
+    assert lost.sweep() == 1
+    assert Session.objects.get(pk=lost_one.pk).close_reason == LOST
+    assert Session.objects.get(pk=revived.pk).status == Session.Status.ACTIVE
+
+
+@pytest.mark.django_db
+def test_the_owners_own_close_arriving_after_a_lost_guess_is_the_truth(tenant_a):
+    session = _start(tenant_a.tenant.pk)
+    services.session_finish(tenant_id=tenant_a.tenant.pk, session_id=session.pk, close_reason=LOST, audio_seconds=2)
+    services.session_finish(tenant_id=tenant_a.tenant.pk, session_id=session.pk, close_reason="stop", audio_seconds=58)
+    session.refresh_from_db()
+    assert (session.close_reason, session.audio_seconds) == ("stop", 58)
+    services.session_finish(tenant_id=tenant_a.tenant.pk, session_id=session.pk, close_reason=LOST, audio_seconds=1)
+    session.refresh_from_db()
+    assert (session.close_reason, session.audio_seconds) == ("stop", 58)  # a real close is never undone
