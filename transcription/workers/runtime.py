@@ -236,7 +236,8 @@ class WorkerRuntime:
         await session.handle.finish("disconnect")
         self._forget(session_id, session)
         audio_seconds = session.handle.engine.audio_seconds if session.handle.engine else 0.0
-        await sync_to_async(_close_orphan)(session.tenant_id, session_id, audio_seconds)
+        silent_s = time.time() - session.handle.last_command_at
+        await sync_to_async(_close_orphan)(session.tenant_id, session_id, audio_seconds, silent_s)
         await self._beat_now()
 
 
@@ -246,7 +247,9 @@ def _store_final(tenant_id: int, session_id: str, event: TranscriptEvent) -> Non
     services.segment_store_final(tenant_id=tenant_id, session_id=session_id, event=event)
 
 
-def _close_orphan(tenant_id: int, session_id: str, audio_seconds: float) -> None:
+def _close_orphan(tenant_id: int, session_id: str, audio_seconds: float, silent_s: float) -> None:
+    """Close the row, unless a gateway metered it well after this worker last heard of it: the
+    session was resumed elsewhere (its dead gateway's last flush came at most a flush after that)."""
     from transcription import services
 
     services.session_finish(
@@ -254,7 +257,7 @@ def _close_orphan(tenant_id: int, session_id: str, audio_seconds: float) -> None
         session_id=session_id,
         close_reason="disconnect",
         audio_seconds=audio_seconds,
-        unless_seen_within_s=2 * settings.ASR_USAGE_FLUSH_S,  # resumed on another gateway: not ours to close
+        unless_seen_within_s=max(0.0, silent_s - 2 * settings.ASR_USAGE_FLUSH_S),
     )
 
 
