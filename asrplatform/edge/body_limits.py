@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 # Multipart boundaries and the form's other fields around an uploaded file.
 UPLOAD_OVERHEAD_BYTES = 64 * 1024
 # Paths whose POST carries an audio file: the caller must be authenticated before the body is read.
-UPLOAD_PATHS = frozenset({"/api/v1/transcriptions"})
+UPLOAD_PATHS = frozenset({"/api/v1/transcriptions", "/v1/audio/transcriptions"})
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 

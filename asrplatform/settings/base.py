@@ -268,6 +268,8 @@ ASR_FILE_QUEUE = os.environ.get("ASR_FILE_QUEUE", "asr.files")
 ASR_FILE_LOCAL_WORKERS = env_int("ASR_FILE_LOCAL_WORKERS", 1)
 # File jobs a tenant may have queued or running at once; more uploads get 429 until some finish.
 ASR_MAX_QUEUED_FILE_JOBS = env_int("ASR_MAX_QUEUED_FILE_JOBS", 10)
+# OpenAI's POST /v1/audio/transcriptions answers when its file job is done, waiting at most this long.
+ASR_OPENAI_WAIT_S = env_float("ASR_OPENAI_WAIT_S", 600.0)
 # A running file job reports progress every second; one silent this long lost its worker and is
 # queued again (Celery mode; the server processes' sweeper looks every few seconds).
 ASR_FILE_JOB_STALE_S = env_float("ASR_FILE_JOB_STALE_S", 120.0)
