@@ -4,6 +4,7 @@ Against the real server (``python -m asrplatform.server``) over real sockets: wh
 much of a body the server takes in before it answers, and whether its memory grows.
 """
 
+import json
 import socket
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ from django.test import Client
 from accounts.credentials import http_credentials_refusal, parse_bearer
 from tests.support.servers import gateway_server
 from tests.support.tenants import make_tenant
+from transcription.models import FileTranscription
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -140,6 +142,12 @@ def test_a_real_upload_with_a_key_still_goes_through_the_server(server, eval_dir
     )
     with urllib.request.urlopen(request, timeout=60) as response:
         assert response.status == 202
+        job_id = json.loads(response.read())["id"]
+    # The server runs the job now: let it end, or its writes race the flush of this test's tables.
+    deadline = time.monotonic() + 120
+    while FileTranscription.objects.get(pk=job_id).status not in ("done", "failed"):
+        assert time.monotonic() < deadline, "the job did not end"
+        time.sleep(0.2)
 
 
 def test_the_bearer_parser_takes_any_case_of_the_scheme_and_nothing_else():
