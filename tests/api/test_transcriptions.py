@@ -23,7 +23,7 @@ from bench.evaluation import load_manifest, word_error_rate
 from bench.server import stop_process
 from tests.support.containers import FORMATS, encode
 from tests.support.paths import REPO, artifacts
-from tests.support.servers import child_database_url, gateway_server
+from tests.support.servers import child_env, gateway_server
 from transcription import audiofile, file_jobs, selectors
 from transcription.models import FileTranscription, Session
 
@@ -251,11 +251,7 @@ def test_jobs_of_another_tenant_are_invisible(jfk, tenant_a, tenant_b):
 @contextlib.contextmanager
 def file_worker_process(settings, log_name: str = "file-worker.log") -> Iterator[subprocess.Popen]:
     """``manage.py asr_file_worker`` on this test's queue (ASR_FILE_QUEUE), against its database."""
-    env = dict(
-        os.environ,
-        DJANGO_SETTINGS_MODULE="asrplatform.settings.base",
-        DATABASE_URL=child_database_url(),
-        SECRET_KEY=settings.SECRET_KEY,
+    env = child_env(
         ASR_DISPATCH="celery",
         ASR_FILE_QUEUE=settings.ASR_FILE_QUEUE,
         ASR_FILE_JOB_STALE_S=str(settings.ASR_FILE_JOB_STALE_S),

@@ -8,13 +8,12 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-
-from django.conf import settings
+from typing import Any
 
 from bench.cluster import WorkerPool
 
 from .paths import artifacts
-from .servers import child_database_url
+from .servers import child_env
 
 REDIS_URL = os.environ.get("ASR_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -23,11 +22,7 @@ REDIS_URL = os.environ.get("ASR_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 def worker_cluster(names: list[str], *, idle_ttl_s: float) -> Iterator[WorkerPool]:
     """Workers ``names``, live in the registry when the block starts; all stopped when it ends."""
     prefix = f"asrtest-{uuid.uuid4().hex[:8]}"
-    env = dict(
-        os.environ,
-        DJANGO_SETTINGS_MODULE="asrplatform.settings.base",
-        DATABASE_URL=child_database_url(),
-        SECRET_KEY=settings.SECRET_KEY,
+    env = child_env(
         REDIS_URL=REDIS_URL,
         ASR_DISPATCH="celery",
         ASR_REDIS_PREFIX=prefix,
@@ -52,3 +47,18 @@ def worker_cluster(names: list[str], *, idle_ttl_s: float) -> Iterator[WorkerPoo
         yield pool
     finally:
         pool.stop()
+
+
+def use_celery_in_process(settings: Any, prefix: str) -> None:
+    """Point this test process's dispatcher (pytest-django ``settings``) at the workers under
+    ``prefix`` on REDIS_URL, with a Redis channel layer for their results."""
+    settings.ASR_DISPATCH = "celery"
+    settings.ASR_REDIS_PREFIX = prefix
+    settings.ASR_REGISTRY_URL = REDIS_URL
+    settings.CELERY_BROKER_URL = REDIS_URL
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}], "capacity": 1000},
+        }
+    }

@@ -28,6 +28,18 @@ def child_database_url() -> str:
     return f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment of a process a test starts (server, worker): production settings on the
+    test database, with ``extra`` on top."""
+    return dict(
+        os.environ,
+        DJANGO_SETTINGS_MODULE="asrplatform.settings.base",
+        DATABASE_URL=child_database_url(),
+        SECRET_KEY=settings.SECRET_KEY,
+        **extra,
+    )
+
+
 def gateway_server(
     *, extra_env: dict[str, str] | None = None, port: int | None = None, tls: tuple[Path, Path] | None = None
 ) -> GatewayServer:
@@ -35,13 +47,7 @@ def gateway_server(
 
     Its log is test-artifacts/server-PORT.log. ``tls``: (private key, certificate chain) PEM files.
     """
-    env = dict(
-        os.environ,
-        DJANGO_SETTINGS_MODULE="asrplatform.settings.base",
-        DATABASE_URL=child_database_url(),
-        SECRET_KEY=settings.SECRET_KEY,
-        **(extra_env or {}),
-    )
+    env = child_env(**(extra_env or {}))
     port = port or free_port()
     return GatewayServer(
         artifacts(), env, port=port, startup_timeout=120, log_name=f"server-{port}.log", prepare=False, tls=tls

@@ -78,3 +78,14 @@ async def send_audio(
 
 async def send_json(comm: WebsocketCommunicator, message: dict[str, Any]) -> None:
     await comm.send_to(text_data=json.dumps(message))
+
+
+async def receive_until(ws: Any, kind: str, timeout: float = 30) -> list[dict[str, Any]]:
+    """For a `websockets` client connection: messages up to and including the first of ``kind``."""
+    messages = []
+    async with asyncio.timeout(timeout):
+        while True:
+            message = json.loads(await ws.recv())
+            messages.append(message)
+            if message["type"] == kind:
+                return messages

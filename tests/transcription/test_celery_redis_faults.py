@@ -9,7 +9,6 @@ app keeps the broker it first connected to, so it is never pointed at the Redis 
 
 import asyncio
 import json
-import os
 import subprocess
 import time
 import uuid
@@ -18,16 +17,15 @@ from collections.abc import Awaitable, Callable, Iterator
 import pytest
 import redis
 from channels.layers import channel_layers
-from django.conf import settings
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from bench.cluster import WorkerPool
 from bench.evaluation import normalize_text
 from tests.support.audio import clips_s16
-from tests.support.clusters import REDIS_URL, worker_cluster
+from tests.support.clusters import use_celery_in_process, worker_cluster
 from tests.support.paths import artifacts
-from tests.support.servers import child_database_url, free_port, gateway_server, running_in_thread
+from tests.support.servers import child_env, free_port, gateway_server, running_in_thread
 from tests.support.tenants import make_tenant
 from transcription.dispatch import get_dispatcher
 from transcription.engine import SessionLimits, TranscriptEvent, parse_start
@@ -100,14 +98,7 @@ def redis_env(url: str, prefix: str) -> dict[str, str]:
 def worker(own_redis, django_db_setup, django_db_blocker) -> Iterator[WorkerPool]:
     """One inference worker: after Redis comes back empty, the session must stay with it (no other to move to)."""
     prefix = f"asrfault-{uuid.uuid4().hex[:8]}"
-    env = dict(
-        os.environ,
-        DJANGO_SETTINGS_MODULE="asrplatform.settings.base",
-        DATABASE_URL=child_database_url(),
-        SECRET_KEY=settings.SECRET_KEY,
-        ASR_PRELOAD="0",
-        **redis_env(own_redis.url, prefix),
-    )
+    env = child_env(ASR_PRELOAD="0", **redis_env(own_redis.url, prefix))
     pool = WorkerPool(
         env,
         prefix=prefix,
@@ -240,17 +231,8 @@ def shared_redis_worker(django_db_setup, django_db_blocker):
 @pytest.fixture
 def celery_in_process(settings, shared_redis_worker):
     """This process's dispatcher on the shared Redis's worker, as test_distributed.py sets it up."""
-    settings.ASR_DISPATCH = "celery"
-    settings.ASR_REDIS_PREFIX = shared_redis_worker.prefix
-    settings.ASR_REGISTRY_URL = REDIS_URL
-    settings.CELERY_BROKER_URL = REDIS_URL
+    use_celery_in_process(settings, shared_redis_worker.prefix)
     settings.ASR_FINISH_TIMEOUT_S = 20
-    settings.CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}], "capacity": 1000},
-        }
-    }
     channel_layers.backends.clear()
     yield
     channel_layers.backends.clear()

@@ -10,7 +10,7 @@ from channels.layers import channel_layers
 
 from bench.evaluation import normalize_text, word_error_rate
 from tests.support.audio import clip, clips_s16, to_s16
-from tests.support.clusters import REDIS_URL, worker_cluster
+from tests.support.clusters import REDIS_URL, use_celery_in_process, worker_cluster
 from tests.support.ws import Transcript, communicator, read_until_closed, send_audio, send_json
 from transcription import services
 from transcription.dispatch import get_dispatcher
@@ -33,16 +33,7 @@ def cluster(django_db_setup, django_db_blocker):
 @pytest.fixture(autouse=True)
 def celery_dispatch(settings, cluster, engine_models):
     """Point this process's gateway at the cluster: Celery dispatch, Redis channel layer and registry."""
-    settings.ASR_DISPATCH = "celery"
-    settings.ASR_REDIS_PREFIX = cluster.prefix
-    settings.ASR_REGISTRY_URL = REDIS_URL
-    settings.CELERY_BROKER_URL = REDIS_URL
-    settings.CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}], "capacity": 1000},
-        }
-    }
+    use_celery_in_process(settings, cluster.prefix)
     channel_layers.backends.clear()
     yield
     channel_layers.backends.clear()

@@ -12,19 +12,10 @@ from bench.evaluation import word_error_rate
 from tests.support.audio import clip, silence, to_s16
 from tests.support.servers import gateway_server, running_in_thread
 from tests.support.tenants import make_tenant
+from tests.support.ws import receive_until
 from transcription.models import Session
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
-
-
-async def receive_until(ws, kind: str, timeout: float = 30) -> list[dict]:
-    messages = []
-    async with asyncio.timeout(timeout):
-        while True:
-            message = json.loads(await ws.recv())
-            messages.append(message)
-            if message["type"] == kind:
-                return messages
 
 
 async def test_resume_after_the_server_process_is_killed_and_restarted(eval_dir):

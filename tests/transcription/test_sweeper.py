@@ -19,6 +19,7 @@ from bench.evaluation import word_error_rate
 from tests.support.audio import clip, silence, to_s16
 from tests.support.servers import gateway_server, running_in_thread
 from tests.support.tenants import make_tenant
+from tests.support.ws import receive_until
 from transcription import services, sweeper
 from transcription.engine import TranscriptEvent
 from transcription.models import Session
@@ -237,16 +238,6 @@ async def test_a_server_sweeps_from_its_start_to_its_shutdown_once_the_database_
 
 # Both servers: a flush every 0.5 s, lost after 3 s without one, swept every 0.75 s.
 FAST_SWEEP = {"ASR_USAGE_FLUSH_S": "0.5", "ASR_RESUME_GRACE_S": "1", "ASR_SESSION_STALE_S": "3"}
-
-
-async def receive_until(ws, kind: str, timeout: float = 30) -> list[dict]:
-    messages = []
-    async with asyncio.timeout(timeout):
-        while True:
-            message = json.loads(await ws.recv())
-            messages.append(message)
-            if message["type"] == kind:
-                return messages
 
 
 async def wait_for_close(session_id: str, timeout: float = 30) -> Session:
