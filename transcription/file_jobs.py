@@ -234,7 +234,11 @@ def _claim(job_id: uuid.UUID | str, *, takeover: bool = False) -> FileTranscript
         job = FileTranscription.objects.select_for_update().filter(pk=job_id).first()
         if job is None or job.status in (FileTranscription.Status.DONE, FileTranscription.Status.FAILED):
             return None
-        if job.status == FileTranscription.Status.RUNNING and not takeover and not _stalled().filter(pk=job.pk):
+        if (
+            job.status == FileTranscription.Status.RUNNING
+            and not takeover
+            and not _stalled().filter(pk=job.pk).exists()
+        ):
             logger.info("file job runs elsewhere, this delivery dropped job_id=%s", job.pk)
             return None
         job.status = FileTranscription.Status.RUNNING
