@@ -80,6 +80,9 @@ def test_refusals_come_in_openai_s_errors(client, server, tenant, jfk):
     assert not_audio.value.body["code"] in ("bad_audio", "unsupported_format")
     with pytest.raises(openai.BadRequestError), open(jfk.audio_path, "rb") as audio:
         client.audio.transcriptions.create(model="no-such-model", file=audio)
+    for careless in ({"response_format": "mp4"}, {"timestamp_granularities": ["char"]}, {"model": ""}):
+        with pytest.raises(openai.BadRequestError), open(jfk.audio_path, "rb") as audio:
+            client.audio.transcriptions.create(**{"model": "whisper-1", "file": audio, **careless})
     Tenant.objects.filter(pk=tenant.tenant.pk).update(monthly_audio_seconds_quota=0)
     with pytest.raises(openai.RateLimitError) as quota, open(jfk.audio_path, "rb") as audio:
         client.audio.transcriptions.create(model="whisper-1", file=audio)
