@@ -27,7 +27,7 @@ from transcription import file_jobs
 from transcription.engine.models import model_registry
 from transcription.engine_settings import model_settings_from_django
 from transcription.exports import srt_timestamp
-from transcription.models import FileTranscription, Segment
+from transcription.models import FileTranscription, Segment, Session
 
 # OpenAI's model names, answered by the deployment's default model (ASR_MODEL).
 OPENAI_MODELS = ("whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe")
@@ -99,7 +99,11 @@ async def transcriptions(request: HttpRequest) -> HttpResponse:
         options, response_format, words = _options(request.POST)
         try:
             job = await database_sync_to_async(file_jobs.job_create)(
-                tenant_id=api_key.tenant_id, api_key_id=api_key.pk, upload=upload, options=options
+                tenant_id=api_key.tenant_id,
+                api_key_id=api_key.pk,
+                upload=upload,
+                options=options,
+                protocol=Session.Protocol.OPENAI,
             )
         except file_jobs.JobRefused as refusal:
             raise refusal_error(refusal) from None

@@ -31,6 +31,7 @@ class SessionSerializer(serializers.ModelSerializer):
             "sample_rate",
             "audio_seconds",
             "source",
+            "protocol",
         ]
 
 

@@ -59,6 +59,7 @@ class SessionAdmin(admin.ModelAdmin):
         "id",
         "tenant",
         "source",
+        "protocol",
         "started_at",
         "ended_at",
         "status",
@@ -66,7 +67,7 @@ class SessionAdmin(admin.ModelAdmin):
         "audio_seconds",
         "language",
     ]
-    list_filter = ["tenant", "source", "status", "close_reason", "started_at"]
+    list_filter = ["tenant", "source", "protocol", "status", "close_reason", "started_at"]
     search_fields = ["id", "segments__text"]
     date_hierarchy = "started_at"
     readonly_fields = [f.name for f in Session._meta.fields]

@@ -68,7 +68,12 @@ def parse_options(options: dict[str, Any]) -> SessionConfig:
 
 
 def job_create(
-    *, tenant_id: int, api_key_id: int | None, upload: UploadedFile, options: dict[str, Any]
+    *,
+    tenant_id: int,
+    api_key_id: int | None,
+    upload: UploadedFile,
+    options: dict[str, Any],
+    protocol: str = Session.Protocol.REST,
 ) -> FileTranscription:
     """Check and store an upload, create its job and session, and queue it once committed.
 
@@ -91,7 +96,9 @@ def job_create(
     key = LedgerKey.of(tenant_id, timezone.now())
     reserved_s = _reserve(key, selectors.tenant_allowance(tenant_id=tenant_id), info.duration_s)
     try:
-        job = _create(tenant_id=tenant_id, api_key_id=api_key_id, upload=upload, config=config, info=info)
+        job = _create(
+            tenant_id=tenant_id, api_key_id=api_key_id, upload=upload, config=config, info=info, protocol=protocol
+        )
     except BaseException:
         quota.give_back(key, reserved_s)
         raise
@@ -130,6 +137,7 @@ def _create(
     upload: UploadedFile,
     config: SessionConfig,
     info: audiofile.AudioFileInfo,
+    protocol: str,
 ) -> FileTranscription:
     """Store the upload as a queued job with its session, unless the tenant has too many queued."""
     upload.seek(0)
@@ -144,6 +152,7 @@ def _create(
             tenant_id=tenant_id,
             api_key_id=api_key_id,
             source=Session.Source.FILE,
+            protocol=protocol,
             language=config.language,
             engine=config.model or settings.ASR_MODEL,
             sample_rate=info.sample_rate,

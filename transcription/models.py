@@ -30,9 +30,20 @@ class Session(models.Model):
         STREAM = "stream", "Live stream"
         FILE = "file", "File upload"
 
+    class Protocol(models.TextChoices):
+        """The API the client spoke: each is an adapter over the same session core."""
+
+        V1 = "v1", "asrplatform WebSocket v1"
+        REST = "rest", "asrplatform REST"
+        OPENAI = "openai", "OpenAI audio API"
+        OPENAI_REALTIME = "openai-realtime", "OpenAI Realtime"
+        DEEPGRAM = "deepgram", "Deepgram"
+        FUNASR = "funasr", "FunASR WebSocket"
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="sessions")
     source = models.CharField(max_length=6, choices=Source.choices, default=Source.STREAM)
+    protocol = models.CharField(max_length=16, choices=Protocol.choices, default=Protocol.V1)
     api_key = models.ForeignKey(ApiKey, on_delete=models.SET_NULL, null=True, blank=True, related_name="sessions")
     started_at = models.DateTimeField(auto_now_add=True, db_index=True)
     ended_at = models.DateTimeField(null=True, blank=True)

@@ -30,6 +30,7 @@ def session_start(
     session_id: uuid.UUID | None = None,
     resume_token_hash: str = "",
     source: str = Session.Source.STREAM,
+    protocol: str = Session.Protocol.V1,
 ) -> Session:
     """The one way a session row is created: live streams (gateway) and file jobs (``source="file"``)."""
     session = Session.objects.create(
@@ -38,6 +39,7 @@ def session_start(
         tenant_id=tenant_id,
         api_key_id=api_key_id,
         source=source,
+        protocol=protocol,
         language=language,
         engine=engine,
         sample_rate=sample_rate,

@@ -17,7 +17,7 @@ from transcription.models import Session
 
 @database_sync_to_async
 def session_start(
-    principal: Any, config: SessionConfig, engine: str, session_id: uuid.UUID, resume_token_hash: str
+    principal: Any, config: SessionConfig, engine: str, session_id: uuid.UUID, resume_token_hash: str, protocol: str
 ) -> Session:
     return services.session_start(
         session_id=session_id,
@@ -27,6 +27,7 @@ def session_start(
         language=config.language,
         engine=engine,
         sample_rate=config.sample_rate,
+        protocol=protocol,
     )
 
 

@@ -84,7 +84,7 @@ class LiveSession:
 
     @classmethod
     async def open_new(
-        cls, principal: Principal, config: SessionConfig, target: EventTarget
+        cls, principal: Principal, config: SessionConfig, target: EventTarget, protocol: str
     ) -> tuple["LiveSession", str]:
         """Admit a new session, give it an engine and a row; returns it with its resume token."""
         dispatcher = get_dispatcher()
@@ -99,7 +99,7 @@ class LiveSession:
             )
             token, token_hash = new_resume_token()
             # The row exists only for sessions a worker took, so a refused start leaves nothing behind.
-            await db.session_start(principal, config, dispatcher.engine_name, session_id, token_hash)
+            await db.session_start(principal, config, dispatcher.engine_name, session_id, token_hash, protocol)
         except BaseException as error:  # no engine, slot or grant outlives a start that failed
             await _let_go(principal, session_id, credit, handle)
             if isinstance(error, WorkerRefusal):

@@ -43,8 +43,9 @@ Reason = Session.CloseReason
 
 
 class GatewaySession:
-    def __init__(self, principal: Principal, transport: Transport) -> None:
+    def __init__(self, principal: Principal, transport: Transport, protocol: str = Session.Protocol.V1) -> None:
         self.principal = principal
+        self.protocol = protocol  # recorded on the session row
         self.link = ClientLink(transport)
         self.state = State.WAITING
         self.live: LiveSession | None = None
@@ -143,7 +144,7 @@ class GatewaySession:
             await self._open_new(config)
 
     async def _open_new(self, config: SessionConfig) -> None:
-        self.live, token = await LiveSession.open_new(self.principal, config, self._on_engine_event)
+        self.live, token = await LiveSession.open_new(self.principal, config, self._on_engine_event, self.protocol)
         await self._begin_streaming(token)
 
     async def _resume(self, request: object, config: SessionConfig) -> None:
