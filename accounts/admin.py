@@ -31,6 +31,9 @@ class TenantAdmin(admin.ModelAdmin):
     search_fields = ["name"]
     inlines = [MembershipInline]
     actions = ["suspend", "change_quota"]
+    # The webhook signing secret is the tenant's own: staff neither see nor set it (even sealed).
+    exclude = ["webhook_secret_sealed"]
+    readonly_fields = ["webhook_secret_created_at"]
 
     @admin.action(description="Suspend selected tenants (their keys stop working at once)", permissions=["change"])
     def suspend(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:

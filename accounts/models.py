@@ -13,6 +13,9 @@ class Tenant(models.Model):
     max_concurrent_streams = models.PositiveIntegerField(default=4)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The key that signs its webhook callbacks, sealed (accounts/webhook_secrets.py); "" until needed.
+    webhook_secret_sealed = models.CharField(max_length=255, blank=True, default="")
+    webhook_secret_created_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return self.name

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import QuerySet
 
-from accounts import keys
+from accounts import keys, webhook_secrets
 from accounts.models import ApiKey, Membership, Tenant
 
 
@@ -50,3 +50,9 @@ def api_key_list(*, tenant: Tenant) -> QuerySet[ApiKey]:
 
 def tenant_name_taken(*, name: str) -> bool:
     return Tenant.objects.filter(name__iexact=name).exists()
+
+
+def webhook_secret_get(*, tenant_id: int) -> str | None:
+    """The tenant's callback signing secret in clear; None before it has one (or if unreadable)."""
+    sealed = Tenant.objects.filter(pk=tenant_id).values_list("webhook_secret_sealed", flat=True).first()
+    return webhook_secrets.unseal(sealed or "", pepper=settings.SECRET_KEY)

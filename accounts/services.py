@@ -10,7 +10,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
-from accounts import keys
+from accounts import keys, webhook_secrets
 from accounts.models import ApiKey, Membership, StreamToken, Tenant
 
 logger = logging.getLogger(__name__)
@@ -128,3 +128,33 @@ def tenant_set_quota(*, tenant: Tenant, monthly_audio_seconds_quota: int) -> Ten
     tenant.save(update_fields=["monthly_audio_seconds_quota"])
     logger.info("tenant quota changed tenant_id=%s quota_s=%s", tenant.pk, monthly_audio_seconds_quota)
     return tenant
+
+
+def webhook_secret_rotate(*, tenant_id: int) -> str:
+    """A new secret for signing the tenant's callbacks, in force at once; returned in clear.
+
+    Callbacks already on their way are signed with the new one from their next attempt on.
+    """
+    secret = webhook_secrets.generate_secret()
+    Tenant.objects.filter(pk=tenant_id).update(
+        webhook_secret_sealed=webhook_secrets.seal(secret, pepper=settings.SECRET_KEY),
+        webhook_secret_created_at=timezone.now(),
+    )
+    logger.info("webhook secret rotated tenant_id=%s", tenant_id)
+    return secret
+
+
+@transaction.atomic
+def webhook_secret_ensure(*, tenant_id: int) -> str:
+    """The tenant's signing secret, made on first need (its first callback request).
+
+    Under the tenant's row lock, so two first requests at once end up with the same secret. One
+    sealed under an earlier SECRET_KEY cannot be read any more and is replaced.
+    """
+    tenant = Tenant.objects.select_for_update().get(pk=tenant_id)
+    secret = webhook_secrets.unseal(tenant.webhook_secret_sealed, pepper=settings.SECRET_KEY)
+    if secret is not None:
+        return secret
+    if tenant.webhook_secret_sealed:
+        logger.warning("webhook secret unreadable (SECRET_KEY changed?), replaced tenant_id=%s", tenant_id)
+    return webhook_secret_rotate(tenant_id=tenant_id)

@@ -14,7 +14,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from accounts import ratelimit, services
+from accounts import ratelimit, selectors, services
 from accounts.decorators import MemberRequest, member_required
 from accounts.forms import ApiKeyCreateForm, SignupForm
 from accounts.models import ApiKey
@@ -91,3 +91,15 @@ def api_key_revoke(request: MemberRequest, prefix: str) -> HttpResponse:
         raise Http404("No such key.") from None
     messages.success(request, f"Key “{api_key.name}” ({api_key.prefix}…) is revoked; it no longer works.")
     return redirect("dashboard")
+
+
+@never_cache
+@member_required(owner=True)
+def webhook_secret(request: MemberRequest) -> HttpResponse:
+    """The owner's view of the callback signing secret; a POST makes a new one (the old one stops at once)."""
+    if request.method == "POST":
+        services.webhook_secret_rotate(tenant_id=request.tenant.pk)
+        messages.success(request, "A new signing secret is in force; callbacks are signed with it from now on.")
+        return redirect("webhook_secret")
+    secret = selectors.webhook_secret_get(tenant_id=request.tenant.pk)
+    return render(request, "accounts/webhook_secret.html", {"secret": secret})
