@@ -58,11 +58,13 @@ class JobRefused(Exception):
 
 
 def parse_options(options: dict[str, Any]) -> SessionConfig:
-    """Validate the client's options exactly as a stream's ``start`` message is validated."""
+    """Validate the client's options exactly as a stream's ``start`` message is validated.
+
+    ``task`` ("translate" for OpenAI's translations) is the endpoint's choice, checked against the model."""
     start = {k: v for k, v in options.items() if k in CLIENT_OPTIONS and v is not None}
     start.update(sample_rate=TARGET_RATE, encoding="pcm_f32le", channels=1, interim_results=False)
     try:
-        return parse_start(start, session_limits())
+        return parse_start(start, session_limits(), task=options.get("task") or "transcribe")
     except ConfigError as exc:
         raise JobRefused("bad_request", str(exc)) from exc
 

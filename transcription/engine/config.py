@@ -11,6 +11,7 @@ MAX_SAMPLE_RATE = 48000
 MAX_PROMPT_CHARS = 200  # Whisper keeps at most 223 prompt tokens; this stays well inside it
 MAX_HOTWORDS = 20
 MAX_HOTWORD_CHARS = 50
+TASKS = ("transcribe", "translate")  # Whisper's tasks: the speech's own language, or English
 
 
 class ConfigError(ValueError):
@@ -46,6 +47,7 @@ class SessionConfig:
     word_timestamps: bool = False
     prompt: str = ""
     hotwords: tuple[str, ...] = ()
+    task: str = "transcribe"
 
     @property
     def bytes_per_frame(self) -> int:
@@ -72,6 +74,7 @@ class SessionConfig:
         """The effective settings as sent back to the client in ``ready``."""
         data = asdict(self)
         data.pop("partial_interval_s")
+        data.pop("task")  # not a stream's choice (see parse_start)
         data["hotwords"] = list(self.hotwords)
         return data
 
@@ -101,8 +104,10 @@ def _int_field(message: dict[str, Any], name: str, default: int, low: int, high:
     return value
 
 
-def parse_start(message: dict[str, Any], limits: SessionLimits) -> SessionConfig:
-    """Validate a ``start`` message (every field optional) into a SessionConfig."""
+def parse_start(message: dict[str, Any], limits: SessionLimits, *, task: str = "transcribe") -> SessionConfig:
+    """Validate a ``start`` message (every field optional) into a SessionConfig.
+
+    ``task`` is the server's choice (OpenAI's translations endpoint), not a field a client sends."""
     unknown = sorted(set(message) - CLIENT_FIELDS)
     if unknown:
         raise ConfigError(
@@ -114,6 +119,7 @@ def parse_start(message: dict[str, Any], limits: SessionLimits) -> SessionConfig
         raise ConfigError(f"'encoding' must be one of {', '.join(ENCODINGS)}, got {encoding!r}.")
     channels = _int_field(message, "channels", 1, 1, 2)
     model = _model(message, limits)
+    _check_task(task, model)
     if model is None:
         language = message.get("language", limits.languages[0])
         if language not in limits.languages:
@@ -150,7 +156,16 @@ def parse_start(message: dict[str, Any], limits: SessionLimits) -> SessionConfig
         word_timestamps=word_timestamps,
         prompt=prompt,
         hotwords=hotwords,
+        task=task,
     )
+
+
+def _check_task(task: str, model: ModelInfo | None) -> None:
+    if task not in TASKS:
+        raise ConfigError(f"'task' must be one of {', '.join(TASKS)}, got {task!r}.")
+    if task == "translate" and (model is None or not model.translates):
+        name = f"Model {model.name!r}" if model is not None else "This server's model"
+        raise ConfigError(f"{name} cannot translate: only multilingual Whisper models can.")
 
 
 def _bool_field(message: dict[str, Any], name: str, default: bool) -> bool:

@@ -39,6 +39,10 @@ FIT_FINALS_FROM_S = 4.0  # finals shorter than this are decoded with the full 30
 # ../shared/eval cost one word in 137 (bench.models: WER 4.4 % vs 3.6 %; 12 s cost two).
 THRIFTY_SHORT_FINAL_WINDOW_S = 15
 TOKENS_PER_S = 8  # fitted decoding's token budget per second of audio: fast speech is ~4
+# Greedy decoding of Whisper's translate task loops: base on ../shared/eval/zh/asr_example.wav gave
+# "Welcome to the video to the video …" for 400 tokens on three VAD cuts of four; a 5-beam search
+# ended on all four, for ~1.5x the CPU.
+TRANSLATE_BEAM_SIZE = 5
 
 
 @dataclass(frozen=True)
@@ -146,13 +150,17 @@ class WhisperRecognizer:
         hotwords: tuple[str, ...] = (),
         fit_window: bool | None = None,
         min_window_s: int = MIN_FITTED_S,
+        task: str = "transcribe",
     ) -> Transcription:
         """One utterance; ``language=None`` detects it. Chinese comes out in simplified characters.
 
-        ``min_window_s``: the smallest encoder window a fitted decode may use (10 s to 30 s)."""
+        ``min_window_s``: the smallest encoder window a fitted decode may use (10 s to 30 s).
+        ``task="translate"``: English text; ``language`` is still the speech's own. Translations take
+        faster-whisper's own path (the fitted window was measured on transcription only, and on
+        ../shared/eval/zh a fitted translation let Chinese characters through) and a beam search."""
         if len(audio) < 1600:  # under 0.1 s: nothing Whisper can use
             return Transcription("", language)
-        fit = self.fit_window if fit_window is None else fit_window
+        fit = (self.fit_window if fit_window is None else fit_window) and task == "transcribe"
         if fit and language and not word_timestamps and len(audio) <= MAX_FITTED_S * SAMPLE_RATE:
             fitted = self._recognize_fitted(
                 audio,
@@ -167,10 +175,13 @@ class WhisperRecognizer:
         segments, info = self.model.transcribe(
             audio,
             language=language,
-            beam_size=beam_size or self.beam_size,
+            task=task,
+            beam_size=max(beam_size or self.beam_size, TRANSLATE_BEAM_SIZE if task == "translate" else 1),
             temperature=0.0,
             vad_filter=False,
-            without_timestamps=True,
+            # Word timings want timestamp tokens: without them faster-whisper seeks to the last word's
+            # end and decodes the rest again, which on an utterance's trailing silence is made-up text.
+            without_timestamps=not word_timestamps,
             word_timestamps=word_timestamps,
             condition_on_previous_text=False,
             initial_prompt=prompt or None,
@@ -178,14 +189,15 @@ class WhisperRecognizer:
         )
         kept = [s for s in segments if not (s.no_speech_prob > NO_SPEECH_PROB and s.avg_logprob < LOW_LOGPROB)]
         detected = info.language
+        written = "en" if task == "translate" else detected
         text = functools.reduce(join_pieces, (s.text.strip() for s in kept), "")
         words = tuple(
-            Word(output_text(w.word.strip(), detected), float(w.start), float(w.end), float(w.probability))
+            Word(output_text(w.word.strip(), written), float(w.start), float(w.end), float(w.probability))
             for s in kept
             for w in (s.words or ())
             if w.word.strip()
         )
-        return Transcription(output_text(text, detected), detected, float(info.language_probability), words)
+        return Transcription(output_text(text, written), detected, float(info.language_probability), words)
 
     def _recognize_fitted(
         self,
@@ -273,6 +285,7 @@ class WhisperStream:
             hotwords=self.config.hotwords,
             fit_window=False if short_final and not thrifty else None,
             min_window_s=THRIFTY_SHORT_FINAL_WINDOW_S if short_final else MIN_FITTED_S,
+            task=self.config.task,
         )
         self.language.observe(result, final=final)
         return result

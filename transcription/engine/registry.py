@@ -42,6 +42,11 @@ class ModelInfo:
     prompt: bool = False  # takes "prompt" / "hotwords"
     install: str = ""  # the `asr_models install` name that provides it, if any
 
+    @property
+    def translates(self) -> bool:
+        """Whisper's translate task (any language to English) needs a multilingual model."""
+        return self.available and self.engine == "whisper" and AUTO in self.languages
+
     def public(self) -> dict[str, Any]:
         return {
             "name": self.name,
