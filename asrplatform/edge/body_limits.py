@@ -8,6 +8,8 @@ refuse an upload early. This middleware stands in front of Django and:
 - counts the body as it streams in and, past the cap (a chunked body, or one longer than it
   said), answers 413 itself and tells the application the client went away.
 
+On OpenAI's API (``/v1/``) the refusals come in OpenAI's error shape, which its SDK reads.
+
 Only a server that streams bodies to the application makes this cheap: uvicorn does (and pauses
 reading the socket while the application is not reading); daphne buffers every body whole
 before calling the application, which is why ``asrplatform.server`` serves with uvicorn.
@@ -28,7 +30,7 @@ logger = logging.getLogger(__name__)
 # Multipart boundaries and the form's other fields around an uploaded file.
 UPLOAD_OVERHEAD_BYTES = 64 * 1024
 # Paths whose POST carries an audio file: the caller must be authenticated before the body is read.
-UPLOAD_PATHS = frozenset({"/api/v1/transcriptions", "/v1/audio/transcriptions"})
+UPLOAD_PATHS = frozenset({"/api/v1/transcriptions", "/v1/audio/transcriptions", "/v1/audio/translations"})
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
@@ -42,12 +44,23 @@ class BodyPolicy:
     max_bytes: int
     needs_credentials: bool
     too_large_detail: str
+    openai: bool = False  # refusals in OpenAI's error shape
+
+    def refusal(self, code: str, detail: str) -> dict[str, Any]:
+        if self.openai:
+            return {"error": {"message": detail, "type": "invalid_request_error", "param": None, "code": code}}
+        return {"code": code, "detail": detail}
 
 
 def policy_for(method: str, path: str) -> BodyPolicy:
     if method in BODY_METHODS and path in UPLOAD_PATHS:
         detail = f"Files may be at most {settings.ASR_FILE_MAX_BYTES} bytes."
-        return BodyPolicy(max_bytes=upload_max_bytes(), needs_credentials=True, too_large_detail=detail)
+        return BodyPolicy(
+            max_bytes=upload_max_bytes(),
+            needs_credentials=True,
+            too_large_detail=detail,
+            openai=path.startswith("/v1/"),
+        )
     max_bytes = int(settings.ASR_HTTP_MAX_BODY_BYTES)
     detail = f"Request bodies may be at most {max_bytes} bytes here."
     return BodyPolicy(max_bytes=max_bytes, needs_credentials=False, too_large_detail=detail)
@@ -95,7 +108,7 @@ class _MeteredBody:
                 self.cut_off = True
                 logger.warning("request body cut off at max_bytes=%d", self.policy.max_bytes)
                 if not self.response_started:
-                    await respond(self._send, 413, {"code": "too_large", "detail": self.policy.too_large_detail})
+                    await respond(self._send, 413, self.policy.refusal("too_large", self.policy.too_large_detail))
                 return {"type": "http.disconnect"}
         return message
 
@@ -123,8 +136,9 @@ class BodyLimitMiddleware:
         if policy.needs_credentials:
             refusal = await database_sync_to_async(http_credentials_refusal)(headers)
             if refusal is not None:
-                return await respond(send, 401, {"detail": refusal}, ((b"www-authenticate", b"Bearer"),))
+                body = policy.refusal("invalid_api_key", refusal) if policy.openai else {"detail": refusal}
+                return await respond(send, 401, body, ((b"www-authenticate", b"Bearer"),))
         if declared is not None and declared > policy.max_bytes:
-            return await respond(send, 413, {"code": "too_large", "detail": policy.too_large_detail})
+            return await respond(send, 413, policy.refusal("too_large", policy.too_large_detail))
         metered = _MeteredBody(receive, send, policy)
         return await self.app(scope, metered.receive, metered.send)
