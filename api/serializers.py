@@ -2,7 +2,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.models import ApiKey
-from transcription.models import FileTranscription, Segment, Session
+from transcription.models import FileTranscription, Segment, Session, WebhookDelivery
 
 
 class StreamTokenSerializer(serializers.Serializer):
@@ -88,10 +88,17 @@ class TranscriptionCreateSerializer(serializers.Serializer):
         required=False, max_length=1100, allow_blank=True, help_text="Comma-separated words to favour."
     )
     endpointing_ms = serializers.IntegerField(required=False, help_text="Silence that ends an utterance.")
+    callback_url = serializers.URLField(
+        required=False,
+        max_length=2048,
+        help_text="Where to POST the finished job (as GET /api/v1/transcriptions/{id} shows it), signed with "
+        "the workspace's webhook secret: X-Asr-Timestamp and X-Asr-Signature (see the README).",
+    )
+    callback_method = serializers.ChoiceField(choices=["POST", "PUT"], required=False, default="POST")
 
     def engine_options(self) -> dict:
         """The validated fields in the form a streaming ``start`` message has."""
-        options = {k: v for k, v in self.validated_data.items() if k != "file"}
+        options = {k: v for k, v in self.validated_data.items() if k not in ("file", "callback_url", "callback_method")}
         if "hotwords" in options:
             options["hotwords"] = [w.strip() for w in options["hotwords"].split(",") if w.strip()]
         return options
@@ -102,9 +109,16 @@ class TranscriptionErrorSerializer(serializers.Serializer):
     message = serializers.CharField()
 
 
+class CallbackSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = WebhookDelivery
+        fields = ["url", "status", "attempts", "last_status_code", "delivered_at"]
+
+
 class TranscriptionSerializer(serializers.ModelSerializer):
     progress = serializers.FloatField(read_only=True, help_text="Share of the audio processed, 0 to 1.")
     error = serializers.SerializerMethodField()
+    callback = serializers.SerializerMethodField(help_text="The callback its request asked for, and how it went.")
     session_id = serializers.UUIDField(read_only=True, help_text="The session holding the segments.")
 
     class Meta:
@@ -119,6 +133,7 @@ class TranscriptionSerializer(serializers.ModelSerializer):
             "duration_s",
             "processed_s",
             "error",
+            "callback",
             "session_id",
             "created_at",
             "started_at",
@@ -128,6 +143,13 @@ class TranscriptionSerializer(serializers.ModelSerializer):
     @extend_schema_field(TranscriptionErrorSerializer(allow_null=True))
     def get_error(self, job: FileTranscription) -> dict | None:
         return {"code": job.error_code, "message": job.error_message} if job.error_code else None
+
+    @extend_schema_field(CallbackSerializer(allow_null=True))
+    def get_callback(self, job: FileTranscription) -> dict | None:
+        try:
+            return CallbackSerializer(job.callback).data
+        except WebhookDelivery.DoesNotExist:
+            return None
 
 
 class TranscriptionDetailSerializer(TranscriptionSerializer):

@@ -1,5 +1,7 @@
 """REST API v1: thin views over the accounts and transcription services and selectors."""
 
+from typing import Any
+
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db.models import QuerySet
@@ -19,8 +21,8 @@ from accounts.models import ApiKey
 from api import serializers
 from api.authentication import IsTenantMember, IsTenantOwner, request_caller
 from asrplatform.edge.body_limits import upload_max_bytes
-from transcription import file_jobs, selectors
-from transcription.models import FileTranscription, Session
+from transcription import file_jobs, selectors, webhook_targets, webhooks
+from transcription.models import FileTranscription, Session, WebhookDelivery
 
 STREAM_TOKEN_TTL_S = int(account_services.STREAM_TOKEN_TTL.total_seconds())
 
@@ -123,7 +125,7 @@ class TranscriptionListCreateView(generics.ListAPIView):
     parser_classes = [MultiPartParser]
 
     def get_queryset(self) -> QuerySet[FileTranscription]:
-        return selectors.file_job_list(tenant_id=request_caller(self.request).tenant.pk)
+        return selectors.file_job_list(tenant_id=request_caller(self.request).tenant.pk).select_related("callback")
 
     @extend_schema(
         request={"multipart/form-data": serializers.TranscriptionCreateSerializer},
@@ -143,13 +145,26 @@ class TranscriptionListCreateView(generics.ListAPIView):
         form = serializers.TranscriptionCreateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         key = request.auth if isinstance(request.auth, ApiKey) else None
+        job_arguments: dict[str, Any] = {
+            "tenant_id": request_caller(request).tenant.pk,
+            "api_key_id": key.pk if key else None,
+            "upload": form.validated_data["file"],
+            "options": form.engine_options(),
+        }
         try:
-            job = file_jobs.job_create(
-                tenant_id=request_caller(request).tenant.pk,
-                api_key_id=key.pk if key else None,
-                upload=form.validated_data["file"],
-                options=form.engine_options(),
-            )
+            if "callback_url" in form.validated_data:
+                callback = webhooks.callback_request(
+                    url=form.validated_data["callback_url"],
+                    method=form.validated_data["callback_method"],
+                    payload=WebhookDelivery.Payload.REST,
+                )
+                job = webhooks.job_create_with_callback(
+                    **job_arguments, protocol=Session.Protocol.REST, callback=callback
+                )
+            else:
+                job = file_jobs.job_create(**job_arguments)
+        except webhook_targets.TargetRefused as refusal:
+            return Response({"code": "bad_callback", "detail": str(refusal)}, status=status.HTTP_400_BAD_REQUEST)
         except file_jobs.JobRefused as refusal:
             return _refusal(refusal)
         location = reverse("api-transcription-detail", kwargs={"id": job.pk})
@@ -166,7 +181,8 @@ class TranscriptionDetailView(generics.RetrieveAPIView):
 
     def get_queryset(self) -> QuerySet[FileTranscription]:
         tenant = request_caller(self.request).tenant
-        return selectors.file_job_list(tenant_id=tenant.pk).prefetch_related("session__segments")
+        jobs = selectors.file_job_list(tenant_id=tenant.pk).select_related("callback")
+        return jobs.prefetch_related("session__segments")
 
 
 def _refusal(refusal: "file_jobs.JobRefused") -> Response:

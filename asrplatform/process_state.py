@@ -13,6 +13,7 @@ Held here, by key (owner):
 - ``("redis.async", loop, url)`` (transcription.redis_clients): an asyncio Redis client is bound to its loop.
 - ``("redis.worker_registry", url)`` (transcription.metrics): the /metrics reader of the worker registry.
 - ``("file_jobs.executor",)`` (transcription.file_jobs): embedded mode's file-job threads.
+- ``("webhooks.executor",)`` (transcription.webhooks): the threads that send callbacks.
 - ``("worker.runtime",)`` (transcription.workers.runtime): an inference worker's runtime, put by ``asr_worker``.
 
 Deliberately not here, and not reset: the model caches of ``transcription.engine.models`` (loading

@@ -144,3 +144,44 @@ class FileTranscription(models.Model):
         if not self.duration_s:
             return 0.0
         return max(0.0, min(1.0, self.processed_s / self.duration_s))
+
+
+class WebhookDelivery(models.Model):
+    """The callback a file job's request asked for: its result, signed, sent to the client's URL.
+
+    Stored so that it survives a restart: every server process's delivery loop
+    (transcription/webhooks.py) sends the due ones once their job has ended, and again with
+    exponential backoff until one attempt gets a 2xx or the attempts run out.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"  # waiting for its job, or for its next attempt
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed"  # every attempt failed
+
+    class Payload(models.TextChoices):
+        DEEPGRAM = "deepgram", "Deepgram's response JSON"
+        REST = "rest", "asrplatform's transcription JSON"
+
+    job = models.OneToOneField(FileTranscription, on_delete=models.CASCADE, related_name="callback")
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="webhook_deliveries")
+    url = models.URLField(max_length=2048)
+    method = models.CharField(max_length=4, default="POST")
+    payload = models.CharField(max_length=10, choices=Payload.choices)
+    context = models.JSONField(default=dict)  # what the payload needs besides the job (Deepgram's sha256, ...)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)  # None: no HTTP answer
+    last_error = models.CharField(max_length=200, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            # The delivery loop's lookup: only the pending rows, however many delivered ones pile up.
+            models.Index(fields=["next_attempt_at"], condition=Q(status="pending"), name="webhook_pending_due"),
+        ]
+
+    def __str__(self) -> str:
+        return f"callback of {self.job_id} ({self.status})"

@@ -22,7 +22,7 @@ from django.conf import settings
 from django.db import connection
 
 from asrplatform import process_state
-from transcription import file_jobs, selectors, services
+from transcription import file_jobs, selectors, services, webhooks
 from transcription.gateway.outbox import get_outbox
 from transcription.redis_clients import CONNECT_TIMEOUT_S, SOCKET_TIMEOUT_S
 from transcription.runner import registry
@@ -149,16 +149,17 @@ async def sweep_periodically() -> None:
 
 async def lifespan(scope: dict, receive: Any, send: Any) -> None:
     """ASGI lifespan: the server process sweeps from its start to its shutdown. Its outbox starts with
-    it too, so that the journals of killed processes are written out at once (gateway/outbox.py)."""
-    task: asyncio.Task | None = None
+    it too, so that the journals of killed processes are written out at once (gateway/outbox.py), and
+    so does its callback delivery loop (transcription/webhooks.py), in embedded and Celery mode alike."""
+    tasks: list[asyncio.Task] = []
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
             get_outbox()
-            task = asyncio.create_task(sweep_periodically())
+            tasks = [asyncio.create_task(sweep_periodically()), asyncio.create_task(webhooks.deliver_periodically())]
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
-            if task is not None:
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

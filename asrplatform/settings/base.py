@@ -274,6 +274,17 @@ ASR_OPENAI_WAIT_S = env_float("ASR_OPENAI_WAIT_S", 600.0)
 # queued again (Celery mode; the server processes' sweeper looks every few seconds).
 ASR_FILE_JOB_STALE_S = env_float("ASR_FILE_JOB_STALE_S", 120.0)
 
+# --- Callbacks (callback= on /v1/listen, callback_url on /api/v1/transcriptions) -------------
+# Callbacks go to public addresses only; on: also private, loopback and link-local ones (development).
+ASR_WEBHOOK_ALLOW_PRIVATE = env_bool("ASR_WEBHOOK_ALLOW_PRIVATE", False)
+ASR_WEBHOOK_TIMEOUT_S = env_float("ASR_WEBHOOK_TIMEOUT_S", 10.0)  # connect, send, and each read of the answer
+ASR_WEBHOOK_MAX_ATTEMPTS = env_int("ASR_WEBHOOK_MAX_ATTEMPTS", 8)
+# The wait after the first failed attempt, doubling after each (at most ASR_WEBHOOK_BACKOFF_MAX_S).
+ASR_WEBHOOK_BACKOFF_S = env_float("ASR_WEBHOOK_BACKOFF_S", 10.0)
+ASR_WEBHOOK_BACKOFF_MAX_S = env_float("ASR_WEBHOOK_BACKOFF_MAX_S", 3600.0)
+ASR_WEBHOOK_POLL_S = env_float("ASR_WEBHOOK_POLL_S", 1.0)  # how often each server looks for due callbacks
+ASR_WEBHOOK_CONCURRENCY = env_int("ASR_WEBHOOK_CONCURRENCY", 4)  # callbacks each server sends at once
+
 # --- Distributed inference (ASR_DISPATCH=celery) ------------------------------------------
 
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL or "redis://127.0.0.1:6379/0")
