@@ -89,7 +89,7 @@ def job_create_with_callback(
     protocol: str,
     callback: CallbackRequest,
 ) -> FileTranscription:
-    """A file job (file_jobs.job_create, same refusals) and its callback, stored together.
+    """A file job (file_jobs.job_create, same refusals) and its callback (from callback_request), stored together.
 
     The tenant's signing secret is made here if it has none yet, so it exists before the first
     callback is signed and the owner can fetch it while the job runs.
@@ -166,6 +166,9 @@ def deliver(delivery_id: int) -> webhook_targets.Answer:
         target = webhook_targets.check(delivery.url)  # again: the host may resolve elsewhere by now
     except webhook_targets.TargetRefused as refusal:
         answer = webhook_targets.Answer(status=None, error=str(refusal)[:200])
+    except Exception:  # counted as an attempt, so that a callback that cannot be made is given up in the end
+        logger.exception("callback could not be prepared job_id=%s tenant_id=%s", delivery.job_id, delivery.tenant_id)
+        answer = webhook_targets.Answer(status=None, error="The callback could not be prepared (server error).")
     else:
         answer = webhook_targets.send(target, method=delivery.method, body=body, headers=headers)
     _record(delivery, answer)

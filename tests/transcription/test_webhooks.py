@@ -225,3 +225,14 @@ def test_an_attempt_is_recorded_and_a_failure_waits_its_backoff(settings, tenant
     delivery = WebhookDelivery.objects.get(job=job)
     assert (delivery.status, delivery.attempts, delivery.last_status_code) == ("delivered", 2, 200)
     assert first.headers["x-asr-request-id"] == str(job.pk) and second.headers["x-asr-attempt"] == "2"
+
+
+@pytest.mark.django_db
+def test_a_callback_that_cannot_be_prepared_counts_as_a_failed_attempt(settings, tenant_a, goforward):
+    settings.ASR_WEBHOOK_MAX_ATTEMPTS = 1
+    job = _job_with_callback(tenant_a, goforward.audio_path, "https://example.com/hook")
+    _end(job)
+    WebhookDelivery.objects.filter(job=job).update(payload="gone")
+    (claimed,) = webhooks.deliveries_claim(limit=10)
+    assert "could not be prepared" in webhooks.deliver(claimed).error
+    assert WebhookDelivery.objects.get(job=job).status == "failed"  # not retried for ever
