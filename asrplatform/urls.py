@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from accounts.ratelimit import rate_limited_login
-from api import openai_audio
+from api.openai import views as openai_views
 from asrplatform.health import healthz, readyz
 
 urlpatterns = [
@@ -11,9 +11,10 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz),
     path("readyz", readyz),
-    # OpenAI's audio API, for its SDK and the apps built on it (api/openai_audio.py).
-    path("v1/audio/transcriptions", openai_audio.transcriptions),
-    path("v1/models", openai_audio.models),
+    # OpenAI's audio API, for its SDK and the apps built on it (api/openai/).
+    path("v1/audio/transcriptions", openai_views.transcriptions),
+    path("v1/audio/translations", openai_views.translations),
+    path("v1/models", openai_views.models),
     path("", include("api.urls")),
     path("", include("accounts.urls")),
     path("", include("transcription.urls")),
