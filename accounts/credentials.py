@@ -33,6 +33,22 @@ def parse_bearer(authorization: str | None) -> str | None:
     return token if scheme.lower() == "bearer" and token else None
 
 
+def parse_authorization(authorization: str | None) -> str | None:
+    """The credential of ``Authorization: Bearer <key>`` or Deepgram's ``Authorization: Token <key>``."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.strip().partition(" ")
+    token = token.strip()
+    return token if scheme.lower() in ("bearer", "token") and token else None
+
+
+def subprotocol_credential(subprotocols: list[str]) -> str | None:
+    """A browser's key in ``Sec-WebSocket-Protocol: token, <key>`` (Deepgram's form; ``bearer`` too)."""
+    if len(subprotocols) >= 2 and subprotocols[0].strip().lower() in ("token", "bearer"):
+        return subprotocols[1].strip() or None
+    return None
+
+
 def _session_request(session_key: str) -> HttpRequest:
     """A request with only the session that ``django.contrib.auth.get_user`` reads."""
     request = HttpRequest()
@@ -55,13 +71,15 @@ def _session_user_is_active(headers: Headers) -> bool:
     return bool(user.is_authenticated and user.is_active)
 
 
-def http_credentials_refusal(headers: Headers) -> str | None:
+def http_credentials_refusal(headers: Headers, *, token_scheme: bool = False) -> str | None:
     """Why the request is not authenticated (a client-facing sentence), or None when it is.
 
-    Accepts what the REST API accepts: a valid API key, or a logged-in user's session cookie.
+    Accepts what the REST API accepts: a valid API key, or a logged-in user's session cookie; with
+    ``token_scheme`` (Deepgram's API) the key may also come as ``Authorization: Token <key>``.
     Synchronous: it reads the database.
     """
-    raw_key = parse_bearer(header_value(headers, b"authorization"))
+    authorization = header_value(headers, b"authorization")
+    raw_key = parse_authorization(authorization) if token_scheme else parse_bearer(authorization)
     if raw_key is not None:
         if selectors.api_key_authenticate(raw_key=raw_key) is None:
             return "Invalid, revoked or suspended API key."

@@ -1,7 +1,9 @@
 """Channels middleware that turns a credential into a tenant on the scope.
 
-Credentials: an ``Authorization: Bearer`` API key, or ``?token=`` with a short-lived single-use
-token minted for a logged-in browser (which cannot set headers on a WebSocket). The consumer
+Credentials: an API key in ``Authorization: Bearer`` (or Deepgram's ``Token`` scheme), in
+``Sec-WebSocket-Protocol: token, <key>`` (Deepgram's browser form), or ``?api_key=`` on the paths
+of protocols whose clients send no credentials at all (FunASR's); or ``?token=`` with a
+short-lived single-use token minted for a logged-in browser (which cannot set headers on a WebSocket). The consumer
 decides what to do with an unauthenticated connection (it must accept the socket to be able to
 send a protocol error and close with 4001), so this middleware only annotates.
 """
@@ -15,15 +17,25 @@ from channels.security.websocket import WebsocketDenier
 from django.conf import settings
 
 from accounts import principal, ratelimit, selectors, services
-from accounts.credentials import header_value, parse_bearer
+from accounts.credentials import header_value, parse_authorization, subprotocol_credential
 from accounts.principal import Principal
 
 logger = logging.getLogger(__name__)
 
 
-def bearer_token(headers: list[tuple[bytes, bytes]]) -> str | None:
-    """The API key of an ``Authorization: Bearer`` header, read by the one parser every entry point uses."""
-    return parse_bearer(header_value(headers, b"authorization"))
+# Paths whose clients cannot send a header or a subprotocol: the key may come as ``?api_key=``.
+QUERY_KEY_PATHS = ("/ws/funasr",)
+
+
+def api_key_of(scope: dict[str, Any]) -> str | None:
+    """The API key a handshake presents, in any of the forms above."""
+    headers = scope.get("headers", [])
+    key = parse_authorization(header_value(headers, b"authorization"))
+    if key is None:
+        key = subprotocol_credential(list(scope.get("subprotocols") or []))
+    if key is None and scope.get("path") in QUERY_KEY_PATHS:
+        key = query_value(scope.get("query_string", b""), "api_key")
+    return key
 
 
 @database_sync_to_async
@@ -49,8 +61,8 @@ def origin_allowed(origin: str | None, host: str | None) -> bool:
     return bool(host) and origin_host == host
 
 
-def query_token(query_string: bytes) -> str | None:
-    values = parse_qs(query_string.decode("latin-1")).get("token") or [""]
+def query_value(query_string: bytes, name: str) -> str | None:
+    values = parse_qs(query_string.decode("latin-1")).get(name) or [""]
     return values[0].strip() or None
 
 
@@ -74,8 +86,8 @@ class ApiKeyAuthMiddleware:
         """
         principal = None
         headers = scope.get("headers", [])
-        key = bearer_token(headers)
-        token = None if key is not None else query_token(scope.get("query_string", b""))
+        key = api_key_of(scope)
+        token = None if key is not None else query_value(scope.get("query_string", b""), "token")
         if key is None and not origin_allowed(header_value(headers, b"origin"), header_value(headers, b"host")):
             logger.warning("websocket origin refused origin=%r", header_value(headers, b"origin"))
             return await WebsocketDenier()(scope, receive, send)

@@ -21,8 +21,11 @@ from transcription.gateway.session import GatewaySession
 logger = logging.getLogger(__name__)
 
 
-def connection_refusal(scope: dict[str, Any]) -> ProtocolError | None:
-    """Why a connection is refused before any session: a rate-limited address, or no valid credential."""
+def connection_refusal(scope: dict[str, Any], scheme: str = "Bearer") -> ProtocolError | None:
+    """Why a connection is refused before any session: a rate-limited address, or no valid credential.
+
+    ``scheme``: the Authorization scheme the protocol's clients know, named in the error.
+    """
     if (blocked_for := scope.get("rate_limited_for_s")) is not None:
         detail = f"Too many failed authentication attempts from this address; try again in {blocked_for} s."
         return ProtocolError("rate_limited", detail, CLOSE_LIMIT, retry_after_s=blocked_for)
@@ -30,13 +33,15 @@ def connection_refusal(scope: dict[str, Any]) -> ProtocolError | None:
         detail = (
             "Invalid or revoked API key."
             if scope.get("presented_credentials")
-            else "Missing API key: send the header 'Authorization: Bearer <key>'."
+            else f"Missing API key: send the header 'Authorization: {scheme} <key>'."
         )
         return ProtocolError("unauthenticated", detail, CLOSE_UNAUTHENTICATED)
     return None
 
 
-class TranscribeConsumer(AsyncWebsocketConsumer):
+class SessionConsumer(AsyncWebsocketConsumer):
+    """What every protocol's consumer shares: a GatewaySession, and ASGI messages straight to it."""
+
     # No channel-layer channel of its own: nothing is ever sent to the consumer that way (results
     # go to the dispatch handle's channel). With channels_redis, one would cost a blocking Redis
     # read per WebSocket and leave a receive-buffer entry behind in the gateway after each session.
@@ -56,6 +61,14 @@ class TranscribeConsumer(AsyncWebsocketConsumer):
             raise ValueError(f"No handler for message type {message['type']}")
         await handler(message)
 
+    async def disconnect(self, code: int) -> None:
+        if self.session is not None:
+            await self.session.disconnected()
+
+
+class TranscribeConsumer(SessionConsumer):
+    """Protocol v1 (``/ws/v1/transcribe``)."""
+
     async def connect(self) -> None:
         await self.accept()
         if (refusal := connection_refusal(self.scope)) is not None:
@@ -64,10 +77,6 @@ class TranscribeConsumer(AsyncWebsocketConsumer):
             return
         self.session = GatewaySession(self.scope["principal"], transport=self)
         await self.session.open()
-
-    async def disconnect(self, code: int) -> None:
-        if self.session is not None:
-            await self.session.disconnected()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.session is None:

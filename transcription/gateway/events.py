@@ -4,7 +4,7 @@ A protocol adapter turns its frames into these commands and these events into it
 core never sees JSON. Transcript results are the engine's own ``TranscriptEvent``.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from transcription.engine import TranscriptEvent
@@ -83,3 +83,14 @@ class Transport(Protocol):
     async def deliver(self, event: Event) -> None: ...
 
     async def hang_up(self, close_code: int) -> None: ...
+
+
+@dataclass
+class Traits:
+    """What the core must know of the protocol a connection speaks."""
+
+    protocol: str = "v1"  # recorded on the session row (Session.Protocol)
+    resumable: bool = True  # a dropped connection parks the session for a resume
+    # The options of a session that starts with audio, under what a WAV header says: a protocol
+    # whose settings came with the connection (a query string, a message that did not start it).
+    implicit_start: dict[str, Any] = field(default_factory=dict)

@@ -5,6 +5,8 @@ from typing import Any
 from django.urls import re_path
 
 from transcription.gateway.consumer import TranscribeConsumer
+from transcription.gateway.deepgram_consumer import DeepgramConsumer
+from transcription.gateway.funasr_consumer import FunasrConsumer
 
 
 async def not_found(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -21,5 +23,7 @@ async def not_found(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 websocket_urlpatterns = [
     re_path(r"^ws/v1/transcribe$", TranscribeConsumer.as_asgi()),
+    re_path(r"^v1/listen$", DeepgramConsumer.as_asgi()),
+    re_path(r"^ws/funasr$", FunasrConsumer.as_asgi()),
     re_path(r"", not_found),  # type: ignore[arg-type]  # an ASGI app: channels routes with Django's re_path
 ]

@@ -28,6 +28,7 @@ from transcription.gateway.events import (
     ResumedElsewhere,
     Start,
     Stop,
+    Traits,
     Transport,
 )
 from transcription.gateway.latency import FinalLatency
@@ -43,9 +44,9 @@ Reason = Session.CloseReason
 
 
 class GatewaySession:
-    def __init__(self, principal: Principal, transport: Transport, protocol: str = Session.Protocol.V1) -> None:
+    def __init__(self, principal: Principal, transport: Transport, traits: Traits | None = None) -> None:
         self.principal = principal
-        self.protocol = protocol  # recorded on the session row
+        self.traits = traits or Traits()
         self.link = ClientLink(transport)
         self.state = State.WAITING
         self.live: LiveSession | None = None
@@ -89,7 +90,7 @@ class GatewaySession:
 
     async def disconnected(self) -> None:
         self.link.connected = False
-        if self.state is State.STREAMING and settings.ASR_RESUME_GRACE_S > 0:
+        if self.state is State.STREAMING and self.traits.resumable and settings.ASR_RESUME_GRACE_S > 0:
             await self.park()  # the client may come back: keep the engine for the grace period
         else:
             await self.end(Reason.DISCONNECT, utterance_reason="disconnect")
@@ -144,7 +145,9 @@ class GatewaySession:
             await self._open_new(config)
 
     async def _open_new(self, config: SessionConfig) -> None:
-        self.live, token = await LiveSession.open_new(self.principal, config, self._on_engine_event, self.protocol)
+        self.live, token = await LiveSession.open_new(
+            self.principal, config, self._on_engine_event, self.traits.protocol
+        )
         await self._begin_streaming(token)
 
     async def _resume(self, request: object, config: SessionConfig) -> None:
@@ -185,10 +188,8 @@ class GatewaySession:
             )
         self.last_activity = time.monotonic()
         options, data = self.first_frame.take(data, self.live.config if self.live else None)
-        if options is not None:
-            await self._start(Start(options))
-        if self.state is State.WAITING:
-            await self._start(Start({}))
+        if self.state is State.WAITING:  # audio first: a WAV header may say the format
+            await self._start(Start({**self.traits.implicit_start, **(options or {})}))
         live = self.live
         assert live is not None and live.allowance is not None and live.credit is not None
         intake.check_whole_samples(data, live.config)
