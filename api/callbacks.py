@@ -9,6 +9,7 @@ from typing import Any
 from rest_framework.renderers import JSONRenderer
 
 from api import serializers
+from api.deepgram import results
 from transcription import selectors, webhooks
 from transcription.models import FileTranscription, WebhookDelivery
 
@@ -21,4 +22,5 @@ def rest_body(job: FileTranscription, context: dict[str, Any]) -> bytes:
 
 
 def register() -> None:
+    webhooks.register_payload(WebhookDelivery.Payload.DEEPGRAM, results.callback_body)
     webhooks.register_payload(WebhookDelivery.Payload.REST, rest_body)

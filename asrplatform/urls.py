@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from accounts.ratelimit import rate_limited_login
+from api.deepgram import views as deepgram_views
 from api.openai import views as openai_views
 from asrplatform.health import healthz, readyz
 
@@ -15,6 +16,8 @@ urlpatterns = [
     path("v1/audio/transcriptions", openai_views.transcriptions),
     path("v1/audio/translations", openai_views.translations),
     path("v1/models", openai_views.models),
+    # Deepgram's pre-recorded API (api/deepgram/); its WebSocket on the same path is the gateway's.
+    path("v1/listen", deepgram_views.listen),
     path("", include("api.urls")),
     path("", include("accounts.urls")),
     path("", include("transcription.urls")),

@@ -8,7 +8,8 @@ refuse an upload early. This middleware stands in front of Django and:
 - counts the body as it streams in and, past the cap (a chunked body, or one longer than it
   said), answers 413 itself and tells the application the client went away.
 
-On OpenAI's API (``/v1/``) the refusals come in OpenAI's error shape, which its SDK reads.
+On OpenAI's API (``/v1/``) the refusals come in OpenAI's error shape, which its SDK reads; on
+Deepgram's (``/v1/listen``) in Deepgram's, and its ``Authorization: Token <key>`` is accepted.
 
 Only a server that streams bodies to the application makes this cheap: uvicorn does (and pauses
 reading the socket while the application is not reading); daphne buffers every body whole
@@ -17,6 +18,7 @@ before calling the application, which is why ``asrplatform.server`` serves with 
 
 import json
 import logging
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +32,10 @@ logger = logging.getLogger(__name__)
 # Multipart boundaries and the form's other fields around an uploaded file.
 UPLOAD_OVERHEAD_BYTES = 64 * 1024
 # Paths whose POST carries an audio file: the caller must be authenticated before the body is read.
-UPLOAD_PATHS = frozenset({"/api/v1/transcriptions", "/v1/audio/transcriptions", "/v1/audio/translations"})
+DEEPGRAM_LISTEN = "/v1/listen"
+UPLOAD_PATHS = frozenset(
+    {"/api/v1/transcriptions", "/v1/audio/transcriptions", "/v1/audio/translations", DEEPGRAM_LISTEN}
+)
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
@@ -45,8 +50,11 @@ class BodyPolicy:
     needs_credentials: bool
     too_large_detail: str
     openai: bool = False  # refusals in OpenAI's error shape
+    deepgram: bool = False  # refusals in Deepgram's, and its Token scheme for the key
 
     def refusal(self, code: str, detail: str) -> dict[str, Any]:
+        if self.deepgram:
+            return {"err_code": code.upper(), "err_msg": detail, "request_id": str(uuid.uuid4())}
         if self.openai:
             return {"error": {"message": detail, "type": "invalid_request_error", "param": None, "code": code}}
         return {"code": code, "detail": detail}
@@ -59,7 +67,8 @@ def policy_for(method: str, path: str) -> BodyPolicy:
             max_bytes=upload_max_bytes(),
             needs_credentials=True,
             too_large_detail=detail,
-            openai=path.startswith("/v1/"),
+            openai=path.startswith("/v1/") and path != DEEPGRAM_LISTEN,
+            deepgram=path == DEEPGRAM_LISTEN,
         )
     max_bytes = int(settings.ASR_HTTP_MAX_BODY_BYTES)
     detail = f"Request bodies may be at most {max_bytes} bytes here."
@@ -134,8 +143,10 @@ class BodyLimitMiddleware:
         except ValueError:
             return await respond(send, 400, {"code": "bad_request", "detail": "Malformed Content-Length header."})
         if policy.needs_credentials:
-            refusal = await database_sync_to_async(http_credentials_refusal)(headers)
+            refusal = await database_sync_to_async(http_credentials_refusal)(headers, token_scheme=policy.deepgram)
             if refusal is not None:
+                if policy.deepgram:
+                    return await respond(send, 401, policy.refusal("unauthenticated", refusal))
                 body = policy.refusal("invalid_api_key", refusal) if policy.openai else {"detail": refusal}
                 return await respond(send, 401, body, ((b"www-authenticate", b"Bearer"),))
         if declared is not None and declared > policy.max_bytes:

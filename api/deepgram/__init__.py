@@ -1,0 +1,1 @@
+"""Deepgram's pre-recorded API (``POST /v1/listen``) over our file jobs, for its SDKs unmodified."""
