@@ -42,10 +42,17 @@ def parse_authorization(authorization: str | None) -> str | None:
     return token if scheme.lower() in ("bearer", "token") and token else None
 
 
+OPENAI_SUBPROTOCOL_PREFIX = "openai-insecure-api-key."
+
+
 def subprotocol_credential(subprotocols: list[str]) -> str | None:
-    """A browser's key in ``Sec-WebSocket-Protocol: token, <key>`` (Deepgram's form; ``bearer`` too)."""
+    """A browser's credential in ``Sec-WebSocket-Protocol``: Deepgram's ``token, <key>`` (or
+    ``bearer, <token>``), or OpenAI's ``realtime, openai-insecure-api-key.<key>``."""
     if len(subprotocols) >= 2 and subprotocols[0].strip().lower() in ("token", "bearer"):
         return subprotocols[1].strip() or None
+    for offered in subprotocols:
+        if offered.strip().startswith(OPENAI_SUBPROTOCOL_PREFIX):
+            return offered.strip()[len(OPENAI_SUBPROTOCOL_PREFIX) :] or None
     return None
 
 

@@ -16,7 +16,7 @@ from channels.db import database_sync_to_async
 from channels.security.websocket import WebsocketDenier
 from django.conf import settings
 
-from accounts import principal, ratelimit, selectors, services
+from accounts import keys, principal, ratelimit, selectors, services
 from accounts.credentials import header_value, parse_authorization, subprotocol_credential
 from accounts.principal import Principal
 
@@ -88,6 +88,8 @@ class ApiKeyAuthMiddleware:
         headers = scope.get("headers", [])
         key = api_key_of(scope)
         token = None if key is not None else query_value(scope.get("query_string", b""), "token")
+        if key is not None and keys.parse_key(key) is None:  # a stream token where a key may be (a client secret)
+            key, token = None, key
         if key is None and not origin_allowed(header_value(headers, b"origin"), header_value(headers, b"host")):
             logger.warning("websocket origin refused origin=%r", header_value(headers, b"origin"))
             return await WebsocketDenier()(scope, receive, send)

@@ -3,6 +3,7 @@ from django.urls import include, path
 
 from accounts.ratelimit import rate_limited_login
 from api.deepgram import views as deepgram_views
+from api.openai import realtime as openai_realtime
 from api.openai import views as openai_views
 from asrplatform.health import healthz, readyz
 
@@ -16,6 +17,9 @@ urlpatterns = [
     path("v1/audio/transcriptions", openai_views.transcriptions),
     path("v1/audio/translations", openai_views.translations),
     path("v1/models", openai_views.models),
+    # Client secrets for OpenAI Realtime in a browser; its WebSocket, /v1/realtime, is the gateway's.
+    path("v1/realtime/client_secrets", openai_realtime.client_secrets),
+    path("v1/realtime/transcription_sessions", openai_realtime.transcription_sessions),
     # Deepgram's pre-recorded API (api/deepgram/); its WebSocket on the same path is the gateway's.
     path("v1/listen", deepgram_views.listen),
     path("", include("api.urls")),

@@ -44,7 +44,7 @@ async def _answer(request: HttpRequest, read_form: Callable[[QueryDict], forms.A
     if request.method != "POST":
         return OpenAIError(405, "Use POST.").response()
     try:
-        api_key = await database_sync_to_async(_authenticate)(request)
+        api_key = await database_sync_to_async(authenticate)(request)
         upload = request.FILES.get("file")
         if not isinstance(upload, UploadedFile):
             raise OpenAIError(400, "You must provide a file parameter (multipart form).")
@@ -59,7 +59,7 @@ async def _answer(request: HttpRequest, read_form: Callable[[QueryDict], forms.A
     return formats.render(job, segments, asked.response_format, words=asked.words, task=asked.task)
 
 
-def _authenticate(request: HttpRequest) -> ApiKey:
+def authenticate(request: HttpRequest) -> ApiKey:
     raw = parse_bearer(request.headers.get("Authorization", ""))
     api_key = account_selectors.api_key_authenticate(raw_key=raw) if raw else None
     if api_key is None:
@@ -113,7 +113,7 @@ async def _transcript_events(job_id: uuid.UUID, tenant_id: int) -> AsyncIterator
 async def models(request: HttpRequest) -> HttpResponse:
     """OpenAI's ``GET /v1/models``: our models that can run here, and OpenAI's names for the default."""
     try:
-        await database_sync_to_async(_authenticate)(request)
+        await database_sync_to_async(authenticate)(request)
     except OpenAIError as error:
         return error.response()
     names = [info.name for info in model_catalogue().available()] + list(forms.OPENAI_MODELS)

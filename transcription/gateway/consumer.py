@@ -65,6 +65,15 @@ class SessionConsumer(AsyncWebsocketConsumer):
         if self.session is not None:
             await self.session.disconnected()
 
+    async def refuse_handshake(self, status: int, body: dict[str, Any]) -> None:
+        """Answer the handshake with an HTTP error and a JSON body (a plain 403 where the server cannot)."""
+        if "websocket.http.response" not in self.scope.get("extensions", {}):
+            return await self.close()
+        content = json.dumps(body).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(content)).encode())]
+        await self.base_send({"type": "websocket.http.response.start", "status": status, "headers": headers})
+        await self.base_send({"type": "websocket.http.response.body", "body": content})
+
 
 class TranscribeConsumer(SessionConsumer):
     """Protocol v1 (``/ws/v1/transcribe``)."""

@@ -17,7 +17,7 @@ from transcription.engine.config import ENCODINGS
 from transcription.engine_settings import session_limits
 from transcription.gateway import intake
 from transcription.gateway.consumer import SessionConsumer, connection_refusal
-from transcription.gateway.errors import ProtocolError, internal_error
+from transcription.gateway.errors import ProtocolError, internal_error, standard_close_code
 from transcription.gateway.events import Audio, Command, Event, Failed, Keepalive, Start, Stop, Traits
 from transcription.gateway.protocols import deepgram
 from transcription.gateway.session import GatewaySession
@@ -60,15 +60,8 @@ class DeepgramConsumer(SessionConsumer):
         self.accepted = True
 
     async def _refuse(self, error: ProtocolError) -> None:
-        """Refuse the handshake with Deepgram's status and error body (a plain 403 where the server cannot)."""
-        if "websocket.http.response" not in self.scope.get("extensions", {}):
-            return await self.close()
         request_id = self.renderer.request_id if self.renderer else ""
-        body = json.dumps(deepgram.refusal_body(error, request_id)).encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        status = deepgram.http_status(error)
-        await self.base_send({"type": "websocket.http.response.start", "status": status, "headers": headers})
-        await self.base_send({"type": "websocket.http.response.body", "body": body})
+        await self.refuse_handshake(deepgram.http_status(error), deepgram.refusal_body(error, request_id))
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         session = self.session
@@ -154,4 +147,4 @@ class DeepgramConsumer(SessionConsumer):
         if not self.accepted:
             return await self._refuse(self.refusal or internal_error())
         reason = (self.refusal.code if self.refusal else "").encode()[:MAX_CLOSE_REASON_BYTES].decode(errors="ignore")
-        await self.close(code=deepgram.close_code(close_code), reason=reason or None)
+        await self.close(code=standard_close_code(close_code), reason=reason or None)

@@ -13,6 +13,12 @@ CLOSE_BAD_REQUEST = 4400
 CLOSE_INTERNAL = 4500
 
 
+def standard_close_code(ours: int) -> int:
+    """Our close codes for clients of other protocols, which know RFC 6455's: 1011 for timeouts and
+    server errors, 1000 for a normal end, 1008 for every refusal."""
+    return {CLOSE_IDLE: 1011, CLOSE_INTERNAL: 1011, CLOSE_NORMAL: 1000}.get(ours, 1008)
+
+
 class ProtocolError(Exception):
     """Why a session ends badly: answered with an ``error`` message and a close code."""
 

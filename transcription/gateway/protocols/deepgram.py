@@ -16,9 +16,6 @@ from transcription.engine import TranscriptEvent
 from transcription.engine.config import SessionLimits
 from transcription.engine.registry import AUTO
 from transcription.gateway.errors import (
-    CLOSE_IDLE,
-    CLOSE_INTERNAL,
-    CLOSE_NORMAL,
     ProtocolError,
 )
 from transcription.gateway.events import Closed, Command, Event, Failed, Finalize, Keepalive, Ready, Stop
@@ -39,13 +36,6 @@ REFUSED = frozenset(
 OFF = ("false", "0", "")
 MIN_UTTERANCE_END_MS, MAX_UTTERANCE_END_MS = 1000, 10000
 MAX_QUERY_VALUES = 200  # repeated parameters (keyterm=…&keyterm=…) a connection may send
-
-# Our close codes as Deepgram's clients expect them: 1011 for timeouts and server errors, 1008 else.
-CLOSE_CODES = {CLOSE_IDLE: 1011, CLOSE_INTERNAL: 1011, CLOSE_NORMAL: 1000}
-
-
-def close_code(ours: int) -> int:
-    return CLOSE_CODES.get(ours, 1008)
 
 
 def http_status(error: ProtocolError) -> int:

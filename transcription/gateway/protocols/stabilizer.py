@@ -6,9 +6,9 @@ never taken back: only what two partials in a row agree on is sent, and never ag
 """
 
 
-def _spaced(text: str) -> bool:
-    """Text written with spaces between words (not Chinese or Japanese)."""
-    return " " in text.strip()
+def _by_character(text: str) -> bool:
+    """Text whose units are characters, not space-separated words: Chinese, Japanese, Korean."""
+    return any("\u3040" <= c <= "\u30ff" or "\u3400" <= c <= "\u9fff" or "\uac00" <= c <= "\ud7af" for c in text)
 
 
 def _common_prefix(a: str, b: str) -> str:
@@ -22,7 +22,7 @@ def _common_prefix(a: str, b: str) -> str:
 
 def _whole_words(prefix: str, text: str) -> str:
     """``prefix`` of ``text`` cut back to a word boundary, so no half word is sent."""
-    if len(prefix) == len(text) or not _spaced(text):
+    if len(prefix) == len(text) or _by_character(text):
         return prefix
     if text[len(prefix)].isspace():
         return prefix
@@ -42,9 +42,12 @@ class Stabilizer:
         text = text.strip()
         agreed = _whole_words(_common_prefix(self.previous, text), text)
         self.previous = text
-        # The last unit of a CJK prefix is a character the next partial may still change: hold it back.
-        if agreed and not _spaced(text) and len(agreed) < len(text):
+        # The last agreed word may still change at the final (a comma after it, "Mr" to "Mr."), and so
+        # may the last character of text without spaces: hold it back until more follows.
+        if _by_character(text):
             agreed = agreed[:-1]
+        else:
+            agreed = agreed[: max(agreed.rfind(" "), 0)]
         if len(agreed) <= len(self.sent) or not agreed.startswith(self.sent):
             return ""
         delta, self.sent = agreed[len(self.sent) :], agreed
