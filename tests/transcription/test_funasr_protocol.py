@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import websockets
 
+from accounts.models import Tenant
 from bench.evaluation import load_manifest, word_error_rate
 from tests.support.audio import clips_s16
 from tests.support.servers import gateway_server
@@ -129,6 +130,15 @@ async def test_refusals_and_bad_input_are_clear_and_the_server_keeps_serving(ser
         await ws.send("{not json")
         reply = json.loads(await ws.recv())
     assert reply["error"] == "bad_message" and reply["is_final"]
+
+    await asyncio.to_thread(Tenant.objects.filter(pk=tenant.tenant.pk).update, monthly_audio_seconds_quota=0)
+    async with websockets.connect(f"{base}?api_key={tenant.raw_key}") as ws:
+        await ws.send(json.dumps({"mode": "2pass", "wav_name": "quota", "is_speaking": True}))
+        reply = json.loads(await ws.recv())
+        with pytest.raises(websockets.ConnectionClosedError):
+            await ws.recv()
+    assert reply["error"] == "quota_exceeded" and reply["is_final"] and ws.close_code == 4029
+    await asyncio.to_thread(Tenant.objects.filter(pk=tenant.tenant.pk).update, monthly_audio_seconds_quota=3600)
 
     first = {"mode": "offline", "wav_name": "again", "is_speaking": True, "wav_format": "pcm"}
     result = await funasr_session(
