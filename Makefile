@@ -10,7 +10,7 @@ PORT ?= 8000
 # The suite runs against this machine's PostgreSQL; pytest-django creates test_asrplatform.
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/asrplatform
 
-.PHONY: install models run test lint bench stack clean system-deps
+.PHONY: install models run test lint bench stack clean system-deps client-venvs
 
 $(STAMP): requirements.txt requirements-nodeps.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,7 +43,16 @@ system-deps:
 		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-test: install lint models system-deps
+# Third-party clients the suite drives that cannot share .venv (tests/clients/), each in its own.
+PIPECAT_VENV := var/clients/pipecat-venv
+$(PIPECAT_VENV)/.installed: tests/clients/requirements-pipecat.txt
+	test -x $(PIPECAT_VENV)/bin/python || $(PYTHON) -m venv $(PIPECAT_VENV)
+	$(PIPECAT_VENV)/bin/python -m pip install --quiet -r tests/clients/requirements-pipecat.txt
+	touch $@
+
+client-venvs: $(PIPECAT_VENV)/.installed
+
+test: install lint models system-deps client-venvs
 	ASR_DEV=1 DATABASE_URL=$(TEST_DATABASE_URL) $(PY) manage.py makemigrations --check --dry-run
 	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest
 
