@@ -186,7 +186,7 @@ async def stream_audio(
             await ws.send(json.dumps(start))
             await asyncio.wait_for(ready.wait(), ready_timeout)
             if not receiver.done() and result.of_type("ready"):
-                await _send_frames(ws, audio, chunk_ms, realtime, result, receiver, on_frame_sent, stop_event)
+                await send_frames(ws, audio, chunk_ms, realtime, result, receiver, on_frame_sent, stop_event)
                 if not receiver.done():
                     await ws.send(json.dumps({"type": "stop"}))
             waiting_for = "the server to finish the session"
@@ -205,7 +205,7 @@ async def stream_audio(
     return result
 
 
-async def _send_frames(
+async def send_frames(
     ws: ClientConnection,
     audio: WavAudio,
     chunk_ms: int,
@@ -215,7 +215,10 @@ async def _send_frames(
     on_frame_sent: FrameCallback | None,
     stop_event: asyncio.Event | None,
 ) -> None:
-    """Frame i goes at t0 + i*chunk (absolute schedule), so send jitter never accumulates."""
+    """Frame i goes at t0 + i*chunk (absolute schedule), so send jitter never accumulates.
+
+    Raw pcm_s16le frames, which other protocols' clients (the benchmark's Deepgram client) send as
+    they are: sending with this, they pace the audio exactly as this client does."""
     step = frame_samples(audio.sample_rate, chunk_ms)
     min_samples = frame_samples(audio.sample_rate, MIN_FRAME_MS)
     chunk_s = step / audio.sample_rate

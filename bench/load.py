@@ -5,6 +5,7 @@ real-time pacing, start times staggered over --ramp-s, each client its own seede
 the server settles before the next N. Per N: final latency, partial gaps during speech, first
 partial, WER, server CPU and RSS, errors. The sweep stops at the first N that breaks the SLO;
 capacity is the largest N that met it. One server serves the whole sweep, after a warm-up.
+``--protocol deepgram``: the clients speak Deepgram's live API instead of v1 (bench/deepgram_stream.py).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from bench.evaluation import ConcatenatedSession, ManifestEntry, concatenate_cli
 from .loadstats import ClientOutcome, Slo, capacity, level_figures, slo_failures
 from .offline import transcribe_clips_isolated
 from .server import ServerError, cpu_seconds, memory_bytes
-from .targets import Target, add_target_arguments, open_target, peer_target, start_run
+from .targets import CLIENTS, Target, add_target_arguments, open_target, peer_target, start_run
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,12 @@ def _levels(text: str) -> list[int]:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench load", description=__doc__)
     add_target_arguments(p)
+    p.add_argument(
+        "--protocol",
+        choices=sorted(CLIENTS),
+        default="v1",
+        help="the clients speak v1 (default) or Deepgram's live API (/v1/listen): same audio, pacing, figures",
+    )
     p.add_argument("--levels", type=_levels, default=list(DEFAULT_LEVELS), help="concurrent clients per level")
     p.add_argument("--session-s", type=float, default=60.0, help="audio per client session (default 60)")
     p.add_argument("--gap-s", type=float, default=1.0, help="silence between clips (default 1)")
@@ -357,13 +364,13 @@ def render_side_by_side(ours: dict[str, Any], peer: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if (code := start_run(args, "load")) is not None:
+    if (code := start_run(args, "load" if args.protocol == "v1" else f"load-{args.protocol}")) is not None:
         return code
     slo = Slo(args.slo_final_p95_ms, args.slo_partial_gap_ms, args.slo_max_errors, args.slo_max_wer)
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     try:
         entries = load_manifest(args.eval_dir)
-        with open_target(args, args.output.parent) as target:
+        with open_target(args, args.output.parent, protocol=args.protocol) as target:
             ours = _measured(target, sweep(target, entries, args, slo))
         peer = None
         if args.peer:
@@ -384,6 +391,7 @@ def main(argv: list[str] | None = None) -> int:
             "endpointing_ms": args.endpointing_ms,
             "eval_dir": str(args.eval_dir),
             "dispatch": "external" if args.url else args.dispatch,
+            "protocol": args.protocol,
             "cpu_count": os.cpu_count(),
         },
         "slo": slo.as_dict(),

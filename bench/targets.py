@@ -24,6 +24,7 @@ from typing import Any
 from asrclient import StreamResult, stream_audio
 
 from .cluster import DEFAULT_DATABASE, DEFAULT_PG_URL, DEFAULT_REDIS_URL, stack_from_args
+from .deepgram_stream import stream_deepgram
 from .server import ROOT, EmbeddedServer, GatewayServer, ServerError
 
 # stream(audio, *, chunk_ms, realtime, start_options, drain_timeout) -> StreamResult, already bound
@@ -32,6 +33,8 @@ StreamFn = Callable[..., Awaitable[StreamResult]]
 
 DEFAULT_EVAL_DIR = ROOT.parent / "shared" / "eval" / "real"
 RESULTS = ROOT / "bench" / "results"
+# The protocols our servers are streamed with: each client takes `stream_audio`'s arguments.
+CLIENTS: dict[str, Callable[..., Awaitable[StreamResult]]] = {"v1": stream_audio, "deepgram": stream_deepgram}
 # The bench tenant's plan: its stream cap (200) must not be what the sweep measures.
 BENCH_PLAN = "enterprise"
 
@@ -117,8 +120,8 @@ def bench_key(server: GatewayServer, tenant: str) -> str:
     return lines[-1].strip()
 
 
-def _bound(url: str, api_key: str) -> StreamFn:
-    return functools.partial(stream_audio, url, api_key)
+def _bound(url: str, api_key: str, protocol: str = "v1") -> StreamFn:
+    return functools.partial(CLIENTS[protocol], url, api_key)
 
 
 def _keep_logs(paths: list[Path], results_dir: Path) -> None:
@@ -129,7 +132,7 @@ def _keep_logs(paths: list[Path], results_dir: Path) -> None:
 
 
 @contextmanager
-def _embedded(results_dir: Path) -> Iterator[Target]:
+def _embedded(results_dir: Path, protocol: str) -> Iterator[Target]:
     with tempfile.TemporaryDirectory(prefix="asr-bench-load-") as tmp:
         server = EmbeddedServer(Path(tmp))
         print(f"starting the embedded server on port {server.port} ...", file=sys.stderr)
@@ -137,9 +140,9 @@ def _embedded(results_dir: Path) -> Iterator[Target]:
             with server:
                 key = bench_key(server, "bench-load")
                 yield Target(
-                    "asrplatform embedded",
+                    _named("asrplatform embedded", protocol),
                     server.url,
-                    _bound(server.url, key),
+                    _bound(server.url, key, protocol),
                     {"gateway": server.pid},
                     new_key=functools.partial(bench_key, server),
                 )
@@ -151,7 +154,7 @@ def _embedded(results_dir: Path) -> Iterator[Target]:
 
 
 @contextmanager
-def _celery(args: argparse.Namespace, results_dir: Path) -> Iterator[Target]:
+def _celery(args: argparse.Namespace, results_dir: Path, protocol: str) -> Iterator[Target]:
     with tempfile.TemporaryDirectory(prefix="asr-bench-load-celery-") as tmp:
         stack = stack_from_args(Path(tmp), args)
         try:
@@ -160,9 +163,9 @@ def _celery(args: argparse.Namespace, results_dir: Path) -> Iterator[Target]:
                 pids = {"gateway": stack.pid, **stack.worker_pids}
                 info = {"prefix": stack.prefix, "database": args.database, "workers": args.workers}
                 yield Target(
-                    f"asrplatform celery ({args.workers} workers)",
+                    _named(f"asrplatform celery ({args.workers} workers)", protocol),
                     stack.url,
-                    _bound(stack.url, key),
+                    _bound(stack.url, key, protocol),
                     pids,
                     warmup_sessions=args.workers,
                     info=info,
@@ -193,15 +196,21 @@ def peer_target(name: str, results_dir: Path) -> Iterator[Target]:
         )
 
 
+def _named(name: str, protocol: str) -> str:
+    return name if protocol == "v1" else f"{name}, {protocol} protocol"
+
+
 @contextmanager
-def open_target(args: argparse.Namespace, results_dir: Path) -> Iterator[Target]:
-    """The server under test for the whole run; servers this started are stopped on exit."""
+def open_target(args: argparse.Namespace, results_dir: Path, *, protocol: str = "v1") -> Iterator[Target]:
+    """The server under test for the whole run, streamed with ``protocol``'s client (`CLIENTS`);
+    servers this started are stopped on exit."""
     if args.url:
         pids = {"server": args.server_pid} if args.server_pid else {}
-        yield Target(f"server at {args.url}", args.url, _bound(args.url, args.api_key), pids)
+        name = _named(f"server at {args.url}", protocol)
+        yield Target(name, args.url, _bound(args.url, args.api_key, protocol), pids)
     elif args.dispatch == "celery":
-        with _celery(args, results_dir) as target:
+        with _celery(args, results_dir, protocol) as target:
             yield target
     else:
-        with _embedded(results_dir) as target:
+        with _embedded(results_dir, protocol) as target:
             yield target
