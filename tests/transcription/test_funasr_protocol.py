@@ -140,7 +140,7 @@ async def test_refusals_and_bad_input_are_clear_and_the_server_keeps_serving(ser
     assert reply["error"] == "quota_exceeded" and reply["is_final"] and ws.close_code == 4029
     await asyncio.to_thread(Tenant.objects.filter(pk=tenant.tenant.pk).update, monthly_audio_seconds_quota=3600)
 
-    first = {"mode": "offline", "wav_name": "again", "is_speaking": True, "wav_format": "pcm"}
+    first = {"mode": "offline", "wav_name": "again", "is_speaking": True, "wav_format": "PCM"}  # as its HTML client
     result = await funasr_session(
         f"{base}?api_key={tenant.raw_key}", first, clips_s16(eval_dir, ["ldc93s1.wav"], gap_s=1)
     )

@@ -23,11 +23,8 @@ from transcription.gateway.protocols.choice import model_for
 
 # Deepgram's encoding names, as ours (more come with the audio-formats issue).
 ENCODINGS = {"linear16": "pcm_s16le"}
-# Accepted and ignored: formatting and bookkeeping hints that change no word of ours.
-HINTS = frozenset(
-    {"punctuate", "smart_format", "numerals", "profanity_filter", "filler_words", "dictation", "measurements",
-     "no_delay", "tag", "extra", "mip_opt_out", "version", "paragraphs", "utterances", "diarize_version"}
-)  # fmt: skip
+# Formatting hints (punctuate, smart_format, numerals...) and any parameter not named here are
+# accepted and ignored: Whisper writes punctuation and case itself.
 # Features we lack: refused when switched on.
 REFUSED = frozenset(
     {"diarize", "diarize_model", "multichannel", "redact", "search", "replace", "detect_entities", "detect_language",

@@ -20,10 +20,8 @@ from transcription.gateway.protocols.stabilizer import Stabilizer
 
 MODES = ("online", "offline", "2pass")
 WAV_FORMATS = ("pcm", "wav")
-# Accepted and ignored: tuning of FunASR's own models, with no meaning for ours.
-HINTS = frozenset(
-    {"chunk_size", "chunk_interval", "encoder_chunk_look_back", "decoder_chunk_look_back", "itn", "svs_itn"}
-)
+# Other fields (chunk_size, chunk_interval, *_chunk_look_back, itn, svs_itn) tune FunASR's own
+# models and mean nothing for ours: accepted and ignored.
 MAX_WAV_NAME = 200
 
 
@@ -88,6 +86,7 @@ def parse_first(data: dict[str, Any], limits: SessionLimits, renderer: Renderer)
     if mode not in MODES:
         raise ProtocolError("invalid_start", f"'mode' must be one of {', '.join(MODES)}, got {mode!r}.")
     wav_format = data.get("wav_format", "pcm")
+    wav_format = wav_format.lower() if isinstance(wav_format, str) else wav_format  # its HTML client sends "PCM"
     if wav_format not in WAV_FORMATS:
         raise ProtocolError(
             "invalid_start", f"'wav_format' {wav_format!r} is not supported; supported: {', '.join(WAV_FORMATS)}."
