@@ -48,6 +48,7 @@ class SessionConfig:
     prompt: str = ""
     hotwords: tuple[str, ...] = ()
     task: str = "transcribe"
+    context: bool = True  # the session's recent finals prompt the decoder (engine/context.py)
 
     @property
     def bytes_per_frame(self) -> int:
@@ -91,6 +92,7 @@ CLIENT_FIELDS = {
     "model",
     "word_timestamps",
     "prompt",
+    "context",
     "hotwords",
 }
 
@@ -128,6 +130,7 @@ def parse_start(message: dict[str, Any], limits: SessionLimits, *, task: str = "
         language = _language(message, model)
     interim = _bool_field(message, "interim_results", True)
     word_timestamps = _bool_field(message, "word_timestamps", False)
+    context = _bool_field(message, "context", True)
     prompt, hotwords = _prompt(message)
     if model is not None and word_timestamps and not model.word_timestamps:
         raise ConfigError(f"Model {model.name!r} does not give word timestamps.")
@@ -156,6 +159,7 @@ def parse_start(message: dict[str, Any], limits: SessionLimits, *, task: str = "
         word_timestamps=word_timestamps,
         prompt=prompt,
         hotwords=hotwords,
+        context=context,
         task=task,
     )
 

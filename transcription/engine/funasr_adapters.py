@@ -77,6 +77,9 @@ class ParaformerStream:
 
     incremental = True
 
+    def remember(self, final: str, language: str | None) -> None:
+        """FunASR's models take no text context."""
+
     def __init__(self, recognizer: ParaformerStreamingRecognizer) -> None:
         self.recognizer = recognizer
         self.utterance: int | None = None
@@ -136,6 +139,9 @@ def parse_sensevoice(raw: str, *, requested: str | None) -> Transcription:
 
 class SenseVoiceStream:
     incremental = False
+
+    def remember(self, final: str, language: str | None) -> None:
+        """FunASR's models take no text context."""
 
     def __init__(self, recognizer: SenseVoiceRecognizer, config: SessionConfig) -> None:
         self.recognizer = recognizer

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Protocol, cast
 import numpy as np
 
 from transcription.engine.config import SessionConfig
+from transcription.engine.context import Context, echoes
 from transcription.engine.registry import AUTO
 from transcription.engine.text import join_pieces, output_text
 
@@ -61,6 +62,8 @@ class Transcription:
     language: str | None = None
     language_probability: float = 1.0
     words: tuple[Word, ...] = ()
+    avg_logprob: float = 0.0  # the decoder's mean log-probability per token: exp() is a confidence
+    no_speech_prob: float = 0.0  # Whisper's probability that the window holds no speech
 
 
 class RecognizerStream(Protocol):
@@ -73,6 +76,10 @@ class RecognizerStream(Protocol):
 
         ``thrifty``: other sessions wait for the decode threads, so a cheaper decode that costs a
         little accuracy is worth it (streams without such a choice ignore it)."""
+        ...
+
+    def remember(self, final: str, language: str | None) -> None:
+        """A final the session sent: context for the next decodes (streams without context ignore it)."""
         ...
 
 
@@ -187,6 +194,7 @@ class WhisperRecognizer:
             initial_prompt=prompt or None,
             hotwords=" ".join(hotwords) or None,
         )
+        segments = list(segments)
         kept = [s for s in segments if not (s.no_speech_prob > NO_SPEECH_PROB and s.avg_logprob < LOW_LOGPROB)]
         detected = info.language
         written = "en" if task == "translate" else detected
@@ -197,7 +205,11 @@ class WhisperRecognizer:
             for w in (s.words or ())
             if w.word.strip()
         )
-        return Transcription(output_text(text, written), detected, float(info.language_probability), words)
+        tokens = [max(len(s.tokens), 1) for s in kept]
+        avg_logprob = sum(s.avg_logprob * n for s, n in zip(kept, tokens, strict=True)) / sum(tokens) if kept else 0.0
+        no_speech = max((s.no_speech_prob for s in segments), default=0.0)
+        language_probability = float(info.language_probability)
+        return Transcription(output_text(text, written), detected, language_probability, words, avg_logprob, no_speech)
 
     def _recognize_fitted(
         self,
@@ -249,11 +261,11 @@ class WhisperRecognizer:
             return None  # ran out of tokens: a loop; the 30 s window decides
         avg_logprob = result.scores[0] * len(ids) / (len(ids) + 1)  # scores are per token; as faster-whisper
         if result.no_speech_prob > NO_SPEECH_PROB and avg_logprob < LOW_LOGPROB:
-            return Transcription("", language)
+            return Transcription("", language, avg_logprob=avg_logprob, no_speech_prob=result.no_speech_prob)
         text = output_text(tokenizer.decode(ids).strip(), language)
         if not any(ch.isalnum() for ch in text):
             return None  # only punctuation: what Whisper makes of noise; the 30 s window judges it
-        return Transcription(text, language)
+        return Transcription(text, language, avg_logprob=avg_logprob, no_speech_prob=result.no_speech_prob)
 
     def open_stream(self, config: SessionConfig) -> "WhisperStream":
         return WhisperStream(self, config)
@@ -268,6 +280,7 @@ class WhisperStream:
         self.recognizer = recognizer
         self.config = config
         self.language = LanguageState(config.language)
+        self.context = Context()
 
     def decode(
         self, audio: np.ndarray, *, utterance: int, final: bool, beam_size: int | None, thrifty: bool = False
@@ -276,19 +289,39 @@ class WhisperStream:
         # window costs accuracy ("ten of clubs" → "10 of close"); longer ones keep the saving.
         # Thrifty, they take a 15 s window: nearly as accurate, half the CPU (THRIFTY_SHORT_FINAL_WINDOW_S).
         short_final = final and len(audio) < FIT_FINALS_FROM_S * SAMPLE_RATE
-        result = self.recognizer.recognize(
-            audio,
-            language=self.language.fixed,
-            beam_size=beam_size,
-            word_timestamps=final and self.config.word_timestamps,
-            prompt=self.config.prompt,
-            hotwords=self.config.hotwords,
-            fit_window=False if short_final and not thrifty else None,
-            min_window_s=THRIFTY_SHORT_FINAL_WINDOW_S if short_final else MIN_FITTED_S,
-            task=self.config.task,
-        )
+
+        def recognize(prompt: str) -> Transcription:
+            return self.recognizer.recognize(
+                audio,
+                language=self.language.fixed,
+                beam_size=beam_size,
+                word_timestamps=final and self.config.word_timestamps,
+                prompt=prompt,
+                hotwords=self.config.hotwords,
+                fit_window=False if short_final and not thrifty else None,
+                min_window_s=THRIFTY_SHORT_FINAL_WINDOW_S if short_final else MIN_FITTED_S,
+                task=self.config.task,
+            )
+
+        prompt = self.config.prompt
+        if self.config.context and self.config.task == "transcribe":
+            prompt = self.context.prompt(self.config.prompt, self.language.fixed)
+        result = recognize(prompt)
+        if prompt != self.config.prompt and result.text and self._led_astray(result):
+            result = recognize(self.config.prompt)  # hear the audio alone
         self.language.observe(result, final=final)
         return result
+
+    def remember(self, final: str, language: str | None) -> None:
+        if self.config.context:
+            self.context.remember(final, language)
+
+    def _led_astray(self, result: Transcription) -> bool:
+        """A prompted decode of what may be no speech: it repeats the context, or Whisper itself
+        thinks the window is silent (on hiss and hum, a prompted tiny.en says the prompt again, or
+        "Thank you.", with a no-speech probability of 0.84-0.96 but a log-probability above the
+        usual cut)."""
+        return echoes(result.text, self.context.text) or result.no_speech_prob > NO_SPEECH_PROB
 
 
 class TextOnlyStream:
@@ -299,6 +332,9 @@ class TextOnlyStream:
     def __init__(self, recognizer: TextRecognizer, config: SessionConfig) -> None:
         self.recognizer = recognizer
         self.language = config.language
+
+    def remember(self, final: str, language: str | None) -> None:
+        """No context: the wrapped recognizer takes audio only."""
 
     def decode(
         self, audio: np.ndarray, *, utterance: int, final: bool, beam_size: int | None, thrifty: bool = False

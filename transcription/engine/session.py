@@ -266,6 +266,7 @@ class StreamingSession:
                 thrifty=self.thrifty_when(),
             )
         text = result.text
+        self.stream.remember(text, result.language or self.config.language)
         had_partial, self.partial_sent = self.partial_sent, False
         self.last_partial_end = end
         if not text and not had_partial:

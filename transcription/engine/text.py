@@ -27,6 +27,10 @@ def _cjk(ch: str) -> bool:
     return ord(ch) >= 0x2E80  # CJK radicals, punctuation, kana, ideographs, full-width forms
 
 
+def has_cjk(text: str) -> bool:
+    return any(_cjk(ch) for ch in text)
+
+
 def join_pieces(left: str, right: str) -> str:
     """Join two pieces of one transcript: a space between them unless either side is CJK."""
     if not left or not right:
