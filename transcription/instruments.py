@@ -23,6 +23,12 @@ FINAL_LATENCY = Histogram(
     registry=REGISTRY,
 )
 ERRORS = Counter("asr_errors", "Protocol errors sent to clients, by code.", ["code"], registry=REGISTRY)
+SUPPRESSED = Counter(
+    "asr_suppressed_outputs",
+    "Decoder output kept from finals, by reason: no_speech (noise's stock phrases), repetition (loops cut).",
+    ["reason"],
+    registry=REGISTRY,
+)
 DISPATCH_LAG = Histogram(
     "asr_dispatch_lag_seconds",
     "From the gateway publishing a session's audio to its Celery worker taking it (worker clock minus gateway clock).",
@@ -37,6 +43,10 @@ def observe_final_latency(seconds: float) -> None:
 
 def count_error(code: str) -> None:
     ERRORS.labels(code=code).inc()
+
+
+def count_suppressed(reason: str) -> None:
+    SUPPRESSED.labels(reason=reason).inc()
 
 
 def observe_dispatch_lag(seconds: float) -> None:

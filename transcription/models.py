@@ -85,6 +85,9 @@ class Segment(models.Model):
     language = models.CharField(max_length=10, blank=True, default="")
     # [{"word", "start", "end", "probability"}] in session seconds, when the session asked for them.
     words = models.JSONField(null=True, blank=True)
+    # How sure the decoder was (exp of its mean token log-probability), when the model says; low
+    # values flag finals worth a second look.
+    confidence = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

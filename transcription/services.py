@@ -60,10 +60,12 @@ def segment_store(
     reason: str,
     language: str = "",
     words: list[dict] | None = None,
+    confidence: float | None = None,
 ) -> Segment:
     """Store a final; storing the same (session, index) again returns the row already there."""
     session = Session.objects.get(pk=session_id, tenant_id=tenant_id)
     defaults = {"start": start, "end": end, "text": text, "reason": reason, "language": language, "words": words}
+    defaults["confidence"] = confidence
     segment, _ = Segment.objects.get_or_create(session=session, index=index, defaults=defaults)
     return segment
 
@@ -83,6 +85,7 @@ def segment_store_final(*, tenant_id: int, session_id: uuid.UUID | str, event: "
         reason=event.reason or "",
         language=event.language or "",
         words=None if event.words is None else [w.to_message() for w in event.words],
+        confidence=event.confidence,
     )
 
 

@@ -29,7 +29,8 @@ class TranscriptEvent:
     """A partial or final hypothesis for one segment; times are seconds of session audio.
 
     ``language`` is set on finals (the detected one when the session asked for ``auto``);
-    ``words`` on finals of sessions that asked for ``word_timestamps``.
+    ``words`` on finals of sessions that asked for ``word_timestamps``; ``confidence`` on finals
+    of recognizers that measure it (engine/guard.py), in [0, 1].
     """
 
     segment: int
@@ -40,6 +41,7 @@ class TranscriptEvent:
     reason: str | None = None
     language: str | None = None
     words: tuple[WordTiming, ...] | None = None
+    confidence: float | None = None
 
     def to_message(self) -> dict[str, Any]:
         message: dict[str, Any] = {
@@ -56,6 +58,8 @@ class TranscriptEvent:
             message["language"] = self.language
         if self.words is not None:
             message["words"] = [w.to_message() for w in self.words]
+        if self.confidence is not None:
+            message["confidence"] = self.confidence
         return message
 
     @classmethod
@@ -70,4 +74,5 @@ class TranscriptEvent:
             reason=message.get("reason"),
             language=message.get("language"),
             words=None if words is None else tuple(WordTiming(**w) for w in words),
+            confidence=message.get("confidence"),
         )

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Protocol, cast
 
 import numpy as np
 
+from transcription import instruments
+from transcription.engine import guard
 from transcription.engine.config import SessionConfig
 from transcription.engine.context import Context, echoes
 from transcription.engine.registry import AUTO
@@ -62,7 +64,7 @@ class Transcription:
     language: str | None = None
     language_probability: float = 1.0
     words: tuple[Word, ...] = ()
-    avg_logprob: float = 0.0  # the decoder's mean log-probability per token: exp() is a confidence
+    avg_logprob: float | None = None  # the decoder's mean log-probability per token: exp() is a confidence
     no_speech_prob: float = 0.0  # Whisper's probability that the window holds no speech
 
 
@@ -309,6 +311,11 @@ class WhisperStream:
         result = recognize(prompt)
         if prompt != self.config.prompt and result.text and self._led_astray(result):
             result = recognize(self.config.prompt)  # hear the audio alone
+        text, suppressed = guard.check(result.text, result.no_speech_prob, self.config.prompt)
+        if suppressed is not None:
+            result = replace(result, text=text, words=())
+            if final:
+                instruments.count_suppressed(suppressed)
         self.language.observe(result, final=final)
         return result
 

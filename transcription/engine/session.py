@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from transcription.engine import guard
 from transcription.engine.audio import TARGET_RATE, AudioBuffer, Resampler, decode_pcm
 from transcription.engine.config import SessionConfig
 from transcription.engine.events import TranscriptEvent, WordTiming
@@ -281,6 +282,7 @@ class StreamingSession:
             reason=reason,
             language=result.language or self.config.language,
             words=self._word_timings(result, start, end) if self.config.word_timestamps else None,
+            confidence=None if result.avg_logprob is None or not text else guard.confidence(result.avg_logprob),
         )
         self.next_segment += 1
         return [event]

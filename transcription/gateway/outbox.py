@@ -61,7 +61,7 @@ def _resolve(future: asyncio.Future) -> None:
 def final_op(tenant_id: int, session_id: uuid.UUID, event: TranscriptEvent) -> dict[str, Any]:
     words = None if event.words is None else [w.to_message() for w in event.words]
     fields = {"segment": event.segment, "text": event.text, "start": event.start, "end": event.end}
-    fields |= {"reason": event.reason, "language": event.language, "words": words}
+    fields |= {"reason": event.reason, "language": event.language, "words": words, "confidence": event.confidence}
     return {"kind": "final", "tenant_id": tenant_id, "session_id": str(session_id), "event": fields}
 
 

@@ -237,7 +237,7 @@ class Renderer:
 
     def _results(self, event: TranscriptEvent) -> dict[str, Any]:
         words = _words(event)
-        confidence = sum(w["confidence"] for w in words) / len(words) if words and event.is_final else 0.0
+        confidence = event.confidence if event.is_final and event.confidence is not None else 0.0
         return {
             "type": "Results",
             "channel_index": [0, 1],
