@@ -21,7 +21,7 @@ from transcription.engine import guard
 from transcription.engine.config import SessionConfig
 from transcription.engine.context import Context, echoes
 from transcription.engine.registry import AUTO
-from transcription.engine.text import join_pieces, output_text
+from transcription.engine.text import fix_digit_grouping, join_pieces, output_text
 
 if TYPE_CHECKING:
     from faster_whisper.tokenizer import Tokenizer
@@ -316,6 +316,8 @@ class WhisperStream:
             result = replace(result, text=text, words=())
             if final:
                 instruments.count_suppressed(suppressed)
+        if (numbers := fix_digit_grouping(result.text, result.language)) != result.text:
+            result = replace(result, text=numbers)
         self.language.observe(result, final=final)
         return result
 

@@ -1,6 +1,7 @@
 """Output text conventions shared by every recognizer: Chinese in simplified characters."""
 
 import functools
+import re
 
 SIMPLIFIED_LANGUAGES = ("zh",)
 
@@ -38,3 +39,23 @@ def join_pieces(left: str, right: str) -> str:
     if _cjk(left[-1]) or _cjk(right[0]):
         return left + right
     return f"{left} {right}"
+
+
+# A number written with commas whose groups are not all three digits ("1,0001" for "one zero zero
+# zero one" said with pauses): not a number anyone said.
+_BAD_GROUPING = re.compile(r"(?<![\d,.])\d{1,3}(?:,\d+)+(?!\d)(?!,\d)")
+# Languages written with a comma between thousands (elsewhere "10,50" is a decimal).
+THOUSANDS_COMMA_LANGUAGES = ("en", "zh", "ja", "ko")
+
+
+def fix_digit_grouping(text: str, language: str | None) -> str:
+    """Numbers as said: commas dropped from a digit string that is not a valid thousands grouping."""
+    if language not in THOUSANDS_COMMA_LANGUAGES:
+        return text
+
+    def ungroup(match: re.Match[str]) -> str:
+        number = match.group(0)
+        groups = number.split(",")[1:]
+        return number if all(len(g) == 3 for g in groups) else number.replace(",", "")
+
+    return _BAD_GROUPING.sub(ungroup, text)
