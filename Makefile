@@ -74,6 +74,12 @@ bench-load: install
 bench-memory: install
 	$(PY) -m bench memory $(BENCH_ARGS)
 
+# `make bench-accuracy`: streamed vs offline WER/CER, clean, noisy, long/ and Mandarin, per model
+# (BENCH_ARGS="--quick" for a run of a few minutes; docs/benchmarks.md).
+.PHONY: bench-accuracy
+bench-accuracy: install models
+	$(PY) -m bench accuracy $(BENCH_ARGS)
+
 # `make stack`: the distributed stack on this machine (Procfile.stack, run by honcho; Ctrl-C stops
 # it): one gateway with ASR_DISPATCH=celery on $(HOST):$(PORT) and two inference workers, against
 # this machine's PostgreSQL (database $(STACK_DB), created if missing) and Redis.

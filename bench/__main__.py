@@ -1,7 +1,8 @@
 """`python -m bench`: run the benchmark, print the tables, write bench/results/latest.json.
 
 `python -m bench load` sweeps concurrent streams up to the SLO (bench/load.py); `python -m bench
-memory` watches the server's memory over many sessions (bench/memory.py).
+memory` watches the server's memory over many sessions (bench/memory.py). `python -m bench accuracy`
+tables streamed vs offline error rates, clean and noisy (bench/accuracy/, bench/noise.py).
 
 `python -m bench --dispatch celery` runs the same stream twice in one run, first through the
 embedded server, then through a gateway with Celery dispatch and two inference workers
@@ -283,7 +284,14 @@ def _timeline(result: StreamResult) -> list[dict[str, Any]]:
     return [{"t": round(m.arrival - origin, 3), **m.data} for m in result.messages]
 
 
-SUBCOMMANDS = {"load": "bench.load", "memory": "bench.memory", "abuse": "bench.abuse", "chaos": "bench.chaos"}
+SUBCOMMANDS = {
+    "load": "bench.load",
+    "memory": "bench.memory",
+    "abuse": "bench.abuse",
+    "chaos": "bench.chaos",
+    "accuracy": "bench.accuracy",
+    "noise": "bench.noise",
+}
 
 
 def main(argv: list[str] | None = None) -> int:

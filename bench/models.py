@@ -23,7 +23,7 @@ from bench.evaluation import (
     load_manifest,
     word_error_rate,
 )
-from transcription.engine import SessionLimits, StreamingSession, TranscriptEvent, parse_start
+from transcription.engine import SessionConfig, SessionLimits, StreamingSession, TranscriptEvent, parse_start
 from transcription.engine.models import ModelSettings, load_models
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,11 +44,15 @@ class Run:
 
 
 def stream_clip(
-    models, limits: SessionLimits, entry: ManifestEntry, start: dict
+    models, limits: SessionLimits, entry: ManifestEntry, start: dict, *, final_model: str = ""
 ) -> tuple[list[TranscriptEvent], float]:
+    """``final_model``: finals by another model (a pairing), as the server's setting gives it, not a start field."""
     session = concatenate_clips([entry], gap_s=0.0, lead_s=0.5, tail_s=1.5)
     pcm = (session.audio * 32767).astype("<i2").tobytes()
-    engine = StreamingSession(parse_start({"interim_results": False, **start}, limits), models)
+    config = parse_start({"interim_results": False, **start}, limits)
+    if final_model:
+        config = SessionConfig.from_dict({**config.to_dict(), "final_model": final_model})
+    engine = StreamingSession(config, models)
     began = time.perf_counter()
     finals = []
     for i in range(0, len(pcm), FRAME_SAMPLES * 2):
