@@ -1,10 +1,15 @@
 """Django settings → the engine's model settings and model catalogue (the engine itself knows no Django)."""
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 from transcription.engine.config import SessionLimits
+from transcription.engine.languages import ANY_LANGUAGE, LanguageModels, LanguageModelsError, parse_language_models
 from transcription.engine.models import ModelSettings, model_registry
-from transcription.engine.registry import ModelRegistry
+from transcription.engine.registry import PARAFORMER_STREAMING, SENSEVOICE, ModelRegistry
+
+# Every name a registry can give, installed here or not: ASR_LANGUAGE_MODELS may name any of them.
+KNOWN_MODELS = ("tiny.en", "base", "custom", PARAFORMER_STREAMING, SENSEVOICE)
 
 
 def model_settings_from_django() -> ModelSettings:
@@ -38,4 +43,37 @@ def session_limits() -> SessionLimits:
         languages=catalogue.default_info().languages,
         models=catalogue.models,
         default_model=catalogue.default,
+        language_models=language_models(catalogue),
     )
+
+
+def language_models(catalogue: ModelRegistry) -> LanguageModels:
+    """ASR_LANGUAGE_MODELS without the entries this server cannot serve now (a model not installed,
+    or one that does not speak the language), so ``*=base`` on a server without base changes nothing."""
+    entries = parse_language_models(settings.ASR_LANGUAGE_MODELS)
+    usable = []
+    for language, name in entries:
+        info = catalogue.get(name)
+        if info is not None and info.available and (language == ANY_LANGUAGE or language in info.languages):
+            usable.append((language, name))
+    return tuple(usable)
+
+
+def check_language_models() -> None:
+    """At start-up: ASR_LANGUAGE_MODELS is well formed, names models we know, and each installed
+    model it names speaks its language. A model that is not installed is allowed (skipped)."""
+    try:
+        entries = parse_language_models(settings.ASR_LANGUAGE_MODELS)
+    except LanguageModelsError as error:
+        raise ImproperlyConfigured(str(error)) from None
+    catalogue = model_catalogue()
+    for language, name in entries:
+        info = catalogue.get(name)
+        if info is None and name not in KNOWN_MODELS:
+            known = ", ".join(dict.fromkeys([*KNOWN_MODELS, *catalogue.by_name]))
+            raise ImproperlyConfigured(f"ASR_LANGUAGE_MODELS names an unknown model {name!r}; models: {known}.")
+        if info is not None and info.available and language != ANY_LANGUAGE and language not in info.languages:
+            raise ImproperlyConfigured(
+                f"ASR_LANGUAGE_MODELS maps {language!r} to {name!r}, which does not speak it "
+                f"(it speaks: {', '.join(info.languages[:12])}{', …' if len(info.languages) > 12 else ''})."
+            )

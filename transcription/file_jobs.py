@@ -9,6 +9,7 @@ The same engine as live streams (VAD endpointing, then Whisper per utterance, no
 files the same segmentation and accuracy as a stream of the same audio.
 """
 
+import dataclasses
 import logging
 import time
 import uuid
@@ -28,7 +29,7 @@ from asrplatform import process_state
 from transcription import audiofile, quota, selectors, services
 from transcription.engine import SessionConfig, StreamingSession
 from transcription.engine.audio import TARGET_RATE
-from transcription.engine.config import ConfigError, parse_start
+from transcription.engine.config import NO_DEFAULTS, ConfigError, SessionDefaults, parse_start
 from transcription.engine.models import load_models
 from transcription.engine_settings import model_settings_from_django, session_limits
 from transcription.models import FileTranscription, Session
@@ -57,16 +58,24 @@ class JobRefused(Exception):
         return self.message
 
 
-def parse_options(options: dict[str, Any]) -> SessionConfig:
-    """Validate the client's options exactly as a stream's ``start`` message is validated.
+def parse_options(options: dict[str, Any], defaults: SessionDefaults = NO_DEFAULTS) -> SessionConfig:
+    """Validate the client's options exactly as a stream's ``start`` message is validated, over the
+    tenant's ``defaults`` as a stream's are.
 
-    ``task`` ("translate" for OpenAI's translations) is the endpoint's choice, checked against the model."""
+    ``task`` ("translate" for OpenAI's translations) is the endpoint's choice, checked against the model;
+    ``words_when_available`` (Deepgram's, whose results always have words) asks for word timestamps
+    if the model chosen gives them."""
     start = {k: v for k, v in options.items() if k in CLIENT_OPTIONS and v is not None}
     start.update(sample_rate=TARGET_RATE, encoding="pcm_f32le", channels=1, interim_results=False)
     try:
-        return parse_start(start, session_limits(), task=options.get("task") or "transcribe")
+        config = parse_start(start, session_limits(), task=options.get("task") or "transcribe", defaults=defaults)
     except ConfigError as exc:
         raise JobRefused("bad_request", str(exc)) from exc
+    if options.get("words_when_available") and not config.word_timestamps:
+        info = next((m for m in session_limits().models if m.name == config.model), None)
+        if info is not None and info.word_timestamps:
+            config = dataclasses.replace(config, word_timestamps=True)
+    return config
 
 
 def job_create(

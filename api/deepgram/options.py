@@ -50,9 +50,7 @@ def parse(query: QueryDict) -> ListenOptions:
         request = parse_query(params, limits)
     except ProtocolError as error:
         raise DeepgramError(400, "bad_request", error.message) from None
-    job_options = dict(request.options)
-    chosen = next((m for m in limits.models if m.name == job_options.get("model", limits.default_model)), None)
-    if chosen is not None and chosen.word_timestamps:
-        job_options["word_timestamps"] = True  # Deepgram's response always has the words
+    # Deepgram's response always has the words: of the model the job's start chooses, if it gives them.
+    job_options = {**request.options, "words_when_available": True}
     utterances = _flag("utterances", params["utterances"]) if "utterances" in params else False
     return ListenOptions(job_options, utterances, callback, callback_method)

@@ -9,7 +9,7 @@ from api.openai.errors import OpenAIError
 from transcription.engine.install import WHISPER_BASE
 from transcription.engine.registry import ModelRegistry
 
-# OpenAI's model names, answered by the deployment's default model (ASR_MODEL).
+# OpenAI's model names name none of ours: the session's language chooses (ASR_LANGUAGE_MODELS), as for any client.
 OPENAI_MODELS = ("whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe")
 RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
 # A stream is OpenAI's transcript.text events; OpenAI streams no subtitles or verbose_json either.

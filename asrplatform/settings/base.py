@@ -179,6 +179,12 @@ ASR_MODELS_DIR = Path(os.environ.get("ASR_MODELS_DIR", BASE_DIR / "var" / "model
 # The model of a session that does not name one: tiny.en, base, custom (ASR_WHISPER_MODEL_DIR),
 # paraformer-zh-streaming or sensevoice-small (ASR_FUNASR_MODEL_DIR).
 ASR_MODEL = os.environ.get("ASR_MODEL", "custom" if ASR_WHISPER_MODEL_DIR else "tiny.en")
+# The model of a session that names a language but no model: LANGUAGE=MODEL entries, "*" for every
+# other language and "auto". Entries whose model is not installed are skipped. By default English
+# goes to tiny.en and the rest to base; with another ASR_MODEL, everything it speaks goes to it.
+ASR_LANGUAGE_MODELS = os.environ.get(
+    "ASR_LANGUAGE_MODELS", "en=tiny.en,*=base" if ASR_MODEL == "tiny.en" else f"*={ASR_MODEL}"
+)
 # Downloaded FunASR model folders (comma-separated): streaming Paraformer and/or SenseVoiceSmall.
 ASR_FUNASR_MODEL_DIR = os.environ.get("ASR_FUNASR_MODEL_DIR", "")
 ASR_VAD_MODEL_DIR = os.environ.get("ASR_VAD_MODEL_DIR", "")

@@ -181,7 +181,7 @@ async def test_a_prompt_is_echoed_in_ready_and_used(tenant_a, eval_dir):
 INVALID_STARTS = [
     ({"model": "large-v3"}, ["Unknown model 'large-v3'", "tiny.en", "base"]),
     ({"model": 7}, ["'model' must be a string"]),
-    ({"language": "zh"}, ["'zh' is not available with model 'tiny.en'", "en"]),
+    ({"model": "tiny.en", "language": "zh"}, ["'zh' is not available with model 'tiny.en'", "en"]),
     ({"model": "tiny.en", "language": "auto"}, ["'auto' is not available with model 'tiny.en'"]),
     ({"model": "base", "language": "klingon"}, ["'klingon' is not available with model 'base'", "auto", "zh"]),
     ({"word_timestamps": "yes"}, ["'word_timestamps' must be true or false"]),

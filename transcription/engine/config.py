@@ -3,6 +3,7 @@
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from transcription.engine.languages import LanguageModels, model_for_language
 from transcription.engine.registry import ModelInfo
 
 ENCODINGS = {"pcm_s16le": 2, "pcm_f32le": 4}  # bytes per sample
@@ -31,6 +32,23 @@ class SessionLimits:
     languages: tuple[str, ...] = ("en",)  # used only when no model catalogue is given
     models: tuple[ModelInfo, ...] = ()  # the registry's models; empty: the engine's default model only
     default_model: str = ""
+    language_models: LanguageModels = ()  # ASR_LANGUAGE_MODELS: the model of a language, when none is named
+
+
+@dataclass(frozen=True)
+class SessionDefaults:
+    """A tenant's own defaults, below what a client asks for and above the server's.
+
+    Each is used only where it fits: a default model that does not speak the language the client
+    asked for, or one no longer available, gives way to the language's model; a default language
+    the chosen model does not speak, to the model's own. A default never makes a start fail."""
+
+    model: str = ""
+    language: str = ""
+    endpointing_ms: int | None = None
+
+
+NO_DEFAULTS = SessionDefaults()
 
 
 @dataclass(frozen=True)
@@ -49,6 +67,7 @@ class SessionConfig:
     hotwords: tuple[str, ...] = ()
     task: str = "transcribe"
     context: bool = True  # the session's recent finals prompt the decoder (engine/context.py)
+    final_model: str = ""  # two-pass: the model that decodes finals ("": the session's model)
 
     @property
     def bytes_per_frame(self) -> int:
@@ -106,10 +125,17 @@ def _int_field(message: dict[str, Any], name: str, default: int, low: int, high:
     return value
 
 
-def parse_start(message: dict[str, Any], limits: SessionLimits, *, task: str = "transcribe") -> SessionConfig:
+def parse_start(
+    message: dict[str, Any],
+    limits: SessionLimits,
+    *,
+    task: str = "transcribe",
+    defaults: SessionDefaults = NO_DEFAULTS,
+) -> SessionConfig:
     """Validate a ``start`` message (every field optional) into a SessionConfig.
 
-    ``task`` is the server's choice (OpenAI's translations endpoint), not a field a client sends."""
+    ``task`` is the server's choice (OpenAI's translations endpoint), not a field a client sends;
+    ``defaults`` the tenant's, for the fields the message leaves out."""
     unknown = sorted(set(message) - CLIENT_FIELDS)
     if unknown:
         raise ConfigError(
@@ -120,14 +146,15 @@ def parse_start(message: dict[str, Any], limits: SessionLimits, *, task: str = "
     if encoding not in ENCODINGS:
         raise ConfigError(f"'encoding' must be one of {', '.join(ENCODINGS)}, got {encoding!r}.")
     channels = _int_field(message, "channels", 1, 1, 2)
-    model = _model(message, limits)
+    model = _model(message, limits, defaults, task)
     _check_task(task, model)
     if model is None:
-        language = message.get("language", limits.languages[0])
+        fallback = defaults.language if defaults.language in limits.languages else limits.languages[0]
+        language = message.get("language", fallback)
         if language not in limits.languages:
             raise ConfigError(f"Language {language!r} is not available; available: {', '.join(limits.languages)}.")
     else:
-        language = _language(message, model)
+        language = _language(message, model, defaults)
     interim = _bool_field(message, "interim_results", True)
     word_timestamps = _bool_field(message, "word_timestamps", False)
     context = _bool_field(message, "context", True)
@@ -136,9 +163,10 @@ def parse_start(message: dict[str, Any], limits: SessionLimits, *, task: str = "
         raise ConfigError(f"Model {model.name!r} does not give word timestamps.")
     if model is not None and (prompt or hotwords) and not model.prompt:
         raise ConfigError(f"Model {model.name!r} does not take a prompt or hotwords.")
-    endpointing_ms = _int_field(
-        message, "endpointing_ms", limits.default_endpointing_ms, limits.min_endpointing_ms, limits.max_endpointing_ms
-    )
+    low, high = limits.min_endpointing_ms, limits.max_endpointing_ms
+    tenant_ms = defaults.endpointing_ms
+    default_ms = tenant_ms if tenant_ms is not None and low <= tenant_ms <= high else limits.default_endpointing_ms
+    endpointing_ms = _int_field(message, "endpointing_ms", default_ms, low, high)
     max_utterance_s = message.get("max_utterance_s", limits.default_max_utterance_s)
     if isinstance(max_utterance_s, bool) or not isinstance(max_utterance_s, int | float):
         raise ConfigError(f"'max_utterance_s' must be a number, got {max_utterance_s!r}.")
@@ -184,13 +212,39 @@ def _available_names(limits: SessionLimits) -> str:
     return ", ".join(names) if names else "none"
 
 
-def _model(message: dict[str, Any], limits: SessionLimits) -> ModelInfo | None:
-    """The registry entry the session asks for (or the default); None when there is no catalogue."""
+def _model(message: dict[str, Any], limits: SessionLimits, defaults: SessionDefaults, task: str) -> ModelInfo | None:
+    """The registry entry the session asks for; without one, the tenant's default model if it serves
+    what the session asks (its language, features, task), else the language's model
+    (ASR_LANGUAGE_MODELS), else the server's default. None when there is no catalogue."""
     if not limits.models:
         if "model" in message:
             raise ConfigError("This server does not offer a choice of model.")
         return None
-    name = message.get("model", limits.default_model)
+    if "model" in message:
+        return _named_model(message["model"], limits)
+    language = message.get("language", defaults.language or None)
+    language = language if isinstance(language, str) else None  # refused later, with the model's languages
+    tenant_model = next((m for m in limits.models if m.name == defaults.model and m.available), None)
+    if tenant_model is not None and _serves(tenant_model, message, language, task):
+        return tenant_model
+    if language is not None:
+        chosen = model_for_language(language, limits.language_models, limits.models, limits.default_model)
+        if chosen is not None:
+            return chosen
+    return _named_model(limits.default_model, limits)
+
+
+def _serves(model: ModelInfo, message: dict[str, Any], language: str | None, task: str) -> bool:
+    """Whether ``model`` can do what the start asks, so a tenant's default model never refuses it."""
+    return (
+        (language is None or language in model.languages)
+        and (message.get("word_timestamps") is not True or model.word_timestamps)
+        and (not (message.get("prompt") or message.get("hotwords")) or model.prompt)
+        and (task != "translate" or model.translates)
+    )
+
+
+def _named_model(name: Any, limits: SessionLimits) -> ModelInfo:
     if not isinstance(name, str):
         raise ConfigError(f"'model' must be a string, got {name!r}.")
     info = next((m for m in limits.models if m.name == name), None)
@@ -202,8 +256,9 @@ def _model(message: dict[str, Any], limits: SessionLimits) -> ModelInfo | None:
     return info
 
 
-def _language(message: dict[str, Any], model: ModelInfo) -> str:
-    language = message.get("language", model.default_language)
+def _language(message: dict[str, Any], model: ModelInfo, defaults: SessionDefaults) -> str:
+    fallback = defaults.language if defaults.language in model.languages else model.default_language
+    language = message.get("language", fallback)
     if not isinstance(language, str) or language not in model.languages:
         shown = ", ".join(model.languages) if len(model.languages) <= 12 else ", ".join(model.languages[:12]) + ", …"
         raise ConfigError(f"Language {language!r} is not available with model {model.name!r}; available: {shown}.")

@@ -9,7 +9,6 @@ from functools import partial
 
 from django.conf import settings
 
-from transcription.engine_settings import session_limits
 from transcription.gateway.consumer import SessionConsumer, connection_refusal
 from transcription.gateway.events import Audio, Command, Event, Failed, Keepalive, Start, Traits
 from transcription.gateway.protocols import funasr
@@ -46,7 +45,6 @@ class FunasrConsumer(SessionConsumer):
             text,
             max_bytes=settings.ASR_MAX_TEXT_MESSAGE_BYTES,
             started=session.started or bool(session.traits.implicit_start),
-            limits=session_limits(),
             renderer=self.renderer,
         )
         if isinstance(command, Start) and self.renderer.wav_format == "wav":

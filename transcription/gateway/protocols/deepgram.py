@@ -100,7 +100,7 @@ def parse_query(query: dict[str, list[str]], limits: SessionLimits) -> ListenReq
         if name in one:
             options[name] = _integer(name, one[name])
     language = _language(one["language"]) if "language" in one else None
-    model = model_for(one.get("model"), language, limits)
+    model = model_for(one.get("model"), limits)
     if model is not None:
         options["model"] = model
     if language is not None:

@@ -12,10 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from transcription.engine import TranscriptEvent
-from transcription.engine.config import SessionLimits
 from transcription.gateway.errors import ProtocolError
 from transcription.gateway.events import Closed, Command, Event, Failed, Keepalive, Start, Stop
-from transcription.gateway.protocols.choice import model_for
 from transcription.gateway.protocols.stabilizer import Stabilizer
 
 MODES = ("online", "offline", "2pass")
@@ -80,7 +78,7 @@ def _hotwords(value: Any) -> list[str]:
     return [w.strip() for w in words if isinstance(w, str) and w.strip()]
 
 
-def parse_first(data: dict[str, Any], limits: SessionLimits, renderer: Renderer) -> Start:
+def parse_first(data: dict[str, Any], renderer: Renderer) -> Start:
     """The first JSON message → our ``start`` (and the renderer learns the mode and wav_name)."""
     mode = data.get("mode", "2pass")
     if mode not in MODES:
@@ -100,15 +98,13 @@ def parse_first(data: dict[str, Any], limits: SessionLimits, renderer: Renderer)
     if language is not None:
         if not isinstance(language, str):
             raise ProtocolError("invalid_start", "'svs_lang' must be a string.")
-        options["language"] = language.strip().lower()
-        if (model := model_for(None, options["language"], limits)) is not None:
-            options["model"] = model
+        options["language"] = language.strip().lower()  # its model: parse_start's choice, as for any client
     if data.get("hotwords"):
         options["hotwords"] = _hotwords(data["hotwords"])
     return Start(options)
 
 
-def parse_text(text: str, *, max_bytes: int, started: bool, limits: SessionLimits, renderer: Renderer) -> Command:
+def parse_text(text: str, *, max_bytes: int, started: bool, renderer: Renderer) -> Command:
     """A client text message → its command: the first sets the session, ``is_speaking: false`` ends it."""
     if len(text) > max_bytes or len(text.encode()) > max_bytes:
         raise ProtocolError("message_too_large", f"Text messages are limited to {max_bytes} bytes.")
@@ -121,5 +117,5 @@ def parse_text(text: str, *, max_bytes: int, started: bool, limits: SessionLimit
     if data.get("is_speaking") is False:
         return Stop()
     if not started:
-        return parse_first(data, limits, renderer)
+        return parse_first(data, renderer)
     return Keepalive()  # FunASR's clients repeat their settings or ``is_speaking: true``: nothing changes

@@ -84,7 +84,7 @@ class TranscriptionSettings:
         options: dict[str, Any] = {"sample_rate": SAMPLE_RATE, "encoding": "pcm_s16le", "interim_results": True}
         if self.language:
             options["language"] = str(self.language).split("-")[0].lower()
-        if (model := model_for(self.model, options.get("language"), limits)) is not None:
+        if (model := model_for(self.model, limits)) is not None:
             options["model"] = model
         if self.prompt:
             options["prompt"] = self.prompt
