@@ -16,6 +16,11 @@ class Tenant(models.Model):
     # The key that signs its webhook callbacks, sealed (accounts/webhook_secrets.py); "" until needed.
     webhook_secret_sealed = models.CharField(max_length=255, blank=True, default="")
     webhook_secret_created_at = models.DateTimeField(null=True, blank=True)
+    # The owner's defaults for sessions that do not choose for themselves ("" / None: the server's).
+    # Checked against the model catalogue by transcription, which applies them at each start.
+    default_model = models.CharField(max_length=50, blank=True, default="")
+    default_language = models.CharField(max_length=10, blank=True, default="")
+    default_endpointing_ms = models.PositiveIntegerField(null=True, blank=True)
 
     def __str__(self) -> str:
         return self.name

@@ -26,6 +26,17 @@ def tenant_create(*, name: str, plan: str = "free") -> Tenant:
     return tenant
 
 
+def tenant_session_defaults_set(*, tenant_id: int, model: str, language: str, endpointing_ms: int | None) -> None:
+    """Store the tenant's session defaults as given; transcription checks them against its models first."""
+    Tenant.objects.filter(pk=tenant_id).update(
+        default_model=model, default_language=language, default_endpointing_ms=endpointing_ms
+    )
+    logger.info(
+        "tenant session defaults set tenant_id=%s model=%s language=%s endpointing_ms=%s",
+        tenant_id, model or "-", language or "-", endpointing_ms,
+    )  # fmt: skip
+
+
 @transaction.atomic
 def api_key_create(*, tenant: Tenant, name: str = "default") -> tuple[ApiKey, str]:
     """Create a key and return it with its full secret string, which is never stored."""

@@ -74,6 +74,17 @@ class IsTenantOwner(IsTenantMember):
         return super().has_permission(request, view) and request_caller(request).is_owner
 
 
+class IsTenantOwnerToChange(IsTenantMember):
+    """Any member (or key) may read; only the owner, or a key, which acts as the owner, may change."""
+
+    message = "Only the tenant's owner may change its settings."
+
+    def has_permission(self, request: Request, view: object) -> bool:
+        if not super().has_permission(request, view):
+            return False
+        return request.method in permissions.SAFE_METHODS or request_caller(request).is_owner
+
+
 class ApiKeyScheme(OpenApiAuthenticationExtension):
     target_class = "api.authentication.ApiKeyAuthentication"
     name = "apiKey"

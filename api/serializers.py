@@ -54,6 +54,34 @@ class UsageSerializer(serializers.Serializer):
     days = UsageDaySerializer(many=True)
 
 
+class SessionDefaultsSerializer(serializers.Serializer):
+    """The tenant's session defaults; null (or "") leaves the field to the server."""
+
+    default_model = serializers.CharField(
+        required=False, allow_null=True, allow_blank=True, max_length=50,
+        help_text="A model sessions get when they name none and it speaks their language (GET /v1/models).",
+    )  # fmt: skip
+    default_language = serializers.CharField(
+        required=False, allow_null=True, allow_blank=True, max_length=10,
+        help_text="A language code ('zh') or 'auto', for sessions that name none.",
+    )  # fmt: skip
+    default_endpointing_ms = serializers.IntegerField(
+        required=False, allow_null=True, help_text="Trailing silence that ends an utterance, in ms."
+    )
+
+
+class EffectiveSessionSerializer(serializers.Serializer):
+    model = serializers.CharField()
+    language = serializers.CharField()
+    endpointing_ms = serializers.IntegerField()
+
+
+class TenantSettingsSerializer(SessionDefaultsSerializer):
+    effective = EffectiveSessionSerializer(
+        read_only=True, help_text="What a session that names none of these gets now, defaults and server together."
+    )
+
+
 class ApiKeySerializer(serializers.ModelSerializer):
     class Meta:
         model = ApiKey

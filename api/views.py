@@ -19,9 +19,10 @@ from accounts import selectors as account_selectors
 from accounts import services as account_services
 from accounts.models import ApiKey
 from api import serializers
-from api.authentication import IsTenantMember, IsTenantOwner, request_caller
+from api.authentication import IsTenantMember, IsTenantOwner, IsTenantOwnerToChange, request_caller
 from asrplatform.edge.body_limits import upload_max_bytes
-from transcription import file_jobs, selectors, webhook_targets, webhooks
+from transcription import file_jobs, selectors, services, webhook_targets, webhooks
+from transcription.engine.config import SessionDefaults
 from transcription.models import FileTranscription, Session, WebhookDelivery
 
 STREAM_TOKEN_TTL_S = int(account_services.STREAM_TOKEN_TTL.total_seconds())
@@ -84,6 +85,51 @@ class UsageView(APIView):
             "days": [{"date": d, "audio_seconds": s} for d, s in selectors.usage_per_day(tenant_id=tenant.pk)],
         }
         return Response(serializers.UsageSerializer(data).data)
+
+
+class SettingsView(APIView):
+    """The tenant's session defaults: every member may read them, the owner (or a key) change them."""
+
+    permission_classes = [IsTenantOwnerToChange]
+
+    @extend_schema(responses=serializers.TenantSettingsSerializer)
+    def get(self, request: Request) -> Response:
+        return Response(_settings_body(selectors.session_defaults_of(request_caller(request).tenant)))
+
+    @extend_schema(
+        request=serializers.SessionDefaultsSerializer,
+        responses={200: serializers.TenantSettingsSerializer, 400: serializers.RefusalSerializer},
+    )
+    def patch(self, request: Request) -> Response:
+        form = serializers.SessionDefaultsSerializer(data=request.data)
+        unknown = sorted(set(request.data) - set(form.fields)) if isinstance(request.data, dict) else []
+        if unknown:
+            detail = f"Unknown field(s): {', '.join(unknown)}. Allowed: {', '.join(form.fields)}."
+            return Response({"code": "invalid_settings", "detail": detail}, status=status.HTTP_400_BAD_REQUEST)
+        form.is_valid(raise_exception=True)
+        tenant = request_caller(request).tenant
+        current, changes = selectors.session_defaults_of(tenant), form.validated_data
+        try:
+            defaults = services.tenant_session_defaults_update(
+                tenant_id=tenant.pk,
+                model=changes.get("default_model", current.model) or "",
+                language=changes.get("default_language", current.language) or "",
+                endpointing_ms=changes.get("default_endpointing_ms", current.endpointing_ms),
+            )
+        except services.DefaultsRefused as refusal:
+            return Response({"code": "invalid_settings", "detail": str(refusal)}, status=status.HTTP_400_BAD_REQUEST)
+        return Response(_settings_body(defaults))
+
+
+def _settings_body(defaults: SessionDefaults) -> dict[str, Any]:
+    effective = selectors.session_defaults_effective(defaults=defaults)
+    data = {
+        "default_model": defaults.model or None,
+        "default_language": defaults.language or None,
+        "default_endpointing_ms": defaults.endpointing_ms,
+        "effective": {k: getattr(effective, k) for k in ("model", "language", "endpointing_ms")},
+    }
+    return serializers.TenantSettingsSerializer(data).data
 
 
 class ApiKeyListCreateView(APIView):

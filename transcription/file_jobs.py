@@ -93,7 +93,8 @@ def job_create(
     """
     if upload.size is None or upload.size > settings.ASR_FILE_MAX_BYTES:
         raise JobRefused("too_large", f"Files may be at most {settings.ASR_FILE_MAX_BYTES} bytes.", 413)
-    config = parse_options(options)
+    allowance = selectors.tenant_allowance(tenant_id=tenant_id)
+    config = parse_options(options, allowance.defaults)
     upload.seek(0)
     try:
         info = audiofile.probe(upload)
@@ -105,7 +106,7 @@ def job_create(
             "too_long", f"The audio lasts {info.duration_s:.0f} s; files may last at most {max_s:g} s.", 413
         )
     key = LedgerKey.of(tenant_id, timezone.now())
-    reserved_s = _reserve(key, selectors.tenant_allowance(tenant_id=tenant_id), info.duration_s)
+    reserved_s = _reserve(key, allowance, info.duration_s)
     try:
         job = _create(
             tenant_id=tenant_id, api_key_id=api_key_id, upload=upload, config=config, info=info, protocol=protocol

@@ -3,12 +3,17 @@
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.db.models import Count, Max, Prefetch, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from transcription.engine.config import NO_DEFAULTS, SessionConfig, SessionDefaults, parse_start
 from transcription.models import FileTranscription, Segment, Session
+
+if TYPE_CHECKING:
+    from accounts.models import Tenant
 
 
 def session_list(*, tenant_id: int) -> QuerySet[Session]:
@@ -105,6 +110,7 @@ class TenantAllowance:
     quota_seconds: float
     used_seconds: float  # this month, by sessions other than the one asking
     active: bool = True  # false once the tenant is suspended or the session's key revoked
+    defaults: SessionDefaults = NO_DEFAULTS  # the owner's session defaults, read with the rest
 
     @property
     def left_seconds(self) -> float:
@@ -125,7 +131,26 @@ def tenant_allowance(
         float(tenant.monthly_audio_seconds_quota),
         used,
         active=tenant.is_active and not key_revoked,
+        defaults=session_defaults_of(tenant),
     )
+
+
+def session_defaults_of(tenant: "Tenant") -> SessionDefaults:
+    """The tenant's session defaults (model, language, endpointing) as parse_start takes them."""
+    return SessionDefaults(tenant.default_model, tenant.default_language, tenant.default_endpointing_ms)
+
+
+def session_defaults_get(*, tenant_id: int) -> SessionDefaults:
+    from accounts.models import Tenant
+
+    return session_defaults_of(Tenant.objects.get(pk=tenant_id))
+
+
+def session_defaults_effective(*, defaults: SessionDefaults) -> SessionConfig:
+    """What a session of the tenant that names nothing gets now: its defaults over the server's."""
+    from transcription.engine_settings import session_limits
+
+    return parse_start({}, session_limits(), defaults=defaults)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,10 @@ from typing import TYPE_CHECKING
 from django.db import transaction
 from django.utils import timezone
 
+from accounts import services as account_services
 from transcription import selectors
+from transcription.engine.config import ConfigError, SessionDefaults, parse_start
+from transcription.engine_settings import session_limits
 from transcription.models import Segment, Session
 
 if TYPE_CHECKING:
@@ -211,3 +214,24 @@ def session_sweep_stale(
             )
             closed += 1
     return closed
+
+
+class DefaultsRefused(ValueError):
+    """Session defaults this server cannot honour; the text says why, naming what is available."""
+
+
+def tenant_session_defaults_update(
+    *, tenant_id: int, model: str, language: str, endpointing_ms: int | None
+) -> SessionDefaults:
+    """Check the owner's defaults as a ``start`` naming them is checked (an installed model, a
+    language it or the language's model speaks, endpointing within bounds), then store them.
+    "" or None: no default of the tenant's for that field."""
+    asked = {"model": model, "language": language, "endpointing_ms": endpointing_ms}
+    try:
+        parse_start({k: v for k, v in asked.items() if v not in ("", None)}, session_limits())
+    except ConfigError as error:
+        raise DefaultsRefused(str(error)) from None
+    account_services.tenant_session_defaults_set(
+        tenant_id=tenant_id, model=model, language=language, endpointing_ms=endpointing_ms
+    )
+    return SessionDefaults(model, language, endpointing_ms)

@@ -5,6 +5,7 @@ from transcription import views
 urlpatterns = [
     path("metrics", views.metrics, name="metrics"),
     path("dashboard/", views.dashboard, name="dashboard"),
+    path("dashboard/defaults/", views.session_defaults_update, name="session_defaults"),
     path("record/", views.record, name="record"),
     path("record/token/", views.stream_token, name="stream_token"),
     path("transcripts/", views.transcript_list, name="transcript_list"),

@@ -5,9 +5,10 @@ import json
 import uuid
 
 from django.conf import settings
+from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
@@ -18,8 +19,11 @@ from accounts import services as account_services
 from accounts.credentials import parse_bearer
 from accounts.decorators import MemberRequest, member_required
 from accounts.forms import ApiKeyCreateForm
-from transcription import exports, selectors
+from accounts.models import Membership
+from transcription import exports, selectors, services
 from transcription import metrics as prometheus
+from transcription.engine_settings import session_limits
+from transcription.forms import LANGUAGE_NAMES, SessionDefaultsForm, language_choices
 from transcription.models import Session
 
 ENDPOINTING_CHOICES = (500, 800, 1200)
@@ -34,6 +38,33 @@ def dashboard(request: MemberRequest) -> HttpResponse:
     It lives here, not in accounts, because it reads transcription's data and accounts is the
     ground floor; key creation and revocation stay in accounts/views.py.
     """
+    return render(request, "accounts/dashboard.html", _dashboard_context(request))
+
+
+@never_cache
+@require_POST
+@member_required(owner=True)
+def session_defaults_update(request: MemberRequest) -> HttpResponse:
+    """The owner sets the workspace's session defaults; refused values show on the dashboard's form."""
+    current = selectors.session_defaults_of(request.tenant)
+    form = SessionDefaultsForm(request.POST, limits=session_limits(), current=current)
+    if form.is_valid():
+        try:
+            services.tenant_session_defaults_update(
+                tenant_id=request.tenant.pk,
+                model=form.cleaned_data["default_model"],
+                language=form.cleaned_data["default_language"],
+                endpointing_ms=form.cleaned_data["default_endpointing_ms"],
+            )
+        except services.DefaultsRefused as refusal:
+            form.add_error(None, str(refusal))
+        else:
+            messages.success(request, "Session defaults saved: they apply to sessions that start from now on.")
+            return redirect("dashboard")
+    return render(request, "accounts/dashboard.html", _dashboard_context(request, form), status=400)
+
+
+def _dashboard_context(request: MemberRequest, defaults_form: SessionDefaultsForm | None = None) -> dict:
     tenant = request.tenant
     used = selectors.usage_seconds_this_month(tenant_id=tenant.pk)
     quota = tenant.monthly_audio_seconds_quota
@@ -46,15 +77,35 @@ def dashboard(request: MemberRequest) -> HttpResponse:
         "quota_seconds": quota,
         "usage_percent": min(100, round(100 * used / quota)) if quota else 100,
         "recent": [selectors.session_summarize(session=s) for s in recent],
+        **_defaults_context(request, defaults_form),
     }
-    return render(request, "accounts/dashboard.html", context)
+    return context
+
+
+def _defaults_context(request: MemberRequest, form: SessionDefaultsForm | None) -> dict:
+    defaults = selectors.session_defaults_of(request.tenant)
+    if form is None and request.membership.role == Membership.Role.OWNER:
+        form = SessionDefaultsForm(limits=session_limits(), current=defaults)
+    effective = selectors.session_defaults_effective(defaults=defaults)
+    return {
+        "session_defaults": defaults,
+        "defaults_form": form,
+        "effective": effective,
+        "effective_language": LANGUAGE_NAMES.get(effective.language, effective.language),
+    }
 
 
 @member_required
 def record(request: MemberRequest) -> HttpResponse:
+    """The recording page; its language and pause menus start at the workspace's defaults."""
+    limits = session_limits()
+    effective = selectors.session_defaults_effective(defaults=selectors.session_defaults_of(request.tenant))
+    endpointing = sorted({*ENDPOINTING_CHOICES, effective.endpointing_ms})
     context = {
-        "endpointing_choices": ENDPOINTING_CHOICES,
-        "default_endpointing": 800,
+        "endpointing_choices": endpointing,
+        "default_endpointing": effective.endpointing_ms,
+        "language_choices": language_choices(limits, keep=effective.language),
+        "default_language": effective.language,
         "token_url": reverse("stream_token"),
         "ws_path": "/ws/v1/transcribe",
     }

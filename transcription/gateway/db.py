@@ -78,7 +78,9 @@ def finals_from(tenant_id: int, session_id: uuid.UUID, first_index: int) -> list
 
 
 @database_sync_to_async
-def tenant_allowance(tenant_id: int, session_id: uuid.UUID, api_key_id: int | None = None) -> selectors.TenantAllowance:
+def tenant_allowance(
+    tenant_id: int, session_id: uuid.UUID | None, api_key_id: int | None = None
+) -> selectors.TenantAllowance:
     return selectors.tenant_allowance(tenant_id=tenant_id, excluding_session_id=session_id, api_key_id=api_key_id)
 
 

@@ -24,9 +24,14 @@ from transcription.selectors import TenantAllowance
 logger = logging.getLogger(__name__)
 
 
-async def admit(principal: Principal, session_id: uuid.UUID, credit: StreamCredit) -> TenantAllowance:
-    """Take a stream slot for the session; refuse it over the monthly quota or the stream cap (4029)."""
-    allowance = await db.tenant_allowance(principal.tenant_id, session_id)
+async def admit(
+    principal: Principal, session_id: uuid.UUID, credit: StreamCredit, allowance: TenantAllowance | None = None
+) -> TenantAllowance:
+    """Take a stream slot for the session; refuse it over the monthly quota or the stream cap (4029).
+
+    ``allowance``: already read for this start (a new session has no usage of its own to leave out)."""
+    if allowance is None:
+        allowance = await db.tenant_allowance(principal.tenant_id, session_id)
     if not await _first_grant(allowance, credit):
         raise ProtocolError(
             "quota_exceeded", f"This month's audio quota ({allowance.quota_seconds:g} s) is used up.", CLOSE_LIMIT

@@ -84,13 +84,20 @@ class LiveSession:
 
     @classmethod
     async def open_new(
-        cls, principal: Principal, config: SessionConfig, target: EventTarget, protocol: str
+        cls,
+        principal: Principal,
+        config: SessionConfig,
+        target: EventTarget,
+        protocol: str,
+        allowance: TenantAllowance | None = None,
     ) -> tuple["LiveSession", str]:
-        """Admit a new session, give it an engine and a row; returns it with its resume token."""
+        """Admit a new session, give it an engine and a row; returns it with its resume token.
+
+        ``allowance``: the tenant's, when the start already read it (for its session defaults)."""
         dispatcher = get_dispatcher()
         session_id = uuid.uuid4()
         credit = StreamCredit(LedgerKey.of(principal.tenant_id, timezone.now()))
-        allowance = await limits.admit(principal, session_id, credit)
+        allowance = await limits.admit(principal, session_id, credit, allowance)
         relay = EventRelay(target)
         handle: SessionHandle | None = None
         try:

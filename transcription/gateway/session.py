@@ -38,6 +38,7 @@ from transcription.gateway.registry import registry
 from transcription.gateway.states import TRANSITIONS, State
 from transcription.models import Session
 from transcription.runner.contract import EngineFailure
+from transcription.selectors import TenantAllowance
 
 logger = logging.getLogger(__name__)
 Reason = Session.CloseReason
@@ -135,18 +136,20 @@ class GatewaySession:
     async def _start(self, command: Start) -> None:
         if self.state is not State.WAITING:
             raise ProtocolError("already_started", "The session has already started; send 'start' only once, first.")
+        # Read before the start is parsed: the tenant's session defaults come with its allowance.
+        allowance = await db.tenant_allowance(self.principal.tenant_id, None)
         try:
-            config = parse_start(command.options, session_limits())
+            config = parse_start(command.options, session_limits(), defaults=allowance.defaults)
         except ConfigError as error:
             raise ProtocolError("invalid_start", str(error)) from None
         if command.resume is not None:
             await self._resume(command.resume, config)
         else:
-            await self._open_new(config)
+            await self._open_new(config, allowance)
 
-    async def _open_new(self, config: SessionConfig) -> None:
+    async def _open_new(self, config: SessionConfig, allowance: TenantAllowance) -> None:
         self.live, token = await LiveSession.open_new(
-            self.principal, config, self._on_engine_event, self.traits.protocol
+            self.principal, config, self._on_engine_event, self.traits.protocol, allowance
         )
         await self._begin_streaming(token)
 
