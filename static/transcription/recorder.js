@@ -62,6 +62,17 @@ function formatClock(seconds) {
   return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
 }
 
+// "zh" → the menu's own name for it, else the browser's name for the language, else the code.
+function languageName(code, select) {
+  const option = Array.from(select.options).find((o) => o.value === code);
+  if (option && code !== "auto") return option.textContent.trim();
+  try {
+    return new Intl.DisplayNames(["en"], { type: "language" }).of(code) || code;
+  } catch {
+    return code;
+  }
+}
+
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 class ServerUnreachable extends Error {}
@@ -78,6 +89,11 @@ class Recorder {
       start: $("#start", root),
       stop: $("#stop", root),
       endpointing: $("#endpointing", root),
+      language: $("#language", root),
+      sessionInfo: $("#session-info", root),
+      sessionModel: $("#session-model", root),
+      detectedWrap: $("#detected-wrap", root),
+      detectedLanguage: $("#detected-language", root),
       status: $("#status", root),
       transcript: $("#transcript", root),
       empty: $("#transcript-empty", root),
@@ -129,6 +145,7 @@ class Recorder {
     const busy = this.isActive();
     this.ui.start.disabled = busy;
     this.ui.endpointing.disabled = busy;
+    this.ui.language.disabled = busy;
     this.ui.stop.disabled = !busy || this.stopRequested;
   }
 
@@ -179,7 +196,9 @@ class Recorder {
       channels: 1,
       interim_results: true,
       endpointing_ms: Number(this.ui.endpointing.value),
+      language: this.ui.language.value,
     };
+    this.showSessionInfo(null);
     this.showStatus("info", "Connecting…");
     try {
       await this.connect({ resume: false });
@@ -354,6 +373,7 @@ class Recorder {
     this.root.dataset.sessionId = message.session_id;
     this.resumeToken = message.resume_token || null;
     if (message.limits && message.limits.resume_grace_s) this.graceS = message.limits.resume_grace_s;
+    this.showSessionInfo(message.config || null);
     this.setState(this.stopRequested ? "stopping" : "recording");
     const fallback = (this.sentFrames - this.sessionBase) * (FRAME_MS / 1000);
     this.sendFrom(resumed ? (message.resume_from_s ?? fallback) : 0);
@@ -472,7 +492,30 @@ class Recorder {
     this.ui.empty.hidden = false;
   }
 
+  // The model the server chose (ready) and, once a final says it, the language it heard.
+  showSessionInfo(config) {
+    const { sessionInfo, sessionModel, detectedWrap } = this.ui;
+    if (!config) {
+      sessionInfo.hidden = true;
+      detectedWrap.hidden = true;
+      delete this.root.dataset.model;
+      delete this.root.dataset.detectedLanguage;
+      return;
+    }
+    sessionModel.textContent = config.model || "default";
+    this.root.dataset.model = config.model || "";
+    sessionInfo.hidden = false;
+  }
+
+  showDetectedLanguage(code) {
+    if (!code || this.root.dataset.detectedLanguage === code) return;
+    this.root.dataset.detectedLanguage = code;
+    this.ui.detectedLanguage.textContent = languageName(code, this.ui.language);
+    this.ui.detectedWrap.hidden = false;
+  }
+
   showSegment(message) {
+    if (message.type === "final" && message.text && message.text.trim()) this.showDetectedLanguage(message.language);
     const session = this.sessionId;
     const key = `${session}:${message.segment}`;
     let item = this.segments.get(key);

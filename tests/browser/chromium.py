@@ -71,17 +71,25 @@ class MicrophoneTrack:
 
 
 def build_track(
-    eval_dir: Path, names: list[str], path: Path, *, lead_s: float = 1.0, gap_s: float = 2.0, tail_s: float = 4.0
+    eval_dir: Path,
+    names: list[str],
+    path: Path,
+    *,
+    lead_s: float = 1.0,
+    gap_s: float = 2.0,
+    tail_s: float = 4.0,
+    subset: str = "real",
 ) -> MicrophoneTrack:
-    """Real clips from the eval set with silences between them, as one 16 kHz mono WAV."""
-    texts = {entry.name: entry.text for entry in load_manifest(eval_dir / "real")}
+    """Real clips from the eval set (``subset``: ``real`` English, ``zh`` Mandarin) with silences
+    between them, as one 16 kHz mono WAV."""
+    texts = {entry.name: entry.text for entry in load_manifest(eval_dir / subset)}
     parts = [np.zeros(round(lead_s * SAMPLE_RATE), np.int16)]
     utterances, position = [], len(parts[0])
     for index, name in enumerate(names):
         if index:
             parts.append(np.zeros(round(gap_s * SAMPLE_RATE), np.int16))
             position += len(parts[-1])
-        samples = read_wav(eval_dir / "real" / name).samples.astype(np.int16)
+        samples = read_wav(eval_dir / subset / name).samples.astype(np.int16)
         parts.append(samples)
         utterances.append(Utterance(texts[name], position / SAMPLE_RATE, (position + len(samples)) / SAMPLE_RATE))
         position += len(samples)
