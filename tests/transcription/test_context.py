@@ -50,3 +50,12 @@ def test_a_session_s_finals_become_its_context_unless_it_asks_for_none(engine_mo
         assert len(finals) >= 3
         context = engine.stream.context.text
         assert context.endswith(finals[-1].text) and finals[-2].text in context if remembered else context == ""
+
+
+def test_a_final_that_trailed_off_is_remembered_without_its_dots():
+    """base, prompted with "Until the . . .", wrote ". . ." for 400 tokens on long/lucier-room."""
+    context = Context()
+    context.remember("Until the . . .", "en")
+    context.remember(". . . .", "en")
+    context.remember("With perhaps the exception of...", "en")
+    assert context.text == "Until the With perhaps the exception of"

@@ -61,3 +61,8 @@ def test_finals_carry_a_confidence_and_suppressions_are_counted(engine_models, e
     before = instruments.SUPPRESSED.labels(reason="no_speech")._value.get()
     assert engine.stream.decode(hum, utterance=0, final=True, beam_size=None).text == ""  # a short final: 30 s window
     assert instruments.SUPPRESSED.labels(reason="no_speech")._value.get() == before + 1
+
+
+def test_a_run_of_dots_is_a_loop_and_dots_alone_are_no_transcript():
+    assert cut_loops("With perhaps the exception of . . . . . . . . . . . .") == "With perhaps the exception of ."
+    assert check(". . . . . . . .", 0.1) == ("", "no_speech")

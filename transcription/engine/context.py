@@ -14,6 +14,7 @@ from transcription.engine.text import has_cjk
 CONTEXT_CHARS = 200  # of spaced text: ~40 words, ~50 tokens
 CONTEXT_CJK_CHARS = 80  # a Chinese character is a token or two; Whisper keeps at most 223 prompt tokens
 MIN_ECHO_UNITS = 3  # shorter results ("Yes.", "OK") are often said twice for real
+TRAILING_OFF = re.compile(r"(?:\s*(?:\.|…)){2,}")  # ". . ." and "...": a final that trailed off
 
 
 def _units(text: str) -> list[str]:
@@ -40,8 +41,8 @@ class Context:
         self.language: str | None = None
 
     def remember(self, final: str, language: str | None) -> None:
-        final = final.strip()
-        if not final:
+        final = TRAILING_OFF.sub("", final).strip()  # "until the . . ." would teach the decoder to trail off
+        if not final or not any(ch.isalnum() for ch in final):
             return
         if language != self.language:  # a prompt in another language would pull the decoder there
             self.text, self.language = "", language

@@ -34,7 +34,8 @@ def _split(text: str) -> list[str]:
 
 
 def _key(unit: str) -> str:
-    return re.sub(r"[^\w]", "", unit.lower())
+    """A unit as compared: its letters and digits in lower case, or the mark itself when it has none."""
+    return re.sub(r"[^\w]", "", unit.lower()) or unit.strip()
 
 
 def _loop_at(keys: list[str], i: int) -> tuple[int, int] | None:
@@ -43,8 +44,6 @@ def _loop_at(keys: list[str], i: int) -> tuple[int, int] | None:
         phrase = keys[i : i + n]
         if len(phrase) < n:
             return None
-        if not all(phrase):
-            continue  # a bare punctuation mark is no word to repeat
         repeats = 1
         while keys[i + repeats * n : i + (repeats + 1) * n] == phrase:
             repeats += 1
@@ -75,7 +74,7 @@ def is_stock_phrase(text: str, no_speech_prob: float, prompt: str = "") -> bool:
     """What Whisper says over a window it judged silent: a short phrase, or its prompt again."""
     if no_speech_prob <= NO_SPEECH_PROB:
         return False
-    units = [u for u in (_key(u) for u in _split(text)) if u]
+    units = [u for u in _split(text) if re.sub(r"[^\w]", "", u)]
     return 0 < len(units) <= MAX_STOCK_UNITS or (bool(prompt) and echoes(text, prompt))
 
 
@@ -87,6 +86,8 @@ def check(text: str, no_speech_prob: float, prompt: str = "") -> tuple[str, str 
     """The text to pass on, and why it was changed (None: it was not). ``prompt``: the decode's."""
     if not text:
         return text, None
+    if not any(ch.isalnum() for ch in text):  # ". . ." is no transcript
+        return "", "no_speech"
     if is_stock_phrase(text, no_speech_prob, prompt):
         return "", "no_speech"
     looped = cut_loops(text)

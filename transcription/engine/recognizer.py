@@ -326,11 +326,12 @@ class WhisperStream:
             self.context.remember(final, language)
 
     def _led_astray(self, result: Transcription) -> bool:
-        """A prompted decode of what may be no speech: it repeats the context, or Whisper itself
-        thinks the window is silent (on hiss and hum, a prompted tiny.en says the prompt again, or
-        "Thank you.", with a no-speech probability of 0.84-0.96 but a log-probability above the
-        usual cut)."""
-        return echoes(result.text, self.context.text) or result.no_speech_prob > NO_SPEECH_PROB
+        """A prompted decode gone wrong: it repeats the context, Whisper itself thinks the window is
+        silent (on hiss and hum, a prompted tiny.en says the prompt again, or "Thank you.", with a
+        no-speech probability of 0.84-0.96 but a log-probability above the usual cut), or it loops
+        (base, prompted with "until the . . .", wrote ". . ." for 400 tokens on long/lucier-room)."""
+        looped = guard.cut_loops(result.text) != result.text.strip()
+        return echoes(result.text, self.context.text) or result.no_speech_prob > NO_SPEECH_PROB or looped
 
 
 class TextOnlyStream:

@@ -7,7 +7,7 @@ the audio arrived. Times are tracked as 16 kHz sample indices from the start of 
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -58,6 +58,11 @@ class StreamingSession:
         self.config = config
         self.recognizer = models.recognizer_for(config.model)
         self.stream = open_stream(self.recognizer, config)
+        # Two-pass: finals (and the speculations that may become them) decoded by another model.
+        self.final_stream = self.stream
+        if config.final_model and config.final_model != config.model:
+            final_config = replace(config, model=config.final_model, final_model="")
+            self.final_stream = open_stream(models.recognizer_for(config.final_model), final_config)
         self.vad_model = models.vad
         self.resampler = Resampler(config.sample_rate)
         self.buffer = AudioBuffer(start=round(resume_at_s * TARGET_RATE))
@@ -189,7 +194,7 @@ class StreamingSession:
         start, end = self.utterance_start, self.buffer.end
         if speculative:
             end = self._decode_end(self._silence_start(), end)  # what the final would decode (Speculation)
-        result = self.stream.decode(
+        result = (self.final_stream if speculative else self.stream).decode(
             self.buffer.slice(start, end),
             utterance=start,
             final=speculative,
@@ -259,7 +264,7 @@ class StreamingSession:
         if spec is not None and spec.start == start and spec.end == decode_end:
             result = spec.result  # decoded during the trailing silence; nothing was said since
         else:
-            result = self.stream.decode(
+            result = self.final_stream.decode(
                 self.buffer.slice(start, decode_end),
                 utterance=start,
                 final=True,
@@ -267,7 +272,8 @@ class StreamingSession:
                 thrifty=self.thrifty_when(),
             )
         text = result.text
-        self.stream.remember(text, result.language or self.config.language)
+        for stream in {id(self.stream): self.stream, id(self.final_stream): self.final_stream}.values():
+            stream.remember(text, result.language or self.config.language)
         had_partial, self.partial_sent = self.partial_sent, False
         self.last_partial_end = end
         if not text and not had_partial:
