@@ -68,6 +68,9 @@ class SessionConfig:
     task: str = "transcribe"
     context: bool = True  # the session's recent finals prompt the decoder (engine/context.py)
     final_model: str = ""  # two-pass: the model that decodes finals ("": the session's model)
+    # Partials carry the text two in a row agreed on, and the final goes on from it (engine/stabilizer.py):
+    # for protocols whose clients append interim text. The server's choice, not a start field.
+    stable_partials: bool = False
 
     @property
     def bytes_per_frame(self) -> int:
@@ -95,6 +98,7 @@ class SessionConfig:
         data = asdict(self)
         data.pop("partial_interval_s")
         data.pop("task")  # not a stream's choice (see parse_start)
+        data.pop("stable_partials")  # nor this: the protocol's
         data["hotwords"] = list(self.hotwords)
         return data
 
@@ -131,6 +135,7 @@ def parse_start(
     *,
     task: str = "transcribe",
     defaults: SessionDefaults = NO_DEFAULTS,
+    stable_partials: bool = False,
 ) -> SessionConfig:
     """Validate a ``start`` message (every field optional) into a SessionConfig.
 
@@ -189,6 +194,7 @@ def parse_start(
         hotwords=hotwords,
         context=context,
         task=task,
+        stable_partials=stable_partials,
     )
 
 

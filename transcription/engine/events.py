@@ -42,6 +42,7 @@ class TranscriptEvent:
     language: str | None = None
     words: tuple[WordTiming, ...] | None = None
     confidence: float | None = None
+    stable: str | None = None  # on partials of stable_partials sessions: the text the final goes on from
 
     def to_message(self) -> dict[str, Any]:
         message: dict[str, Any] = {
@@ -60,6 +61,8 @@ class TranscriptEvent:
             message["words"] = [w.to_message() for w in self.words]
         if self.confidence is not None:
             message["confidence"] = self.confidence
+        if self.stable is not None:
+            message["stable"] = self.stable
         return message
 
     @classmethod
@@ -75,4 +78,5 @@ class TranscriptEvent:
             language=message.get("language"),
             words=None if words is None else tuple(WordTiming(**w) for w in words),
             confidence=message.get("confidence"),
+            stable=message.get("stable"),
         )

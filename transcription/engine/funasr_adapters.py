@@ -76,6 +76,7 @@ class ParaformerStream:
     """One session's decoder state; ``utterance`` tells when a new utterance begins."""
 
     incremental = True
+    forces_prefix = False
 
     def remember(self, final: str, language: str | None) -> None:
         """FunASR's models take no text context."""
@@ -88,7 +89,14 @@ class ParaformerStream:
         self.text = ""
 
     def decode(
-        self, audio: np.ndarray, *, utterance: int, final: bool, beam_size: int | None, thrifty: bool = False
+        self,
+        audio: np.ndarray,
+        *,
+        utterance: int,
+        final: bool,
+        beam_size: int | None,
+        thrifty: bool = False,
+        prefix: str = "",
     ) -> Transcription:
         if utterance != self.utterance:
             self._reset(utterance)
@@ -139,6 +147,7 @@ def parse_sensevoice(raw: str, *, requested: str | None) -> Transcription:
 
 class SenseVoiceStream:
     incremental = False
+    forces_prefix = False
 
     def remember(self, final: str, language: str | None) -> None:
         """FunASR's models take no text context."""
@@ -148,7 +157,14 @@ class SenseVoiceStream:
         self.language = LanguageState(config.language)
 
     def decode(
-        self, audio: np.ndarray, *, utterance: int, final: bool, beam_size: int | None, thrifty: bool = False
+        self,
+        audio: np.ndarray,
+        *,
+        utterance: int,
+        final: bool,
+        beam_size: int | None,
+        thrifty: bool = False,
+        prefix: str = "",
     ) -> Transcription:
         result = self.recognizer.recognize(audio, language=self.language.fixed)
         self.language.observe(result, final=final)

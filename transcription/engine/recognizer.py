@@ -21,7 +21,8 @@ from transcription.engine import guard
 from transcription.engine.config import SessionConfig
 from transcription.engine.context import Context, echoes
 from transcription.engine.registry import AUTO
-from transcription.engine.text import fix_digit_grouping, join_pieces, output_text
+from transcription.engine.stabilizer import continue_from
+from transcription.engine.text import fix_digit_grouping, has_cjk, join_pieces, output_text
 
 if TYPE_CHECKING:
     from faster_whisper.tokenizer import Tokenizer
@@ -70,14 +71,23 @@ class Transcription:
 
 class RecognizerStream(Protocol):
     incremental: bool
+    forces_prefix: bool  # decode(prefix=...) results always begin with the prefix
 
     def decode(
-        self, audio: np.ndarray, *, utterance: int, final: bool, beam_size: int | None, thrifty: bool = False
+        self,
+        audio: np.ndarray,
+        *,
+        utterance: int,
+        final: bool,
+        beam_size: int | None,
+        thrifty: bool = False,
+        prefix: str = "",
     ) -> Transcription:
         """Transcribe the utterance that started at session sample ``utterance``; ``audio`` is all of it so far.
 
         ``thrifty``: other sessions wait for the decode threads, so a cheaper decode that costs a
-        little accuracy is worth it (streams without such a choice ignore it)."""
+        little accuracy is worth it (streams without such a choice ignore it). ``prefix``: text the
+        result must begin with (streams whose ``forces_prefix`` is False ignore it)."""
         ...
 
     def remember(self, final: str, language: str | None) -> None:
@@ -222,6 +232,7 @@ class WhisperRecognizer:
         prompt: str,
         hotwords: tuple[str, ...],
         min_window_s: int = MIN_FITTED_S,
+        prefix: str = "",
     ) -> Transcription | None:
         """Decode with the encoder window cut to the utterance (at least 10 s) instead of 30 s.
 
@@ -246,7 +257,13 @@ class WhisperRecognizer:
         features = model.feature_extractor(audio)
         encoded = model.encode(pad_or_trim(features[:, :frames], frames))
         previous = tokenizer.encode(" " + prompt.strip()) if prompt.strip() else []
-        tokens = model.get_prompt(tokenizer, previous, without_timestamps=True, hotwords=" ".join(hotwords) or None)
+        # With a prefix, faster-whisper's prompt leaves hotwords out; the prefix's tokens follow the
+        # start sequence, and the decoder goes on from them.
+        forced = tokenizer.encode(" " + prefix.strip()) if prefix.strip() else []
+        tokens = model.get_prompt(
+            tokenizer, previous, without_timestamps=True, prefix=prefix.strip() or None,
+            hotwords=" ".join(hotwords) or None,
+        )  # fmt: skip
         budget = int(duration_s * TOKENS_PER_S) + 8
         result = model.model.generate(
             encoded,
@@ -259,15 +276,41 @@ class WhisperRecognizer:
             suppress_tokens=get_suppressed_tokens(tokenizer, (-1,)),
         )[0]
         ids = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
+        if forced and ids[: len(forced)] == forced:
+            ids = ids[len(forced) :]  # the result holds the prefix's tokens: keep what follows them
         if len(ids) >= budget:
             return None  # ran out of tokens: a loop; the 30 s window decides
         avg_logprob = result.scores[0] * len(ids) / (len(ids) + 1)  # scores are per token; as faster-whisper
         if result.no_speech_prob > NO_SPEECH_PROB and avg_logprob < LOW_LOGPROB:
             return Transcription("", language, avg_logprob=avg_logprob, no_speech_prob=result.no_speech_prob)
         text = output_text(tokenizer.decode(ids).strip(), language)
+        if forced:
+            rest = output_text(tokenizer.decode(ids), language)
+            text = prefix.strip() + (rest if not rest.strip() or rest[:1].isspace() or has_cjk(rest) else " " + rest)
+            text = text.rstrip()
         if not any(ch.isalnum() for ch in text):
             return None  # only punctuation: what Whisper makes of noise; the 30 s window judges it
         return Transcription(text, language, avg_logprob=avg_logprob, no_speech_prob=result.no_speech_prob)
+
+    def recognize_after(
+        self,
+        audio: np.ndarray,
+        prefix: str,
+        *,
+        language: str,
+        beam_size: int | None,
+        prompt: str,
+        hotwords: tuple[str, ...],
+        min_window_s: int,
+    ) -> Transcription | None:
+        """One utterance whose text must begin with ``prefix`` (what the client was already shown);
+        None when the fitted decode cannot give one (too long, a loop): the caller decodes freely."""
+        if len(audio) < 1600 or len(audio) > MAX_FITTED_S * SAMPLE_RATE:
+            return None
+        return self._recognize_fitted(
+            audio, language=language, beam_size=beam_size, prompt=prompt, hotwords=hotwords,
+            min_window_s=min_window_s, prefix=prefix,
+        )  # fmt: skip
 
     def open_stream(self, config: SessionConfig) -> "WhisperStream":
         return WhisperStream(self, config)
@@ -277,6 +320,7 @@ class WhisperStream:
     """A session's view of a shared Whisper model: each decode re-reads the whole utterance."""
 
     incremental = False
+    forces_prefix = True
 
     def __init__(self, recognizer: WhisperRecognizer, config: SessionConfig) -> None:
         self.recognizer = recognizer
@@ -285,7 +329,14 @@ class WhisperStream:
         self.context = Context()
 
     def decode(
-        self, audio: np.ndarray, *, utterance: int, final: bool, beam_size: int | None, thrifty: bool = False
+        self,
+        audio: np.ndarray,
+        *,
+        utterance: int,
+        final: bool,
+        beam_size: int | None,
+        thrifty: bool = False,
+        prefix: str = "",
     ) -> Transcription:
         # Short finals take the standard 30 s window: on one- or two-word utterances the fitted
         # window costs accuracy ("ten of clubs" → "10 of close"); longer ones keep the saving.
@@ -293,6 +344,16 @@ class WhisperStream:
         short_final = final and len(audio) < FIT_FINALS_FROM_S * SAMPLE_RATE
 
         def recognize(prompt: str) -> Transcription:
+            if prefix and self.language.fixed and not (final and self.config.word_timestamps):
+                # Only fitted decoding forces a prefix: a short final gets the full 30 s window that way.
+                window_s = MAX_FITTED_S if short_final and not thrifty else None
+                forced = self.recognizer.recognize_after(
+                    audio, prefix, language=self.language.fixed, beam_size=beam_size, prompt=prompt,
+                    hotwords=self.config.hotwords, min_window_s=window_s or (THRIFTY_SHORT_FINAL_WINDOW_S
+                    if short_final else MIN_FITTED_S),
+                )  # fmt: skip
+                if forced is not None:
+                    return forced
             return self.recognizer.recognize(
                 audio,
                 language=self.language.fixed,
@@ -318,6 +379,8 @@ class WhisperStream:
                 instruments.count_suppressed(suppressed)
         if (numbers := fix_digit_grouping(result.text, result.language)) != result.text:
             result = replace(result, text=numbers)
+        if prefix and not result.text.startswith(prefix.strip()):
+            result = replace(result, text=continue_from(prefix, result.text), words=())
         self.language.observe(result, final=final)
         return result
 
@@ -338,6 +401,7 @@ class TextOnlyStream:
     """For a recognizer that only has ``transcribe(audio, language=, beam_size=) -> str`` (test doubles)."""
 
     incremental = False
+    forces_prefix = False
 
     def __init__(self, recognizer: TextRecognizer, config: SessionConfig) -> None:
         self.recognizer = recognizer
@@ -347,7 +411,14 @@ class TextOnlyStream:
         """No context: the wrapped recognizer takes audio only."""
 
     def decode(
-        self, audio: np.ndarray, *, utterance: int, final: bool, beam_size: int | None, thrifty: bool = False
+        self,
+        audio: np.ndarray,
+        *,
+        utterance: int,
+        final: bool,
+        beam_size: int | None,
+        thrifty: bool = False,
+        prefix: str = "",
     ) -> Transcription:
         text = self.recognizer.transcribe(audio, language=self.language, beam_size=beam_size)
         return Transcription(text, self.language)

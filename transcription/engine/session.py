@@ -17,6 +17,7 @@ from transcription.engine.config import SessionConfig
 from transcription.engine.events import TranscriptEvent, WordTiming
 from transcription.engine.models import EngineModels
 from transcription.engine.recognizer import Transcription, open_stream, shift_words
+from transcription.engine.stabilizer import Stabilizer
 from transcription.engine.vad import CHUNK_MS, SAMPLES_PER_MS
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class Speculation:
     start: int
     end: int
     result: Transcription
+    prefix: str = ""  # the agreed text the decode went on from (stable_partials)
 
     @property
     def text(self) -> str:
@@ -63,6 +65,8 @@ class StreamingSession:
         if config.final_model and config.final_model != config.model:
             final_config = replace(config, model=config.final_model, final_model="")
             self.final_stream = open_stream(models.recognizer_for(config.final_model), final_config)
+        # Append-only partials (config.stable_partials): what they agreed on, which the final goes on from.
+        self.stabilizer = Stabilizer() if config.stable_partials and self.final_stream.forces_prefix else None
         self.vad_model = models.vad
         self.resampler = Resampler(config.sample_rate)
         self.buffer = AudioBuffer(start=round(resume_at_s * TARGET_RATE))
@@ -194,16 +198,18 @@ class StreamingSession:
         start, end = self.utterance_start, self.buffer.end
         if speculative:
             end = self._decode_end(self._silence_start(), end)  # what the final would decode (Speculation)
+        prefix = self.stabilizer.sent if self.stabilizer is not None and speculative else ""
         result = (self.final_stream if speculative else self.stream).decode(
             self.buffer.slice(start, end),
             utterance=start,
             final=speculative,
             beam_size=None if speculative else 1,
             thrifty=speculative and self.thrifty_when(),
+            prefix=prefix,
         )
         text = result.text
         if speculative:
-            self.speculation = Speculation(start=start, end=end, result=result)
+            self.speculation = Speculation(start=start, end=end, result=result, prefix=prefix)
         self.last_partial_end = self.buffer.end
         if not text and not self.partial_sent and not speculative:
             # Nothing recognisable yet in a young utterance: try again soon, not a whole (possibly
@@ -212,7 +218,13 @@ class StreamingSession:
         if not text or not self.config.interim_results:
             return None
         self.partial_sent = True
-        return TranscriptEvent(self.next_segment, text, start / TARGET_RATE, end / TARGET_RATE, is_final=False)
+        stable = None
+        if self.stabilizer is not None:
+            if not speculative:
+                self.stabilizer.partial(text)
+            stable = self.stabilizer.sent
+        event = TranscriptEvent(self.next_segment, text, start / TARGET_RATE, end / TARGET_RATE, is_final=False)
+        return replace(event, stable=stable) if stable is not None else event
 
     def _accept_samples(self, samples: np.ndarray) -> list[TranscriptEvent]:
         self.buffer.append(samples)
@@ -261,7 +273,8 @@ class StreamingSession:
         self.utterance_start = None
         self.silence_from = None
         spec, self.speculation = self.speculation, None
-        if spec is not None and spec.start == start and spec.end == decode_end:
+        prefix = self.stabilizer.sent if self.stabilizer is not None else ""
+        if spec is not None and spec.start == start and spec.end == decode_end and spec.prefix == prefix:
             result = spec.result  # decoded during the trailing silence; nothing was said since
         else:
             result = self.final_stream.decode(
@@ -270,7 +283,10 @@ class StreamingSession:
                 final=True,
                 beam_size=None,
                 thrifty=self.thrifty_when(),
+                prefix=prefix,
             )
+        if self.stabilizer is not None:
+            self.stabilizer.final(result.text)  # the next utterance starts afresh
         text = result.text
         for stream in {id(self.stream): self.stream, id(self.final_stream): self.final_stream}.values():
             stream.remember(text, result.language or self.config.language)

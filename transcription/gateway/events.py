@@ -91,6 +91,7 @@ class Traits:
 
     protocol: str = "v1"  # recorded on the session row (Session.Protocol)
     resumable: bool = True  # a dropped connection parks the session for a resume
+    stable_partials: bool = False  # its clients append interim text: the engine keeps it (SessionConfig)
     # The options of a session that starts with audio, under what a WAV header says: a protocol
     # whose settings came with the connection (a query string, a message that did not start it).
     implicit_start: dict[str, Any] = field(default_factory=dict)

@@ -27,7 +27,7 @@ class FunasrConsumer(SessionConsumer):
             await self.deliver(Failed(refusal))
             await self.hang_up(refusal.close_code)
             return
-        traits = Traits(Session.Protocol.FUNASR, resumable=False)
+        traits = Traits(Session.Protocol.FUNASR, resumable=False, stable_partials=True)
         self.session = GatewaySession(self.scope["principal"], self, traits)
         await self.session.open()
 

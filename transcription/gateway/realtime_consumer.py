@@ -47,7 +47,7 @@ class RealtimeConsumer(SessionConsumer):
         offered = list(self.scope.get("subprotocols") or [])
         await self.accept(subprotocol="realtime" if "realtime" in offered else None)
         self.items = realtime.Items(realtime.TranscriptionSettings())
-        traits = Traits(Session.Protocol.OPENAI_REALTIME, resumable=False)
+        traits = Traits(Session.Protocol.OPENAI_REALTIME, resumable=False, stable_partials=True)
         traits.implicit_start = self.items.settings.start_options(session_limits())
         self.session = GatewaySession(self.scope["principal"], self, traits)
         await self.session.open()

@@ -139,7 +139,12 @@ class GatewaySession:
         # Read before the start is parsed: the tenant's session defaults come with its allowance.
         allowance = await db.tenant_allowance(self.principal.tenant_id, None)
         try:
-            config = parse_start(command.options, session_limits(), defaults=allowance.defaults)
+            config = parse_start(
+                command.options,
+                session_limits(),
+                defaults=allowance.defaults,
+                stable_partials=self.traits.stable_partials,
+            )
         except ConfigError as error:
             raise ProtocolError("invalid_start", str(error)) from None
         if command.resume is not None:

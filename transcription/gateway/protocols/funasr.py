@@ -3,7 +3,8 @@
 The client's first JSON message sets the session (``mode``, ``audio_fs``, ``wav_format``,
 ``hotwords``…); binary PCM follows; ``{"is_speaking": false}`` ends it. Replies carry ``mode``,
 ``text``, ``wav_name``, ``is_final`` and ``timestamp``. FunASR's clients append every ``online``
-and ``2pass-online`` text they get, so partials go out as stable deltas (stabilizer.py); a
+and ``2pass-online`` text they get, so partials go out as deltas of the text the engine's partials
+agreed on (``stable``, engine/stabilizer.py), which the final goes on from; a
 ``2pass-offline`` text replaces the utterance's online text, and is our final.
 """
 
@@ -12,9 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from transcription.engine import TranscriptEvent
+from transcription.engine.stabilizer import Shown
 from transcription.gateway.errors import ProtocolError
 from transcription.gateway.events import Closed, Command, Event, Failed, Keepalive, Start, Stop
-from transcription.gateway.protocols.stabilizer import Stabilizer
 
 MODES = ("online", "offline", "2pass")
 WAV_FORMATS = ("pcm", "wav")
@@ -30,7 +31,7 @@ class Renderer:
     mode: str = "2pass"
     wav_name: str = "demo"
     wav_format: str = "pcm"
-    stabilizer: Stabilizer = field(default_factory=Stabilizer)
+    shown: Shown = field(default_factory=Shown)
     final_ended_stream: bool = False
 
     def render(self, event: Event) -> list[dict[str, Any]]:
@@ -50,11 +51,11 @@ class Renderer:
 
     def _transcript(self, event: TranscriptEvent) -> list[dict[str, Any]]:
         if not event.is_final:
-            delta = self.stabilizer.partial(event.text)
+            delta = self.shown.partial(event.stable)
             if not delta or self.mode == "offline":
                 return []
             return [self._message("2pass-online" if self.mode == "2pass" else "online", delta, is_final=False)]
-        rest = self.stabilizer.final(event.text)
+        rest = self.shown.final(event.text)
         ended = event.reason in ("stop", "disconnect")
         self.final_ended_stream = self.final_ended_stream or ended
         text = rest if self.mode == "online" else event.text.strip()

@@ -3,7 +3,8 @@
 ``session.update`` (and the beta ``transcription_session.update``) set the session before its
 first audio; ``input_audio_buffer.append`` carries base64 PCM, ``.commit`` ends the utterance,
 ``.clear`` drops it. Each utterance is a conversation item: speech started and stopped, committed,
-transcription deltas that only append (stabilizer.py) and ``completed`` with the stored final.
+transcription deltas that only append (the engine's ``stable`` partial text, which its final goes on
+from: engine/stabilizer.py) and ``completed`` with the stored final.
 """
 
 import base64
@@ -15,10 +16,10 @@ from typing import Any
 
 from transcription.engine import TranscriptEvent
 from transcription.engine.config import SessionLimits
+from transcription.engine.stabilizer import Shown
 from transcription.gateway.errors import ProtocolError
 from transcription.gateway.events import Event, Failed
 from transcription.gateway.protocols.choice import model_for
-from transcription.gateway.protocols.stabilizer import Stabilizer
 
 SAMPLE_RATE = 24000  # OpenAI's audio/pcm: 16-bit mono little-endian at 24 kHz
 DEFAULT_TURN_DETECTION = {"type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300, "silence_duration_ms": 500}
@@ -136,7 +137,7 @@ class Items:
 
     settings: TranscriptionSettings
     session_key: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
-    stabilizer: Stabilizer = field(default_factory=Stabilizer)
+    shown: Shown = field(default_factory=Shown)
     speaking: int | None = None  # the segment speech_started was sent for
     committed: set[int] = field(default_factory=set)  # segments the client committed
     cleared: set[int] = field(default_factory=set)  # segments the client dropped: nothing more is sent
@@ -156,7 +157,7 @@ class Items:
             if event.segment not in self.cleared:
                 return self._transcript(event)
             if event.is_final:
-                self.stabilizer.final("")  # the next utterance starts afresh
+                self.shown.final("")  # the next utterance starts afresh
             return []
         if isinstance(event, Failed):
             error = event.error
@@ -173,14 +174,14 @@ class Items:
                 out.append({"type": "input_audio_buffer.speech_started", "event_id": event_id(),
                             "audio_start_ms": round(event.start * 1000), "item_id": item})  # fmt: skip
         if not event.is_final:
-            delta = self.stabilizer.partial(event.text)
+            delta = self.shown.partial(event.stable)
             return out + ([self._delta(item, delta)] if delta else [])
         if vad and event.reason == "vad":
             out.append({"type": "input_audio_buffer.speech_stopped", "event_id": event_id(),
                         "audio_end_ms": round(event.end * 1000), "item_id": item})  # fmt: skip
         if event.segment not in self.committed:
             out.append(self.committed_event(event.segment))
-        if rest := self.stabilizer.final(event.text):
+        if rest := self.shown.final(event.text):
             out.append(self._delta(item, rest))
         usage = {"type": "duration", "seconds": round(max(event.end - event.start, 0.0), 3)}
         out.append({"type": "conversation.item.input_audio_transcription.completed", "event_id": event_id(),
