@@ -44,6 +44,7 @@ def session_limits() -> SessionLimits:
         models=catalogue.models,
         default_model=catalogue.default,
         language_models=language_models(catalogue),
+        default_final_model=settings.ASR_FINAL_MODEL,
     )
 
 

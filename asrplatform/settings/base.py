@@ -185,6 +185,10 @@ ASR_MODEL = os.environ.get("ASR_MODEL", "custom" if ASR_WHISPER_MODEL_DIR else "
 ASR_LANGUAGE_MODELS = os.environ.get(
     "ASR_LANGUAGE_MODELS", "en=tiny.en,*=base" if ASR_MODEL == "tiny.en" else f"*={ASR_MODEL}"
 )
+# Two-pass finals: the model that decodes each final (partials stay with the session's model), where
+# it speaks the session's language; a session may name its own ("final_model" in start). Off by
+# default: on this machine class base finals did not beat tiny.en's on English (docs/models.md).
+ASR_FINAL_MODEL = os.environ.get("ASR_FINAL_MODEL", "")
 # Downloaded FunASR model folders (comma-separated): streaming Paraformer and/or SenseVoiceSmall.
 ASR_FUNASR_MODEL_DIR = os.environ.get("ASR_FUNASR_MODEL_DIR", "")
 ASR_VAD_MODEL_DIR = os.environ.get("ASR_VAD_MODEL_DIR", "")

@@ -2,10 +2,12 @@
 
 import numpy as np
 
+from bench.evaluation import word_error_rate
 from tests.support.audio import silence, to_s16
 from tests.transcription.streaming import eval_session
 from transcription.engine import SessionLimits, StreamingSession, parse_start
-from transcription.engine.context import CONTEXT_CHARS, Context, echoes
+from transcription.engine.context import CONTEXT_CHARS, Context, echoes, shares_phrase
+from transcription.engine_settings import session_limits
 
 READING = "I am recording the sound of my speaking voice and I am going to play it back into the room again and again."
 
@@ -59,3 +61,21 @@ def test_a_final_that_trailed_off_is_remembered_without_its_dots():
     context.remember(". . . .", "en")
     context.remember("With perhaps the exception of...", "en")
     assert context.text == "Until the With perhaps the exception of"
+
+
+def test_a_final_that_says_a_phrase_of_the_context_is_weighed_against_the_audio_alone(engine_models, eval_dir):
+    """base, prompted with a list of cards, heard "go forward ten meters" as "10, 4, 5. 8 of spades.":
+    a final sharing three words with the context is decoded alone too, and the surer one kept."""
+    assert shares_phrase("10, 4, 5. 8 of spades.", "8 of spades. 4 of clubs. 7 of hearts.")
+    assert not shares_phrase("Go forward 10 meters.", "8 of spades. 4 of clubs. 7 of hearts.")
+    session = eval_session(eval_dir, gap_s=1.0)
+    names = [clip.name for clip in session.clips]
+    goforward = session.clips[names.index("goforward.wav")]
+    audio = np.concatenate([session.audio[: goforward.end_sample], silence(1.5)])
+    config = parse_start({"model": "base", "language": "en"}, session_limits())
+    engine = StreamingSession(config, engine_models)
+    finals = []
+    for i in range(0, len(audio), 1600):
+        finals += engine.accept_audio(to_s16(audio[i : i + 1600]))
+    last = [f.text for f in finals if f.end > goforward.start_s]
+    assert word_error_rate([goforward.reference], [" ".join(last)]) <= 0.25, last

@@ -33,6 +33,7 @@ class SessionLimits:
     models: tuple[ModelInfo, ...] = ()  # the registry's models; empty: the engine's default model only
     default_model: str = ""
     language_models: LanguageModels = ()  # ASR_LANGUAGE_MODELS: the model of a language, when none is named
+    default_final_model: str = ""  # ASR_FINAL_MODEL: two-pass finals where it speaks the language
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,7 @@ CLIENT_FIELDS = {
     "word_timestamps",
     "prompt",
     "context",
+    "final_model",
     "hotwords",
 }
 
@@ -168,6 +170,7 @@ def parse_start(
         raise ConfigError(f"Model {model.name!r} does not give word timestamps.")
     if model is not None and (prompt or hotwords) and not model.prompt:
         raise ConfigError(f"Model {model.name!r} does not take a prompt or hotwords.")
+    final_model = _final_model(message, limits, model, language)
     low, high = limits.min_endpointing_ms, limits.max_endpointing_ms
     tenant_ms = defaults.endpointing_ms
     default_ms = tenant_ms if tenant_ms is not None and low <= tenant_ms <= high else limits.default_endpointing_ms
@@ -195,6 +198,7 @@ def parse_start(
         context=context,
         task=task,
         stable_partials=stable_partials,
+        final_model=final_model,
     )
 
 
@@ -238,6 +242,32 @@ def _model(message: dict[str, Any], limits: SessionLimits, defaults: SessionDefa
         if chosen is not None:
             return chosen
     return _named_model(limits.default_model, limits)
+
+
+def _final_model(message: dict[str, Any], limits: SessionLimits, model: ModelInfo | None, language: str) -> str:
+    """Two-pass: the model that decodes finals, asked for or the server's (ASR_FINAL_MODEL); "" for
+    none. The server's gives way where it cannot serve the session; one asked for is refused."""
+    asked = message.get("final_model")
+    if model is None or asked in ("", None) and not limits.default_final_model:
+        if asked not in ("", None):
+            raise ConfigError("This server does not offer a choice of model.")
+        return ""
+    if asked in ("", None):
+        server = next((m for m in limits.models if m.name == limits.default_final_model and m.available), None)
+        serves = server is not None and _decodes_finals_of(server, model, language)
+        return server.name if server is not None and serves and server.name != model.name else ""
+    info = _named_model(asked, limits)
+    fits = _decodes_finals_of(info, model, language)
+    if not fits:
+        raise ConfigError(
+            f"'final_model' {info.name!r} cannot decode the finals of a {model.name!r} session in {language!r}: "
+            "both must be Whisper models and the final model must speak the language."
+        )
+    return "" if info.name == model.name else info.name
+
+
+def _decodes_finals_of(final: ModelInfo, model: ModelInfo, language: str) -> bool:
+    return model.engine == "whisper" and final.engine == "whisper" and language in final.languages
 
 
 def _serves(model: ModelInfo, message: dict[str, Any], language: str | None, task: str) -> bool:

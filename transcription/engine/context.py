@@ -33,6 +33,15 @@ def echoes(text: str, context: str) -> bool:
     return any(before[i : i + n] == said for i in range(len(before) - n + 1))
 
 
+def shares_phrase(text: str, context: str, units: int = 3) -> bool:
+    """Whether ``text`` says a run of ``units`` words (characters in Chinese) of ``context``: the
+    context may have pulled the decoder ("go forward ten meters" after a list of cards came out as
+    "10, 4, 5. 8 of spades." with base), or the speaker said it again."""
+    said, before = _units(text), _units(context)
+    seen = {tuple(before[i : i + units]) for i in range(len(before) - units + 1)}
+    return any(tuple(said[i : i + units]) in seen for i in range(len(said) - units + 1))
+
+
 class Context:
     """The session's recent finals, in one language, trimmed at the front."""
 

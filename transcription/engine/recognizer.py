@@ -19,7 +19,7 @@ import numpy as np
 from transcription import instruments
 from transcription.engine import guard
 from transcription.engine.config import SessionConfig
-from transcription.engine.context import Context, echoes
+from transcription.engine.context import Context, echoes, shares_phrase
 from transcription.engine.registry import AUTO
 from transcription.engine.stabilizer import continue_from
 from transcription.engine.text import fix_digit_grouping, has_cjk, join_pieces, output_text
@@ -372,6 +372,12 @@ class WhisperStream:
         result = recognize(prompt)
         if prompt != self.config.prompt and result.text and self._led_astray(result):
             result = recognize(self.config.prompt)  # hear the audio alone
+        elif prompt != self.config.prompt and final and shares_phrase(result.text, self.context.text):
+            # The context may have pulled the decoder, or the speaker said it again: hear the audio
+            # alone too and keep the decode the model is surer of.
+            alone = recognize(self.config.prompt)
+            if alone.avg_logprob is not None and alone.avg_logprob > (result.avg_logprob or -math.inf):
+                result = alone
         text, suppressed = guard.check(result.text, result.no_speech_prob, self.config.prompt)
         if suppressed is not None:
             result = replace(result, text=text, words=())
