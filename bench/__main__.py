@@ -2,7 +2,8 @@
 
 `python -m bench load` sweeps concurrent streams up to the SLO (bench/load.py); `python -m bench
 memory` watches the server's memory over many sessions (bench/memory.py). `python -m bench accuracy`
-tables streamed vs offline error rates, clean and noisy (bench/accuracy/, bench/noise.py).
+tables streamed vs offline error rates, clean and noisy (bench/accuracy/, bench/noise.py); `python -m
+bench nonspeech` counts finals where nobody speaks (bench/nonspeech.py).
 
 `python -m bench --dispatch celery` runs the same stream twice in one run, first through the
 embedded server, then through a gateway with Celery dispatch and two inference workers
@@ -291,6 +292,7 @@ SUBCOMMANDS = {
     "chaos": "bench.chaos",
     "accuracy": "bench.accuracy",
     "noise": "bench.noise",
+    "nonspeech": "bench.nonspeech",
 }
 
 

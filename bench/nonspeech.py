@@ -1,4 +1,4 @@
-"""`python -m bench.nonspeech`: finals per hour where nobody speaks (the hallucination guard's figure).
+"""`python -m bench nonspeech`: finals per hour where nobody speaks (the hallucination guard's figure).
 
 Streams, through the engine in this process (the model and settings a server would use):
 - pure non-speech: white noise at -40 and -20 dBFS, pink noise, music-like chords with envelopes,
@@ -125,7 +125,7 @@ def render(rows: list[dict[str, object]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.nonspeech", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bench nonspeech", description=__doc__)
     parser.add_argument("--seconds", type=float, default=300.0, help="of each non-speech input (default 300)")
     parser.add_argument("--eval-dir", type=Path, default=DEFAULT_EVAL)
     parser.add_argument("--output", type=Path, help="write the rows as JSON")

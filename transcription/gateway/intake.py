@@ -1,9 +1,13 @@
-"""Audio as clients send it: a WAV file's bytes are taken as well as raw samples."""
+"""What clients send, as the session takes it: start options under the tenant's defaults, and
+audio (a WAV file's bytes as well as raw samples)."""
 
 from dataclasses import dataclass
+from typing import Any
 
-from transcription.engine import SessionConfig
+from transcription.engine import ConfigError, SessionConfig, parse_start
 from transcription.engine.audio import AudioFormatError, WavHeader, looks_like_wav, parse_wav_header
+from transcription.engine.config import SessionDefaults
+from transcription.engine_settings import session_limits
 from transcription.gateway.errors import ProtocolError
 
 
@@ -68,3 +72,11 @@ class FirstFrame:
             return start_options(wav.header), wav.rest
         check_matches(wav.header, config)
         return None, wav.rest
+
+
+def session_config(options: dict[str, Any], defaults: SessionDefaults, stable_partials: bool) -> SessionConfig:
+    """A start's options, under the tenant's defaults, as the session's config; refused as invalid_start."""
+    try:
+        return parse_start(options, session_limits(), defaults=defaults, stable_partials=stable_partials)
+    except ConfigError as error:
+        raise ProtocolError("invalid_start", str(error)) from None

@@ -13,8 +13,7 @@ from collections.abc import Awaitable, Callable
 from django.conf import settings
 
 from accounts.principal import Principal
-from transcription.engine import ConfigError, SessionConfig, TranscriptEvent, parse_start
-from transcription.engine_settings import session_limits
+from transcription.engine import SessionConfig, TranscriptEvent
 from transcription.gateway import db, intake, limits, outbox, resume, watchdog
 from transcription.gateway.errors import CLOSE_LIMIT, CLOSE_NORMAL, ProtocolError, engine_failure, internal_error
 from transcription.gateway.events import (
@@ -138,15 +137,7 @@ class GatewaySession:
             raise ProtocolError("already_started", "The session has already started; send 'start' only once, first.")
         # Read before the start is parsed: the tenant's session defaults come with its allowance.
         allowance = await db.tenant_allowance(self.principal.tenant_id, None)
-        try:
-            config = parse_start(
-                command.options,
-                session_limits(),
-                defaults=allowance.defaults,
-                stable_partials=self.traits.stable_partials,
-            )
-        except ConfigError as error:
-            raise ProtocolError("invalid_start", str(error)) from None
+        config = intake.session_config(command.options, allowance.defaults, self.traits.stable_partials)
         if command.resume is not None:
             await self._resume(command.resume, config)
         else:
