@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench.evaluation import ManifestEntry, load_manifest
@@ -76,13 +76,6 @@ class System:
 
     def start(self, language: str) -> dict[str, str]:
         return {"model": self.model, "language": language}
-
-
-def engine_has_final_model() -> bool:
-    """Whether the engine's sessions take a ``final_model`` (a pairing needs it)."""
-    from transcription.engine.config import SessionConfig
-
-    return "final_model" in {f.name for f in fields(SessionConfig)}
 
 
 def parse_pairing(text: str) -> System:

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from bench.__main__ import main
-from bench.accuracy.plan import DEFAULT_CONDITIONS, engine_has_final_model, parse_condition
+from bench.accuracy.plan import DEFAULT_CONDITIONS, parse_condition
 from tests.support.paths import EVAL_DIR
 
 ENGLISH = [c for c in DEFAULT_CONDITIONS if parse_condition(c).language == "en"]
@@ -49,21 +49,12 @@ def test_accuracy_table_has_a_row_per_english_condition_and_noise_does_not_help(
 
 @pytest.mark.slow
 def test_a_pairing_is_one_more_row_scored_against_its_final_model(tmp_path, engine_models, whisper_base):
-    if not engine_has_final_model():
-        pytest.skip("the engine does not take final_model yet")
     output = tmp_path / "accuracy.json"
     argv = ["accuracy", "--quick", "--limit", "1", "--models", "", "--pairings", "tiny.en+base", "--conditions"]
     assert main([*argv, "clean,zh", "--output", str(output)]) == 0
     rows = json.loads(output.read_text())["rows"]
     assert [(r["condition"], r["system"]) for r in rows] == [("clean", "tiny.en+base")]  # tiny.en has no zh
     assert rows[0]["offline"]["error_rate"] < 0.1 and rows[0]["streamed"]["error_rate"] < 0.2
-
-
-def test_pairings_fail_clearly_until_the_engine_takes_a_final_model(tmp_path, capsys):
-    if engine_has_final_model():
-        pytest.skip("the engine takes final_model: pairings run")
-    assert main(["accuracy", "--pairings", "tiny.en+base", "--output", str(tmp_path / "a.json")]) == 2
-    assert "final_model" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

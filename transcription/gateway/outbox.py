@@ -108,8 +108,12 @@ class Outbox:
         self.fsync = fsync
         directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / f"outbox-{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
-        self.file: IO[str] = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - held for the process's life
+        # Created and locked under a name other processes' replays do not look at, then renamed: a
+        # replay finding it unlocked in between would take it for a dead process's and remove it.
+        unseen = directory / f".{self.path.name}.new"
+        self.file: IO[str] = open(unseen, "a", encoding="utf-8")  # noqa: SIM115 - held for the process's life
         fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)  # while held, no other process replays it
+        os.replace(unseen, self.path)  # the lock is the open file's: it goes with it
         self.pending: deque[Entry] = deque()
         self.cond = threading.Condition()
         self.healthy = True  # false while the database refuses writes
