@@ -17,18 +17,8 @@ from api.deepgram.errors import DeepgramError
 from transcription import selectors
 from transcription.engine.registry import AUTO
 from transcription.engine_settings import model_catalogue
+from transcription.gateway.protocols.deepgram import bare_word, model_uuid
 from transcription.models import FileTranscription, Segment
-
-PUNCTUATION = ".,!?;:\"'()[]…。，！？、"
-
-
-def model_uuid(name: str) -> str:
-    """A stable id per model name (the live ``/v1/listen`` derives the same one)."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"asrplatform:{name}"))
-
-
-def _bare(word: str) -> str:
-    return word.strip(PUNCTUATION).lower() or word.lower()
 
 
 def _words(segment: Segment) -> list[dict[str, Any]]:
@@ -37,7 +27,7 @@ def _words(segment: Segment) -> list[dict[str, Any]]:
         text = str(raw.get("word", "")).strip()
         if text:
             words.append({
-                "word": _bare(text),
+                "word": bare_word(text),
                 "start": round(float(raw["start"]), 3),
                 "end": round(float(raw["end"]), 3),
                 "confidence": round(float(raw.get("probability", 0.0)), 4),

@@ -33,6 +33,7 @@ REFUSED = frozenset(
 OFF = ("false", "0", "")
 MIN_UTTERANCE_END_MS, MAX_UTTERANCE_END_MS = 1000, 10000
 MAX_QUERY_VALUES = 200  # repeated parameters (keyterm=…&keyterm=…) a connection may send
+PUNCTUATION = ".,!?;:\"'()[]…。，！？、"  # around a word, not part of Deepgram's bare ``word``
 
 
 def http_status(error: ProtocolError) -> int:
@@ -165,22 +166,27 @@ def _spread_words(text: str, start: float, end: float) -> list[dict[str, Any]]:
     words = text.split()
     step = (end - start) / len(words) if words else 0.0
     return [
-        {"word": _bare(w), "start": round(start + i * step, 3), "end": round(start + (i + 1) * step, 3),
+        {"word": bare_word(w), "start": round(start + i * step, 3), "end": round(start + (i + 1) * step, 3),
          "confidence": 0.0, "punctuated_word": w}
         for i, w in enumerate(words)
     ]  # fmt: skip
 
 
-def _bare(word: str) -> str:
+def bare_word(word: str) -> str:
     """Deepgram's ``word``: lower case, no punctuation around it (``punctuated_word`` keeps both)."""
-    return word.strip().strip(".,!?;:\"'()[]…。，！？、").lower() or word.strip().lower()
+    return word.strip().strip(PUNCTUATION).lower() or word.strip().lower()
+
+
+def model_uuid(name: str) -> str:
+    """A stable id per model name, the same for live streams and pre-recorded results."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"asrplatform:{name}"))
 
 
 def _words(event: TranscriptEvent) -> list[dict[str, Any]]:
     if not event.words:
         return _spread_words(event.text, event.start, event.end)
     return [
-        {"word": _bare(w.word), "start": round(w.start, 3), "end": round(w.end, 3),
+        {"word": bare_word(w.word), "start": round(w.start, 3), "end": round(w.end, 3),
          "confidence": round(w.probability, 4), "punctuated_word": w.word.strip()}
         for w in event.words
         if w.word.strip()
@@ -202,7 +208,7 @@ class Renderer:
 
     @property
     def model_uuid(self) -> str:
-        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"asrplatform:{self.model}"))
+        return model_uuid(self.model)
 
     def audio(self, data: bytes) -> None:
         self.audio_hash.update(data)
