@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.evaluation import load_manifest
 from tests.support.paths import EVAL_DIR
 from tests.support.tenants import TenantWithKey, make_tenant
 from transcription.engine.install import WHISPER_BASE, install
@@ -18,6 +19,12 @@ def eval_dir() -> Path:
     if not (EVAL_DIR / "real" / "manifest.jsonl").exists():
         pytest.fail(f"Evaluation audio not found at {EVAL_DIR}; set ASR_EVAL_DIR.")
     return EVAL_DIR
+
+
+@pytest.fixture(scope="session")
+def references(eval_dir) -> dict[str, str]:
+    """Each clip of ``eval_dir``/real by file name → its reference transcript."""
+    return {entry.audio_path.name: entry.text for entry in load_manifest(eval_dir / "real")}
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ from deepgram.listen.v1.types import (
 )
 
 from accounts.models import Tenant
-from bench.evaluation import load_manifest, word_error_rate
+from bench.evaluation import word_error_rate
 from tests.support.audio import clip, clips_s16, to_s16
 from tests.support.servers import gateway_server
 from tests.support.tenants import make_tenant
@@ -34,11 +34,6 @@ CHUNK = 3200  # 100 ms of 16 kHz pcm_s16le
 def server(django_db_setup, django_db_blocker):
     with gateway_server(extra_env={"REDIS_URL": "", "ASR_RESUME_GRACE_S": "30"}) as live:
         yield live
-
-
-@pytest.fixture(scope="module")
-def references(eval_dir) -> dict[str, str]:
-    return {entry.audio_path.name: entry.text for entry in load_manifest(eval_dir / "real")}
 
 
 @pytest.fixture

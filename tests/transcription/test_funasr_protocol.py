@@ -10,7 +10,7 @@ import pytest
 import websockets
 
 from accounts.models import Tenant
-from bench.evaluation import load_manifest, word_error_rate
+from bench.evaluation import word_error_rate
 from tests.support.audio import clips_s16
 from tests.support.servers import gateway_server
 from tests.support.tenants import make_tenant
@@ -25,11 +25,6 @@ CLIPS = ["librivox-0870.wav", "ldc93s1.wav"]
 def server(django_db_setup, django_db_blocker):
     with gateway_server(extra_env={"REDIS_URL": ""}) as live:
         yield live
-
-
-@pytest.fixture(scope="module")
-def references(eval_dir) -> dict[str, str]:
-    return {entry.audio_path.name: entry.text for entry in load_manifest(eval_dir / "real")}
 
 
 @pytest.fixture

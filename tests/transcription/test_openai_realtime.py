@@ -14,7 +14,7 @@ import websockets
 from openai import AsyncOpenAI
 
 from accounts.models import Tenant
-from bench.evaluation import load_manifest, word_error_rate
+from bench.evaluation import word_error_rate
 from tests.support.audio import clips, to_s16
 from tests.support.servers import gateway_server
 from tests.support.tenants import make_tenant
@@ -33,11 +33,6 @@ SILENCE_APPEND = json.dumps({"type": "input_audio_buffer.append", "audio": base6
 def server(django_db_setup, django_db_blocker):
     with gateway_server(extra_env={"REDIS_URL": ""}) as live:
         yield live
-
-
-@pytest.fixture(scope="module")
-def references(eval_dir) -> dict[str, str]:
-    return {entry.audio_path.name: entry.text for entry in load_manifest(eval_dir / "real")}
 
 
 @pytest.fixture

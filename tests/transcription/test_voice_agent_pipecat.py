@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.evaluation import load_manifest, word_error_rate
+from bench.evaluation import word_error_rate
 from tests.support.audio import clips, to_s16
 from tests.support.servers import gateway_server
 from tests.support.tenants import make_tenant
@@ -23,8 +23,7 @@ CLIPS = ["librivox-0870.wav", "ldc93s1.wav"]
 
 
 @pytest.mark.skipif(not PYTHON.exists(), reason="no pipecat venv: `make client-venvs` creates it")
-def test_pipecat_s_deepgram_service_transcribes_through_asrplatform(eval_dir, tmp_path, django_db_blocker):
-    references = {entry.audio_path.name: entry.text for entry in load_manifest(eval_dir / "real")}
+def test_pipecat_s_deepgram_service_transcribes_through_asrplatform(eval_dir, references, tmp_path):
     track = tmp_path / "speech.wav"
     with wave.open(str(track), "wb") as out:  # each clip followed by silence, as a microphone goes on
         out.setnchannels(1), out.setsampwidth(2), out.setframerate(16000)
