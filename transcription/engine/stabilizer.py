@@ -48,10 +48,6 @@ class Stabilizer:
         self.agree = agree  # partials in a row that must agree
         self.recent: list[str] = []
 
-    @property
-    def previous(self) -> str:
-        return self.recent[-1] if self.recent else ""
-
     def partial(self, text: str) -> str:
         """The delta this partial makes stable (often empty)."""
         text = text.strip()
