@@ -182,11 +182,24 @@ async def test_refusals_and_bad_events(server, tenant, eval_dir):
             },
             {"type": "input_audio_buffer.append", "audio": "***not base64***"},
             {"type": "response.create"},
+            # What a careless client sends: wrong JSON types where objects and strings belong.
+            {"type": "session.update", "session": {"audio": "pcm"}},
+            {"type": "session.update", "session": {"audio": {"input": {"format": ["audio/pcm"]}}}},
+            {"type": "session.update", "session": {"audio": {"input": {"format": {"type": ["audio/pcm"]}}}}},
+            {"type": "session.update", "session": {"audio": {"input": {"transcription": {"language": 5}}}}},
+            {
+                "type": "session.update",
+                "session": {"audio": {"input": {"turn_detection": {"silence_duration_ms": "x"}}}},
+            },
+            {"type": "transcription_session.update", "session": {"input_audio_transcription": "whisper-1"}},
         ]
         for event in bad:
             await ws.send(json.dumps(event))
         codes = [json.loads(await ws.recv())["error"]["code"] for _ in bad]
-        assert codes == ["invalid_value", "invalid_value", "unsupported_event"]
+        assert codes == ["invalid_value", "invalid_value", "unsupported_event"] + ["invalid_value"] * 6
+        await ws.send(json.dumps({"type": "session.update", "session": {"audio": {"input": {"turn_detection": None}}}}))
+        updated = json.loads(await ws.recv())  # a refused update left nothing behind: this one applies
+        assert updated["type"] == "session.updated" and updated["session"]["audio"]["input"]["turn_detection"] is None
         await ws.send(SILENCE_APPEND)
         await ws.send(json.dumps({"type": "input_audio_buffer.commit"}))
         assert json.loads(await ws.recv())["type"] == "input_audio_buffer.committed"  # it goes on

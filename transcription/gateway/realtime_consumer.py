@@ -7,6 +7,7 @@ as OpenAI's are. Auth: ``Authorization: Bearer <key>``, or in a browser the subp
 ``openai-insecure-api-key.<key or client secret>`` (accounts/middleware.py).
 """
 
+import copy
 import json
 import logging
 from typing import Any
@@ -95,8 +96,10 @@ class RealtimeConsumer(SessionConsumer):
         if not beta and update.get("type", "transcription") != "transcription":
             raise ProtocolError("invalid_value", "Only transcription sessions are served here.")
         self.beta = beta
-        self.items.settings.update(update, beta=beta)
-        session.traits.implicit_start = self.items.settings.start_options(session_limits())
+        settings = copy.deepcopy(self.items.settings)  # a refused update changes nothing
+        settings.update(update, beta=beta)
+        session.traits.implicit_start = settings.start_options(session_limits())
+        self.items.settings = settings
         kind = "transcription_session.updated" if beta else "session.updated"
         await self._send({"type": kind, "event_id": realtime.event_id(), "session": self._public()})
 

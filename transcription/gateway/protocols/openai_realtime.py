@@ -44,6 +44,15 @@ def error_kind(error: ProtocolError) -> str:
     return "server_error" if error.code in ("internal_error", "no_capacity") else "invalid_request_error"
 
 
+def _object(value: Any, name: str) -> dict[str, Any]:
+    """A member that must be a JSON object when present (absent or null: empty)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ProtocolError("invalid_value", f"'{name}' must be an object.")
+    return value
+
+
 @dataclass
 class TranscriptionSettings:
     """A transcription session as the client configured it, in OpenAI's terms."""
@@ -61,19 +70,24 @@ class TranscriptionSettings:
             transcription = session.get("input_audio_transcription")
             has_turn, turn = "turn_detection" in session, session.get("turn_detection")
         else:
-            audio_in = (session.get("audio") or {}).get("input") or {}
-            audio_format = (audio_in.get("format") or {}).get("type") if audio_in.get("format") else None
+            audio_in = _object(_object(session.get("audio"), "audio").get("input"), "audio.input")
+            audio_format_object = _object(audio_in.get("format"), "audio.input.format")
+            audio_format = audio_format_object.get("type")
             transcription = audio_in.get("transcription")
             has_turn, turn = "turn_detection" in audio_in, audio_in.get("turn_detection")
-            rate = (audio_in.get("format") or {}).get("rate", SAMPLE_RATE)
+            rate = audio_format_object.get("rate", SAMPLE_RATE)
             if rate != SAMPLE_RATE:
                 raise ProtocolError("invalid_value", f"audio/pcm is 24000 Hz only, got {rate!r}.")
         if audio_format is not None:
-            if audio_format not in FORMATS:
+            if not isinstance(audio_format, str) or audio_format not in FORMATS:
                 raise ProtocolError("invalid_value", f"Audio format {audio_format!r} is not supported; use audio/pcm.")
             self.format_type = audio_format
-        if isinstance(transcription, dict):
-            self.model = str(transcription.get("model") or self.model)
+        if transcription is not None:
+            transcription = _object(transcription, "transcription")
+            for name in ("model", "language", "prompt"):
+                if not isinstance(transcription.get(name) or "", str):
+                    raise ProtocolError("invalid_value", f"'transcription.{name}' must be a string.")
+            self.model = transcription.get("model") or self.model
             self.language = transcription.get("language") or self.language
             self.prompt = transcription.get("prompt") or self.prompt
         if has_turn:
