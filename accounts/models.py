@@ -21,6 +21,8 @@ class Tenant(models.Model):
     default_model = models.CharField(max_length=50, blank=True, default="")
     default_language = models.CharField(max_length=10, blank=True, default="")
     default_endpointing_ms = models.PositiveIntegerField(null=True, blank=True)
+    # Two-pass: the model that decodes each final again ("": none, or the server's ASR_FINAL_MODEL).
+    default_final_model = models.CharField(max_length=50, blank=True, default="")
 
     def __str__(self) -> str:
         return self.name

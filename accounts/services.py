@@ -26,14 +26,19 @@ def tenant_create(*, name: str, plan: str = "free") -> Tenant:
     return tenant
 
 
-def tenant_session_defaults_set(*, tenant_id: int, model: str, language: str, endpointing_ms: int | None) -> None:
+def tenant_session_defaults_set(
+    *, tenant_id: int, model: str, language: str, endpointing_ms: int | None, final_model: str
+) -> None:
     """Store the tenant's session defaults as given; transcription checks them against its models first."""
     Tenant.objects.filter(pk=tenant_id).update(
-        default_model=model, default_language=language, default_endpointing_ms=endpointing_ms
+        default_model=model,
+        default_language=language,
+        default_endpointing_ms=endpointing_ms,
+        default_final_model=final_model,
     )
     logger.info(
-        "tenant session defaults set tenant_id=%s model=%s language=%s endpointing_ms=%s",
-        tenant_id, model or "-", language or "-", endpointing_ms,
+        "tenant session defaults set tenant_id=%s model=%s language=%s endpointing_ms=%s final_model=%s",
+        tenant_id, model or "-", language or "-", endpointing_ms, final_model or "-",
     )  # fmt: skip
 
 

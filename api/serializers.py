@@ -68,12 +68,18 @@ class SessionDefaultsSerializer(serializers.Serializer):
     default_endpointing_ms = serializers.IntegerField(
         required=False, allow_null=True, help_text="Trailing silence that ends an utterance, in ms."
     )
+    default_final_model = serializers.CharField(
+        required=False, allow_null=True, allow_blank=True, max_length=50,
+        help_text="Two-pass: a Whisper model that decodes each final again, more accurate at more CPU cost, "
+        "for sessions that name no final_model and whose language it speaks (else the server's, else none).",
+    )  # fmt: skip
 
 
 class EffectiveSessionSerializer(serializers.Serializer):
     model = serializers.CharField()
     language = serializers.CharField()
     endpointing_ms = serializers.IntegerField()
+    final_model = serializers.CharField(help_text='The model that decodes finals; "": the session\'s own (one pass).')
 
 
 class TenantSettingsSerializer(SessionDefaultsSerializer):

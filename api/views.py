@@ -115,6 +115,7 @@ class SettingsView(APIView):
                 model=changes.get("default_model", current.model) or "",
                 language=changes.get("default_language", current.language) or "",
                 endpointing_ms=changes.get("default_endpointing_ms", current.endpointing_ms),
+                final_model=changes.get("default_final_model", current.final_model) or "",
             )
         except services.DefaultsRefused as refusal:
             return Response({"code": "invalid_settings", "detail": str(refusal)}, status=status.HTTP_400_BAD_REQUEST)
@@ -127,7 +128,8 @@ def _settings_body(defaults: SessionDefaults) -> dict[str, Any]:
         "default_model": defaults.model or None,
         "default_language": defaults.language or None,
         "default_endpointing_ms": defaults.endpointing_ms,
-        "effective": {k: getattr(effective, k) for k in ("model", "language", "endpointing_ms")},
+        "default_final_model": defaults.final_model or None,
+        "effective": {k: getattr(effective, k) for k in ("model", "language", "endpointing_ms", "final_model")},
     }
     return serializers.TenantSettingsSerializer(data).data
 

@@ -136,8 +136,10 @@ def tenant_allowance(
 
 
 def session_defaults_of(tenant: "Tenant") -> SessionDefaults:
-    """The tenant's session defaults (model, language, endpointing) as parse_start takes them."""
-    return SessionDefaults(tenant.default_model, tenant.default_language, tenant.default_endpointing_ms)
+    """The tenant's session defaults (model, language, endpointing, final model) as parse_start takes them."""
+    return SessionDefaults(
+        tenant.default_model, tenant.default_language, tenant.default_endpointing_ms, tenant.default_final_model
+    )
 
 
 def session_defaults_get(*, tenant_id: int) -> SessionDefaults:

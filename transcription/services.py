@@ -221,17 +221,24 @@ class DefaultsRefused(ValueError):
 
 
 def tenant_session_defaults_update(
-    *, tenant_id: int, model: str, language: str, endpointing_ms: int | None
+    *, tenant_id: int, model: str, language: str, endpointing_ms: int | None, final_model: str
 ) -> SessionDefaults:
     """Check the owner's defaults as a ``start`` naming them is checked (an installed model, a
-    language it or the language's model speaks, endpointing within bounds), then store them.
-    "" or None: no default of the tenant's for that field."""
+    language it or the language's model speaks, endpointing within bounds, a final model that can
+    decode that session's finals), then store them. "" or None: no default of the tenant's for that field."""
     asked = {"model": model, "language": language, "endpointing_ms": endpointing_ms}
+    start = {k: v for k, v in asked.items() if v not in ("", None)}
+    limits = session_limits()
     try:
-        parse_start({k: v for k, v in asked.items() if v not in ("", None)}, session_limits())
+        parse_start(start, limits)
     except ConfigError as error:
         raise DefaultsRefused(str(error)) from None
+    if final_model:
+        try:
+            parse_start({**start, "final_model": final_model}, limits)
+        except ConfigError as error:
+            raise DefaultsRefused(f"Final model: {error}") from None
     account_services.tenant_session_defaults_set(
-        tenant_id=tenant_id, model=model, language=language, endpointing_ms=endpointing_ms
+        tenant_id=tenant_id, model=model, language=language, endpointing_ms=endpointing_ms, final_model=final_model
     )
-    return SessionDefaults(model, language, endpointing_ms)
+    return SessionDefaults(model, language, endpointing_ms, final_model)

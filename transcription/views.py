@@ -55,6 +55,7 @@ def session_defaults_update(request: MemberRequest) -> HttpResponse:
                 model=form.cleaned_data["default_model"],
                 language=form.cleaned_data["default_language"],
                 endpointing_ms=form.cleaned_data["default_endpointing_ms"],
+                final_model=form.cleaned_data["default_final_model"],
             )
         except services.DefaultsRefused as refusal:
             form.add_error(None, str(refusal))

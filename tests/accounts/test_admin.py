@@ -63,6 +63,16 @@ def test_tenant_list_shows_usage_against_quota_and_live_streams(tenant_a):
     assert "Live streams now" in body
 
 
+def test_the_tenant_page_shows_the_final_model_with_the_other_session_defaults(tenant_a):
+    Tenant.objects.filter(pk=tenant_a.tenant.pk).update(default_model="base", default_final_model="base")
+    page = logged_in(staff=True).get(reverse("admin:accounts_tenant_change", args=[tenant_a.tenant.pk]))
+    html = page.content.decode()
+    assert page.status_code == 200
+    names = ["default_model", "default_language", "default_endpointing_ms", "default_final_model"]
+    positions = [html.index(f'name="{name}"') for name in names]
+    assert positions == sorted(positions) and 'name="default_final_model" value="base"' in html
+
+
 def test_api_key_pages_never_show_the_secret(tenant_a):
     client = logged_in(staff=True)
     listing = client.get(reverse("admin:accounts_apikey_changelist")).content.decode()

@@ -1,5 +1,5 @@
-"""A workspace's session defaults (model, language, endpointing): set by its owner through REST or the
-dashboard, read at every start, below the client's own choice and above the server's.
+"""A workspace's session defaults (model, language, endpointing, two-pass final model): set by its owner
+through REST or the dashboard, read at every start, below the client's own choice and above the server's.
 
 The REST and dashboard rules through Django's test clients; a session that names nothing, through
 the real server (a child process) over the v1 and Deepgram WebSockets; file jobs through the same
@@ -65,11 +65,13 @@ def test_the_owners_key_sets_defaults_that_members_read_and_another_tenant_does_
         "default_model": None,
         "default_language": None,
         "default_endpointing_ms": None,
-        "effective": {"model": "tiny.en", "language": "en", "endpointing_ms": 800},
+        "default_final_model": None,
+        "effective": {"model": "tiny.en", "language": "en", "endpointing_ms": 800, "final_model": ""},
     }
     changed = key_client(tenant_a.raw_key).patch(SETTINGS, CHINESE, format="json")
     assert changed.status_code == 200, changed.json()
-    assert changed.json() == {**CHINESE, "effective": {"model": "base", "language": "zh", "endpointing_ms": 500}}
+    effective = {"model": "base", "language": "zh", "endpointing_ms": 500, "final_model": ""}
+    assert changed.json() == {**CHINESE, "default_final_model": None, "effective": effective}
     seen = logged_in(member(tenant_a.tenant, "mo")).get(SETTINGS).json()
     assert seen == changed.json()
     other = key_client(tenant_b.raw_key).get(SETTINGS).json()
@@ -98,6 +100,10 @@ def test_a_member_without_the_owner_role_cannot_change_them_and_an_owner_can(ten
         ({"default_endpointing_ms": 50}, "between 200 and 10000"),
         ({"default_endpointing_ms": "soon"}, "valid integer"),
         ({"model": "base"}, "Unknown field(s): model"),
+        ({"default_final_model": "large-v9"}, "Final model: Unknown model 'large-v9'; available: "),
+        ({"default_final_model": "tiny.en", "default_language": "zh"}, "'tiny.en' cannot decode the finals"),
+        ({"default_final_model": ["base"]}, "Not a valid string"),
+        ({"default_final_model": "b" * 51}, "no more than 50 characters"),
     ],
 )
 def test_values_the_server_cannot_honour_are_refused_with_400_and_nothing_changes(tenant_a, body, fragment):
@@ -105,7 +111,27 @@ def test_values_the_server_cannot_honour_are_refused_with_400_and_nothing_change
     assert response.status_code == 400
     assert fragment in json.dumps(response.json()), response.json()
     tenant = Tenant.objects.get(pk=tenant_a.tenant.pk)
-    assert (tenant.default_model, tenant.default_language, tenant.default_endpointing_ms) == ("", "", None)
+    stored = (tenant.default_model, tenant.default_language, tenant.default_endpointing_ms, tenant.default_final_model)
+    assert stored == ("", "", None, "")
+
+
+@pytest.mark.django_db
+def test_the_final_model_round_trips_stays_when_other_fields_change_and_is_the_tenants_alone(tenant_a, tenant_b):
+    owner = key_client(tenant_a.raw_key)
+    body = owner.patch(SETTINGS, {"default_final_model": "base"}, format="json").json()
+    assert body["default_final_model"] == "base"
+    assert body["effective"] == {"model": "tiny.en", "language": "en", "endpointing_ms": 800, "final_model": "base"}
+    assert owner.get(SETTINGS).json() == body
+    assert Tenant.objects.get(pk=tenant_a.tenant.pk).default_final_model == "base"
+    other = key_client(tenant_b.raw_key).get(SETTINGS).json()
+    assert (other["default_final_model"], other["effective"]["final_model"]) == (None, "")
+
+    chinese = owner.patch(SETTINGS, {"default_language": "zh"}, format="json").json()
+    assert chinese["default_final_model"] == "base"  # base is zh's model too: one pass
+    assert (chinese["effective"]["model"], chinese["effective"]["final_model"]) == ("base", "")
+    cleared = owner.patch(SETTINGS, {"default_final_model": None}, format="json").json()
+    assert cleared["default_final_model"] is None and cleared["default_language"] == "zh"
+    assert Tenant.objects.get(pk=tenant_a.tenant.pk).default_final_model == ""
 
 
 @pytest.mark.django_db
@@ -113,6 +139,9 @@ def test_the_schema_describes_the_settings_endpoint():
     schema = APIClient().get("/api/schema/?format=json").json()
     operations = schema["paths"]["/api/v1/settings"]
     assert {"get", "patch"} <= set(operations)
+    components = schema["components"]["schemas"]
+    assert "more CPU cost" in components["TenantSettings"]["properties"]["default_final_model"]["description"]
+    assert "final_model" in components["EffectiveSession"]["properties"]
 
 
 # --- the dashboard -----------------------------------------------------------------------------------
@@ -144,6 +173,45 @@ def test_the_owner_sets_defaults_on_the_dashboard_with_the_csrf_token_and_a_memb
     assert Tenant.objects.get(pk=tenant_a.tenant.pk).default_language == "zh"
 
 
+@pytest.mark.django_db
+def test_the_owner_chooses_a_final_model_on_the_dashboard_beside_the_model(tenant_a, tenant_b):
+    owner = logged_in(member(tenant_a.tenant, "oda", Membership.Role.OWNER), Client)
+    page = owner.get(reverse("dashboard")).content.decode()
+    start = page.index('name="default_final_model"')
+    select = page[start : page.index("</select>", start)]
+    assert '<option value="" selected>None (one pass)</option>' in select
+    assert '<option value="base">base</option>' in select and '"tiny.en"' in select
+    assert (
+        page.index('name="default_model"')
+        < page.index('name="default_final_model"')
+        < page.index('name="default_language"')
+    )
+    assert "more accurate model, at more CPU cost" in page
+    assert 'id="effective-final-model"' not in page
+
+    form = {"default_model": "", "default_language": "", "default_endpointing_ms": "", "default_final_model": "base"}
+    assert owner.post(reverse("session_defaults"), form).status_code == 302
+    assert Tenant.objects.get(pk=tenant_a.tenant.pk).default_final_model == "base"
+    shown = owner.get(reverse("dashboard")).content.decode()
+    assert 'id="effective-final-model">base<' in shown and '<option value="base" selected>base</option>' in shown
+    plain = logged_in(member(tenant_a.tenant, "mel"), Client).get(reverse("dashboard")).content.decode()
+    assert "Final model: base." in plain
+
+    refused = owner.post(reverse("session_defaults"), {**form, "default_final_model": "large-v9"})
+    assert refused.status_code == 400 and "Select a valid choice" in refused.content.decode()
+    mismatched = owner.post(
+        reverse("session_defaults"), {**form, "default_language": "zh", "default_final_model": "tiny.en"}
+    )
+    assert mismatched.status_code == 400 and "cannot decode the finals" in mismatched.content.decode()
+    assert Tenant.objects.get(pk=tenant_a.tenant.pk).default_final_model == "base"
+    assert Tenant.objects.get(pk=tenant_b.tenant.pk).default_final_model == ""
+    other = logged_in(member(tenant_b.tenant, "ben", Membership.Role.OWNER), Client).get(reverse("dashboard"))
+    assert 'id="effective-final-model"' not in other.content.decode()
+
+    cleared = owner.post(reverse("session_defaults"), {**form, "default_final_model": ""})
+    assert cleared.status_code == 302 and Tenant.objects.get(pk=tenant_a.tenant.pk).default_final_model == ""
+
+
 # --- files: the same parse --------------------------------------------------------------------------
 
 
@@ -172,6 +240,31 @@ def test_file_jobs_take_the_tenants_defaults_and_the_languages_model_in_every_fi
     assert (theirs["model"], theirs["language"], theirs["endpointing_ms"]) == ("tiny.en", "en", 800)
     english = job(tenant_a, {"language": "en", "endpointing_ms": 900}).options  # the client's own choice wins
     assert (english["model"], english["language"], english["endpointing_ms"]) == ("base", "en", 900)
+
+
+@pytest.mark.django_db
+def test_file_jobs_take_the_tenants_final_model_above_the_servers_and_skip_one_that_cannot_serve(
+    tenant_a, tenant_b, eval_dir, settings, tmp_path
+):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    wav = (eval_dir / "zh" / "asr_example.wav").read_bytes()
+
+    def options(tenant, asked):
+        upload = SimpleUploadedFile("zh.wav", wav)
+        job = file_jobs.job_create(tenant_id=tenant.tenant.pk, api_key_id=None, upload=upload, options=asked)
+        return job.options["model"], job.options["language"], job.options["final_model"]
+
+    key_client(tenant_a.raw_key).patch(SETTINGS, {"default_final_model": "base"}, format="json")
+    assert options(tenant_a, {}) == ("tiny.en", "en", "base")
+    assert options(tenant_b, {}) == ("tiny.en", "en", "")
+
+    settings.ASR_FINAL_MODEL = "base"  # the server's, below the tenant's
+    changed = key_client(tenant_a.raw_key).patch(SETTINGS, {"default_final_model": "tiny.en"}, format="json")
+    assert changed.status_code == 200
+    assert options(tenant_a, {"model": "base", "language": "en"}) == ("base", "en", "tiny.en")
+    assert options(tenant_b, {"model": "base", "language": "en"}) == ("base", "en", "")  # base's own finals
+    assert options(tenant_b, {}) == ("tiny.en", "en", "base")
+    assert options(tenant_a, {"language": "zh"}) == ("base", "zh", "")  # tiny.en cannot: skipped, no refusal
 
 
 def _form(**fields: str):
@@ -228,3 +321,26 @@ def test_a_session_that_names_nothing_gets_its_tenants_defaults_in_v1_and_deepgr
     assert results and {r["metadata"]["model_info"]["name"] for r in results} == {"base"}
     text = "".join(r["channel"]["alternatives"][0]["transcript"] for r in results)
     assert character_error_rate([entry.text], [text]) <= 0.2, text
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_stream_gets_its_tenants_final_model_below_its_own_and_never_one_that_cannot_serve_it(server):
+    mine, theirs = make_tenant("final-mine"), make_tenant("final-theirs")
+    http = httpx.Client(base_url=server.http_url, headers={"Authorization": f"Bearer {mine.raw_key}"})
+    assert http.patch(SETTINGS, json={"default_final_model": "base"}).status_code == 200
+
+    def final_of(tenant, start: dict) -> tuple[str, str, str]:
+        ready = ready_of(server, tenant.raw_key, start)
+        assert ready["type"] == "ready", ready
+        return ready["config"]["model"], ready["config"]["language"], ready["config"]["final_model"]
+
+    assert final_of(mine, {}) == ("tiny.en", "en", "base")
+    assert final_of(theirs, {}) == ("tiny.en", "en", "")
+    asked = {"model": "base", "language": "en", "final_model": "tiny.en"}
+    assert final_of(mine, asked) == ("base", "en", "tiny.en")  # the client's own wins
+
+    assert http.patch(SETTINGS, json={"default_final_model": "tiny.en"}).status_code == 200
+    assert final_of(mine, {"language": "zh"}) == ("base", "zh", "")  # tiny.en does not speak zh: skipped
+    assert final_of(mine, {"model": "base", "language": "en"}) == ("base", "en", "tiny.en")
+    assert final_of(theirs, {"model": "base", "language": "en"}) == ("base", "en", "")

@@ -73,7 +73,7 @@ def test_choosing_chinese_gives_chinese_finals_and_shows_the_model_and_the_langu
 
         # The workspace's defaults are where the page's menus start.
         transcription_services.tenant_session_defaults_update(
-            tenant_id=signup.tenant.pk, model="", language="auto", endpointing_ms=1200
+            tenant_id=signup.tenant.pk, model="", language="auto", endpointing_ms=1200, final_model=""
         )
         page.goto(http(server, "/record/"))
         assert page.input_value("#language") == "auto" and page.input_value("#endpointing") == "1200"

@@ -99,6 +99,39 @@ def test_tenant_defaults_sit_below_the_client_and_above_the_server_and_never_mak
     assert (config.model, config.language, config.endpointing_ms) == ("tiny.en", "en", 800)
 
 
+def test_the_final_model_is_the_clients_else_the_tenants_else_the_servers():
+    small = whisper("small", ("auto", "en", "zh", "de"))
+    catalogue = SessionLimits(models=(TINY, BASE, small), default_model="tiny.en", default_final_model="small")
+    tenant = SessionDefaults(final_model="base")
+    assert parse_start({}, catalogue).final_model == "small"
+    assert parse_start({}, catalogue, defaults=tenant).final_model == "base"
+    assert parse_start({"final_model": "small"}, catalogue, defaults=tenant).final_model == "small"
+    assert parse_start({"final_model": ""}, catalogue, defaults=tenant).final_model == "base"
+    on_base = parse_start({"model": "base", "language": "en"}, catalogue, defaults=tenant)
+    assert on_base.final_model == ""  # the tenant's final model is the session's own: one pass, as asked
+    assert parse_start({}, limits(TINY, BASE), defaults=tenant).final_model == "base"
+
+
+def test_a_tenants_final_model_that_cannot_decode_the_session_gives_way_and_never_fails_a_start():
+    small = whisper("small", ("auto", "en", "zh", "de"))
+    with_server = SessionLimits(models=(TINY, BASE, small), default_model="tiny.en", default_final_model="small")
+    english_only = SessionDefaults(final_model="tiny.en")
+    chinese = parse_start({"model": "base", "language": "zh"}, with_server, defaults=english_only)
+    assert (chinese.language, chinese.final_model) == ("zh", "small")  # to the server's
+    no_server = SessionLimits(models=(TINY, BASE, SENSEVOICE), default_model="tiny.en")
+    assert parse_start({"model": "base", "language": "zh"}, no_server, defaults=english_only).final_model == ""
+    not_whisper = SessionDefaults(final_model="sensevoice-small")
+    assert parse_start({"model": "base", "language": "en"}, no_server, defaults=not_whisper).final_model == ""
+    on_sensevoice = parse_start({"model": "sensevoice-small"}, no_server, defaults=SessionDefaults(final_model="base"))
+    assert on_sensevoice.final_model == ""  # only a Whisper session's finals can be decoded again
+    gone = SessionDefaults(final_model="base")
+    no_base = SessionLimits(models=(TINY, whisper("base", (), available=False)), default_model="tiny.en")
+    assert parse_start({}, no_base, defaults=gone).final_model == ""
+    assert parse_start({}, no_base, defaults=SessionDefaults(final_model="large-v9")).final_model == ""
+    with pytest.raises(ConfigError, match="cannot decode the finals"):  # a client's own is still refused
+        parse_start({"model": "base", "language": "zh", "final_model": "tiny.en"}, no_server, defaults=gone)
+
+
 def test_every_protocol_leaves_a_foreign_model_name_to_the_language(whisper_base):
     server = session_limits()
     query = {"model": ["nova-3"], "language": ["zh-CN"], "encoding": ["linear16"], "sample_rate": ["16000"]}

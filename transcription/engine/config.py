@@ -42,11 +42,13 @@ class SessionDefaults:
 
     Each is used only where it fits: a default model that does not speak the language the client
     asked for, or one no longer available, gives way to the language's model; a default language
-    the chosen model does not speak, to the model's own. A default never makes a start fail."""
+    the chosen model does not speak, to the model's own; a default final model that cannot decode
+    the session's finals, to the server's. A default never makes a start fail."""
 
     model: str = ""
     language: str = ""
     endpointing_ms: int | None = None
+    final_model: str = ""  # two-pass: the model that decodes finals ("": the server's ASR_FINAL_MODEL)
 
 
 NO_DEFAULTS = SessionDefaults()
@@ -170,7 +172,7 @@ def parse_start(
         raise ConfigError(f"Model {model.name!r} does not give word timestamps.")
     if model is not None and (prompt or hotwords) and not model.prompt:
         raise ConfigError(f"Model {model.name!r} does not take a prompt or hotwords.")
-    final_model = _final_model(message, limits, model, language)
+    final_model = _final_model(message, limits, model, language, defaults)
     low, high = limits.min_endpointing_ms, limits.max_endpointing_ms
     tenant_ms = defaults.endpointing_ms
     default_ms = tenant_ms if tenant_ms is not None and low <= tenant_ms <= high else limits.default_endpointing_ms
@@ -244,18 +246,21 @@ def _model(message: dict[str, Any], limits: SessionLimits, defaults: SessionDefa
     return _named_model(limits.default_model, limits)
 
 
-def _final_model(message: dict[str, Any], limits: SessionLimits, model: ModelInfo | None, language: str) -> str:
-    """Two-pass: the model that decodes finals, asked for or the server's (ASR_FINAL_MODEL); "" for
-    none. The server's gives way where it cannot serve the session; one asked for is refused."""
+def _final_model(
+    message: dict[str, Any], limits: SessionLimits, model: ModelInfo | None, language: str, defaults: SessionDefaults
+) -> str:
+    """Two-pass: the model that decodes finals, asked for, else the tenant's, else the server's
+    (ASR_FINAL_MODEL); "" for none. A default gives way where it cannot serve the session (the
+    tenant's to the server's); one asked for is refused."""
     asked = message.get("final_model")
-    if model is None or asked in ("", None) and not limits.default_final_model:
-        if asked not in ("", None):
-            raise ConfigError("This server does not offer a choice of model.")
-        return ""
     if asked in ("", None):
-        server = next((m for m in limits.models if m.name == limits.default_final_model and m.available), None)
-        serves = server is not None and _decodes_finals_of(server, model, language)
-        return server.name if server is not None and serves and server.name != model.name else ""
+        for name in (defaults.final_model, limits.default_final_model):
+            default = next((m for m in limits.models if name and m.name == name and m.available), None)
+            if default is not None and model is not None and _decodes_finals_of(default, model, language):
+                return "" if default.name == model.name else default.name
+        return ""
+    if model is None:
+        raise ConfigError("This server does not offer a choice of model.")
     info = _named_model(asked, limits)
     fits = _decodes_finals_of(info, model, language)
     if not fits:
