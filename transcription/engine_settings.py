@@ -45,6 +45,7 @@ def session_limits() -> SessionLimits:
         default_model=catalogue.default,
         language_models=language_models(catalogue),
         default_final_model=settings.ASR_FINAL_MODEL,
+        default_context=settings.ASR_CONTEXT,
     )
 
 

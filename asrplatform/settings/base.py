@@ -189,6 +189,9 @@ ASR_LANGUAGE_MODELS = os.environ.get(
 # it speaks the session's language; a session may name its own ("final_model" in start). Off by
 # default: on this machine class base finals did not beat tiny.en's on English (docs/models.md).
 ASR_FINAL_MODEL = os.environ.get("ASR_FINAL_MODEL", "")
+# Context across utterances: a session's recent finals prompt the decoder of its next ones
+# (transcription/engine/context.py). On by default; a start's "context" overrides it either way.
+ASR_CONTEXT = env_bool("ASR_CONTEXT", True)
 # Downloaded FunASR model folders (comma-separated): streaming Paraformer and/or SenseVoiceSmall.
 ASR_FUNASR_MODEL_DIR = os.environ.get("ASR_FUNASR_MODEL_DIR", "")
 ASR_VAD_MODEL_DIR = os.environ.get("ASR_VAD_MODEL_DIR", "")

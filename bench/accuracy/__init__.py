@@ -35,6 +35,7 @@ from bench.accuracy.plan import (
 from bench.accuracy.report import render, targets
 from bench.evaluation import ManifestEntry
 from bench.noise import SHARED_EVAL, VARIANTS_DIR
+from transcription.engine import SessionLimits
 from transcription.engine.registry import ModelRegistry
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="at most this many clips of each set")
     p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     p.add_argument("--offline-beam", type=int, default=5, help="beam of the offline reference (default 5)")
+    p.add_argument(
+        "--no-context", dest="context", action="store_false", help="no context across utterances (ASR_CONTEXT=false)"
+    )
     p.add_argument("--eval-dir", type=Path, default=SHARED_EVAL, help="default ../shared/eval")
     p.add_argument("--variants-dir", type=Path, default=VARIANTS_DIR, help="noisy copies (default var/eval-variants)")
     p.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="default bench/results/accuracy.json")
@@ -97,12 +101,15 @@ def _code_state() -> dict[str, Any]:
 
 
 def measure(args: argparse.Namespace, conditions: list[EvalCondition]) -> tuple[list[Row], list[str], str]:
-    from transcription.engine import SessionLimits
     from transcription.engine.models import ModelSettings, load_models
 
     models = load_models(ModelSettings())
     registry = models.registry()
-    limits = SessionLimits(models=registry.models, default_model=registry.default)
+    limits = SessionLimits(
+        models=registry.models,
+        default_model=registry.default,
+        default_context=args.context,
+    )
     systems, notes = _systems(args, registry)
     clips: dict[str, list[ManifestEntry]] = {
         c.name: condition_clips(c, args.eval_dir, args.variants_dir, seed=args.seed, quick=args.quick, limit=args.limit)
@@ -152,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         subset += f", at most {args.limit} per set"
     header = (
         f"accuracy on {args.eval_dir} ({subset}; noise seed {args.seed}; {os.cpu_count()} CPUs; "
+        f"context {'on' if args.context else 'off'}; "
         f"offline: whole files, beam {args.offline_beam}; {elapsed:.0f} s)"
     )
     print(render(rows, header=header))

@@ -54,6 +54,15 @@ def test_a_session_s_finals_become_its_context_unless_it_asks_for_none(engine_mo
         assert context.endswith(finals[-1].text) and finals[-2].text in context if remembered else context == ""
 
 
+def test_the_server_chooses_the_default_and_a_start_overrides_it_either_way(settings):
+    """ASR_CONTEXT turns the context off for sessions that do not ask; a start's choice wins."""
+    for server, asked, expected in ((True, {}, True), (False, {}, False), (False, {"context": True}, True)):
+        settings.ASR_CONTEXT = server
+        assert parse_start(asked, session_limits()).context is expected
+    settings.ASR_CONTEXT = True
+    assert parse_start({"context": False}, session_limits()).context is False
+
+
 def test_a_final_that_trailed_off_is_remembered_without_its_dots():
     """base, prompted with "Until the . . .", wrote ". . ." for 400 tokens on long/lucier-room."""
     context = Context()

@@ -34,6 +34,7 @@ class SessionLimits:
     default_model: str = ""
     language_models: LanguageModels = ()  # ASR_LANGUAGE_MODELS: the model of a language, when none is named
     default_final_model: str = ""  # ASR_FINAL_MODEL: two-pass finals where it speaks the language
+    default_context: bool = True  # ASR_CONTEXT: recent finals prompt the decoder unless a start says no
 
 
 @dataclass(frozen=True)
@@ -166,7 +167,7 @@ def parse_start(
         language = _language(message, model, defaults)
     interim = _bool_field(message, "interim_results", True)
     word_timestamps = _bool_field(message, "word_timestamps", False)
-    context = _bool_field(message, "context", True)
+    context = _bool_field(message, "context", limits.default_context)
     prompt, hotwords = _prompt(message)
     if model is not None and word_timestamps and not model.word_timestamps:
         raise ConfigError(f"Model {model.name!r} does not give word timestamps.")
