@@ -44,14 +44,21 @@ class Run:
 
 
 def stream_clip(
-    models, limits: SessionLimits, entry: ManifestEntry, start: dict, *, final_model: str = ""
+    models,
+    limits: SessionLimits,
+    entry: ManifestEntry,
+    start: dict,
+    *,
+    final_model: str = "",
+    final_choice: str = "final_model",
 ) -> tuple[list[TranscriptEvent], float]:
-    """``final_model``: finals by another model (a pairing), as the server's setting gives it, not a start field."""
+    """``final_model``: finals by another model (a pairing), as the server's setting gives it, not a
+    start field; ``final_choice`` "confident": by the surer of the two."""
     session = concatenate_clips([entry], gap_s=0.0, lead_s=0.5, tail_s=1.5)
     pcm = (session.audio * 32767).astype("<i2").tobytes()
     config = parse_start({"interim_results": False, **start}, limits)
     if final_model:
-        config = SessionConfig.from_dict({**config.to_dict(), "final_model": final_model})
+        config = SessionConfig.from_dict({**config.to_dict(), "final_model": final_model, "final_choice": final_choice})
     engine = StreamingSession(config, models)
     began = time.perf_counter()
     finals = []

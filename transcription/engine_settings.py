@@ -46,6 +46,7 @@ def session_limits() -> SessionLimits:
         language_models=language_models(catalogue),
         default_final_model=settings.ASR_FINAL_MODEL,
         default_context=settings.ASR_CONTEXT,
+        default_final_choice=settings.ASR_FINAL_CHOICE,
     )
 
 

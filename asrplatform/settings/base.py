@@ -189,6 +189,11 @@ ASR_LANGUAGE_MODELS = os.environ.get(
 # it speaks the session's language; a session may name its own ("final_model" in start). Off by
 # default: on this machine class base finals did not beat tiny.en's on English (docs/models.md).
 ASR_FINAL_MODEL = os.environ.get("ASR_FINAL_MODEL", "")
+# With a final model: "final_model" (its decode is the final) or "confident" (the session's model
+# decodes each final too, and the decode Whisper is surer of is kept; engine/pick.py).
+ASR_FINAL_CHOICE = os.environ.get("ASR_FINAL_CHOICE", "final_model")
+if ASR_FINAL_CHOICE not in ("final_model", "confident"):
+    raise ImproperlyConfigured(f"ASR_FINAL_CHOICE must be final_model or confident, not {ASR_FINAL_CHOICE!r}.")
 # Context across utterances: a session's recent finals prompt the decoder of its next ones
 # (transcription/engine/context.py). On by default; a start's "context" overrides it either way.
 ASR_CONTEXT = env_bool("ASR_CONTEXT", True)

@@ -48,7 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--models", default="tiny.en,base", help="comma-separated (default tiny.en,base; missing ones skipped)"
     )
     p.add_argument(
-        "--pairings", default="", help="PARTIAL+FINAL,... e.g. tiny.en+base (two-pass: the final model decodes finals)"
+        "--pairings",
+        default="",
+        help="PARTIAL+FINAL or PARTIAL|FINAL,... e.g. tiny.en+base (two-pass: the final model decodes finals), "
+        "tiny.en|base (both decode each final, the surer is kept)",
     )
     p.add_argument("--conditions", default=",".join(DEFAULT_CONDITIONS), help="default %(default)s")
     p.add_argument("--quick", action="store_true", help="5 clips of real/, gates-ted of long/, 1 + 1 Mandarin")

@@ -63,7 +63,9 @@ def stream_condition(
     for clip in clips:
         began = time.process_time()
         start = system.start(condition.language)
-        finals, _wall = stream_clip(models, limits, clip, start, final_model=system.final_model)
+        finals, _wall = stream_clip(
+            models, limits, clip, start, final_model=system.final_model, final_choice=system.final_choice
+        )
         cpu += time.process_time() - began
         hypotheses.append(joiner.join(f.text for f in finals))
     return hypotheses, cpu

@@ -60,14 +60,18 @@ def parse_condition(name: str) -> EvalCondition:
 
 @dataclass(frozen=True)
 class System:
-    """One row per condition: a model, or a pairing (partials by ``model``, finals by ``final_model``)."""
+    """One row per condition: a model, or a pairing (partials by ``model``, finals by ``final_model``,
+    or with ``final_choice`` "confident" by whichever of the two is surer of each final)."""
 
     model: str
     final_model: str = ""
+    final_choice: str = "final_model"
 
     @property
     def name(self) -> str:
-        return f"{self.model}+{self.final_model}" if self.final_model else self.model
+        if not self.final_model:
+            return self.model
+        return f"{self.model}{'|' if self.final_choice == 'confident' else '+'}{self.final_model}"
 
     @property
     def offline_model(self) -> str:
@@ -79,10 +83,12 @@ class System:
 
 
 def parse_pairing(text: str) -> System:
-    partial, plus, final = text.partition("+")
-    if not (partial and plus and final):
-        raise ValueError(f"a pairing is PARTIAL+FINAL (tiny.en+base), not {text!r}")
-    return System(partial, final)
+    """PARTIAL+FINAL: finals by FINAL; PARTIAL|FINAL: finals by the surer of the two (final_choice confident)."""
+    sign = "|" if "|" in text else "+"
+    partial, _, final = text.partition(sign)
+    if not (partial and final):
+        raise ValueError(f"a pairing is PARTIAL+FINAL or PARTIAL|FINAL (tiny.en+base, tiny.en|base), not {text!r}")
+    return System(partial, final, "confident" if sign == "|" else "final_model")
 
 
 def select_clips(entries: list[ManifestEntry], set_name: str, *, quick: bool, limit: int | None) -> list[ManifestEntry]:

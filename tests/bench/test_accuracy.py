@@ -7,7 +7,7 @@ import json
 import pytest
 
 from bench.__main__ import main
-from bench.accuracy.plan import DEFAULT_CONDITIONS, parse_condition
+from bench.accuracy.plan import DEFAULT_CONDITIONS, System, parse_condition, parse_pairing
 from tests.support.paths import EVAL_DIR
 
 ENGLISH = [c for c in DEFAULT_CONDITIONS if parse_condition(c).language == "en"]
@@ -55,6 +55,15 @@ def test_a_pairing_is_one_more_row_scored_against_its_final_model(tmp_path, engi
     rows = json.loads(output.read_text())["rows"]
     assert [(r["condition"], r["system"]) for r in rows] == [("clean", "tiny.en+base")]  # tiny.en has no zh
     assert rows[0]["offline"]["error_rate"] < 0.1 and rows[0]["streamed"]["error_rate"] < 0.2
+
+
+def test_a_pairing_names_how_its_finals_are_chosen():
+    assert parse_pairing("tiny.en+base") == System("tiny.en", "base", "final_model")
+    confident = parse_pairing("tiny.en|base")
+    assert confident == System("tiny.en", "base", "confident") and confident.name == "tiny.en|base"
+    for bad in ("tiny.en", "+base", "tiny.en|"):
+        with pytest.raises(ValueError, match="PARTIAL"):
+            parse_pairing(bad)
 
 
 @pytest.mark.parametrize(

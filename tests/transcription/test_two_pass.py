@@ -47,3 +47,39 @@ def test_finals_are_the_final_model_s_and_partials_the_session_model_s(engine_mo
     assert _finals(two_pass_config, engine_models, audio) == base != tiny
     engine = StreamingSession(two_pass_config, engine_models)
     assert engine.stream is not engine.final_stream and engine.recognizer is engine_models.recognizer_for("tiny.en")
+
+
+def test_a_confident_choice_needs_a_final_model_and_a_known_name():
+    limits = session_limits()
+    assert parse_start({"final_model": "base", "final_choice": "confident"}, limits).final_choice == "confident"
+    assert parse_start({"final_model": "base"}, limits).final_choice == "final_model"
+    with pytest.raises(ConfigError, match="needs a 'final_model'"):
+        parse_start({"final_choice": "confident"}, limits)
+    with pytest.raises(ConfigError, match="must be one of"):
+        parse_start({"final_model": "base", "final_choice": "best"}, limits)
+    server = replace(limits, default_final_model="base", default_final_choice="confident")
+    assert parse_start({}, server).final_choice == "confident"
+    assert parse_start({"language": "zh"}, server).final_choice == "final_model"  # one model: nothing to choose
+
+
+def _scored_finals(config, models, audio) -> list[tuple[str, float]]:
+    engine = StreamingSession(config, models)
+    finals = []
+    for i in range(0, len(audio), 1600):
+        finals += engine.accept_audio(to_s16(audio[i : i + 1600]))
+    return [(f.text, f.confidence or 0.0) for f in finals + engine.finalize("stop")]
+
+
+def test_a_confident_final_is_the_decode_whisper_is_surer_of(engine_models, eval_dir):
+    """Each final is tiny.en's or base's, whichever scored its own decode higher; both models win some."""
+    session = eval_session(eval_dir, gap_s=1.5)
+    audio = session.audio[: session.clips[9].end_sample + 24000]
+    limits = session_limits()
+    tiny = _scored_finals(parse_start({"context": False}, limits), engine_models, audio)
+    base_config = parse_start({"model": "base", "language": "en", "context": False}, limits)
+    base = _scored_finals(base_config, engine_models, audio)
+    assert len(tiny) == len(base) >= 8
+    expected = [t if t[1] >= b[1] else b for t, b in zip(tiny, base, strict=True)]
+    confident = parse_start({"final_model": "base", "final_choice": "confident", "context": False}, limits)
+    assert _scored_finals(confident, engine_models, audio) == expected
+    assert expected != tiny and expected != base

@@ -13,6 +13,8 @@ MAX_PROMPT_CHARS = 200  # Whisper keeps at most 223 prompt tokens; this stays we
 MAX_HOTWORDS = 20
 MAX_HOTWORD_CHARS = 50
 TASKS = ("transcribe", "translate")  # Whisper's tasks: the speech's own language, or English
+# Two-pass finals: the final model's decode is the final, or the surer of both models' (engine/pick.py).
+FINAL_CHOICES = ("final_model", "confident")
 
 
 class ConfigError(ValueError):
@@ -34,6 +36,7 @@ class SessionLimits:
     default_model: str = ""
     language_models: LanguageModels = ()  # ASR_LANGUAGE_MODELS: the model of a language, when none is named
     default_final_model: str = ""  # ASR_FINAL_MODEL: two-pass finals where it speaks the language
+    default_final_choice: str = "final_model"  # ASR_FINAL_CHOICE: one of FINAL_CHOICES
     default_context: bool = True  # ASR_CONTEXT: recent finals prompt the decoder unless a start says no
 
 
@@ -72,6 +75,7 @@ class SessionConfig:
     task: str = "transcribe"
     context: bool = True  # the session's recent finals prompt the decoder (engine/context.py)
     final_model: str = ""  # two-pass: the model that decodes finals ("": the session's model)
+    final_choice: str = "final_model"  # with a final_model: its decode, or the surer of both ("confident")
     # Partials carry the text two in a row agreed on, and the final goes on from it (engine/stabilizer.py):
     # for protocols whose clients append interim text. The server's choice, not a start field.
     stable_partials: bool = False
@@ -121,6 +125,7 @@ CLIENT_FIELDS = {
     "prompt",
     "context",
     "final_model",
+    "final_choice",
     "hotwords",
 }
 
@@ -202,6 +207,7 @@ def parse_start(
         task=task,
         stable_partials=stable_partials,
         final_model=final_model,
+        final_choice=_final_choice(message, limits, final_model),
     )
 
 
@@ -270,6 +276,19 @@ def _final_model(
             "both must be Whisper models and the final model must speak the language."
         )
     return "" if info.name == model.name else info.name
+
+
+def _final_choice(message: dict[str, Any], limits: SessionLimits, final_model: str) -> str:
+    """How a two-pass final is chosen; the server's default where the start names none. Without a
+    final model there is one decode and nothing to choose: asking for "confident" then is an error."""
+    choice = message.get("final_choice", limits.default_final_choice)
+    if choice not in FINAL_CHOICES:
+        raise ConfigError(f"'final_choice' must be one of {', '.join(FINAL_CHOICES)}, got {choice!r}.")
+    if not final_model:
+        if "final_choice" in message and choice != "final_model":
+            raise ConfigError("'final_choice' needs a 'final_model' other than the session's model.")
+        return "final_model"
+    return str(choice)
 
 
 def _decodes_finals_of(final: ModelInfo, model: ModelInfo, language: str) -> bool:

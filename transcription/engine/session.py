@@ -16,6 +16,7 @@ from transcription.engine.audio import TARGET_RATE, AudioBuffer, Resampler, deco
 from transcription.engine.config import SessionConfig
 from transcription.engine.events import TranscriptEvent, WordTiming
 from transcription.engine.models import EngineModels
+from transcription.engine.pick import ConfidentStream
 from transcription.engine.recognizer import Transcription, open_stream, shift_words
 from transcription.engine.stabilizer import Stabilizer
 from transcription.engine.vad import CHUNK_MS, SAMPLES_PER_MS
@@ -65,6 +66,9 @@ class StreamingSession:
         if config.final_model and config.final_model != config.model:
             final_config = replace(config, model=config.final_model, final_model="")
             self.final_stream = open_stream(models.recognizer_for(config.final_model), final_config)
+            if config.final_choice == "confident":
+                # Its own stream of the session's model: context and language state kept apart from partials'.
+                self.final_stream = ConfidentStream(open_stream(self.recognizer, config), self.final_stream)
         # Append-only partials (config.stable_partials): what they agreed on, which the final goes on from.
         self.stabilizer = Stabilizer() if config.stable_partials and self.final_stream.forces_prefix else None
         self.vad_model = models.vad
