@@ -14,7 +14,7 @@ class StreamTokenSerializer(serializers.Serializer):
 class SegmentSerializer(serializers.ModelSerializer):
     class Meta:
         model = Segment
-        fields = ["index", "start", "end", "text", "reason", "language", "words"]
+        fields = ["index", "start", "end", "text", "reason", "language", "words", "channel"]
 
 
 class SessionSerializer(serializers.ModelSerializer):
@@ -29,6 +29,7 @@ class SessionSerializer(serializers.ModelSerializer):
             "language",
             "engine",
             "sample_rate",
+            "channels",
             "audio_seconds",
             "source",
             "protocol",
@@ -122,6 +123,12 @@ class TranscriptionCreateSerializer(serializers.Serializer):
         required=False, max_length=1100, allow_blank=True, help_text="Comma-separated words to favour."
     )
     endpointing_ms = serializers.IntegerField(required=False, help_text="Silence that ends an utterance.")
+    multichannel = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Transcribe each of the file's channels on its own (up to 8): segments carry their channel "
+        "(0-based), and the audio is metered once per channel.",
+    )
     callback_url = serializers.URLField(
         required=False,
         max_length=2048,

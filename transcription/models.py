@@ -52,6 +52,9 @@ class Session(models.Model):
     language = models.CharField(max_length=10, default="en")
     engine = models.CharField(max_length=50, blank=True)
     sample_rate = models.PositiveIntegerField(default=16000)
+    # Channels transcribed each on its own (multichannel); 1 for mono or mixed-down audio.
+    channels = models.PositiveSmallIntegerField(default=1)
+    # Metered seconds: the audio's duration once per channel transcribed (see duration_s).
     audio_seconds = models.FloatField(default=0.0)
     # SHA-256 of the current resume token (sent once, in 'ready'); when the connection dropped.
     resume_token_hash = models.CharField(max_length=64, blank=True)
@@ -71,6 +74,11 @@ class Session(models.Model):
     def __str__(self) -> str:
         return f"{self.id} ({self.tenant})"
 
+    @property
+    def duration_s(self) -> float:
+        """How long the audio lasted (``audio_seconds`` counts it once per channel transcribed)."""
+        return self.audio_seconds / max(self.channels, 1)
+
 
 class Segment(models.Model):
     """One final utterance. Unique per (session, index) so a retried write never duplicates it."""
@@ -88,6 +96,8 @@ class Segment(models.Model):
     # How sure the decoder was (exp of its mean token log-probability), when the model says; low
     # values flag finals worth a second look.
     confidence = models.FloatField(null=True, blank=True)
+    # The audio channel it was heard on (0-based) in a multichannel session; null when mixed down.
+    channel = models.PositiveSmallIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

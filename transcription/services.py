@@ -34,8 +34,11 @@ def session_start(
     resume_token_hash: str = "",
     source: str = Session.Source.STREAM,
     protocol: str = Session.Protocol.V1,
+    channels: int = 1,
 ) -> Session:
-    """The one way a session row is created: live streams (gateway) and file jobs (``source="file"``)."""
+    """The one way a session row is created: live streams (gateway) and file jobs (``source="file"``).
+
+    ``channels``: how many are transcribed each on its own (multichannel), 1 when mixed down."""
     session = Session.objects.create(
         id=session_id or uuid.uuid4(),
         resume_token_hash=resume_token_hash,
@@ -46,6 +49,7 @@ def session_start(
         language=language,
         engine=engine,
         sample_rate=sample_rate,
+        channels=channels,
     )
     logger.info("session started session_id=%s tenant_id=%s source=%s", session.id, tenant_id, source)
     return session
@@ -64,11 +68,12 @@ def segment_store(
     language: str = "",
     words: list[dict] | None = None,
     confidence: float | None = None,
+    channel: int | None = None,
 ) -> Segment:
     """Store a final; storing the same (session, index) again returns the row already there."""
     session = Session.objects.get(pk=session_id, tenant_id=tenant_id)
     defaults = {"start": start, "end": end, "text": text, "reason": reason, "language": language, "words": words}
-    defaults["confidence"] = confidence
+    defaults |= {"confidence": confidence, "channel": channel}
     segment, _ = Segment.objects.get_or_create(session=session, index=index, defaults=defaults)
     return segment
 
@@ -89,6 +94,7 @@ def segment_store_final(*, tenant_id: int, session_id: uuid.UUID | str, event: "
         language=event.language or "",
         words=None if event.words is None else [w.to_message() for w in event.words],
         confidence=event.confidence,
+        channel=event.channel,
     )
 
 

@@ -144,7 +144,8 @@ def transcript_detail(request: MemberRequest, session_id: uuid.UUID) -> HttpResp
     segments = list(selectors.segment_list(tenant_id=request.tenant.pk, session_id=session.pk))
     context = {
         "session": session,
-        "segments": segments,
+        "segments": exports.in_time_order(segments),  # a multichannel session's channels, turn by turn
+        "multichannel": exports.is_multichannel(segments) or session.channels > 1,
         "words": sum(len(s.text.split()) for s in segments),
         "formats": list(exports.FORMATS),
     }

@@ -274,7 +274,7 @@ class CelerySessionHandle(SessionHandle):
             return  # already final (e.g. produced again from replayed audio)
         if event.is_final:
             self.next_segment = event.segment + 1
-            self.replay.trim_to(event.end)
+            self.replay.trim_to(event.end, channel=event.channel)
         await self.sink(event)
 
     async def _publish(self, task: str, args: list) -> None:
@@ -357,7 +357,7 @@ class CeleryDispatcher(Dispatcher):
         first_segment: int = 0,
     ) -> SessionHandle:
         handle = CelerySessionHandle(self, session_id, tenant_id, config, sink)
-        handle.replay.start = handle.replay.end = round(resume_at_s * config.sample_rate)
+        handle.replay.begin_at(resume_at_s)
         handle.next_segment = first_segment
         await handle.open()
         return handle

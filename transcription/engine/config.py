@@ -9,6 +9,8 @@ from transcription.engine.registry import ModelInfo
 ENCODINGS = {"pcm_s16le": 2, "pcm_f32le": 4}  # bytes per sample
 MIN_SAMPLE_RATE = 8000
 MAX_SAMPLE_RATE = 48000
+MAX_MIXED_CHANNELS = 2  # mixed down to one stream: mono or stereo, as WAV headers here are
+MAX_CHANNELS = 8  # multichannel: each channel is a stream of its own, and costs what one does
 MAX_PROMPT_CHARS = 200  # Whisper keeps at most 223 prompt tokens; this stays well inside it
 MAX_HOTWORDS = 20
 MAX_HOTWORD_CHARS = 50
@@ -79,6 +81,9 @@ class SessionConfig:
     # Partials carry the text two in a row agreed on, and the final goes on from it (engine/stabilizer.py):
     # for protocols whose clients append interim text. The server's choice, not a start field.
     stable_partials: bool = False
+    # Each channel its own utterance stream, results tagged with their channel (engine/multichannel.py);
+    # False: the channels are mixed down to one.
+    multichannel: bool = False
 
     @property
     def bytes_per_frame(self) -> int:
@@ -88,6 +93,16 @@ class SessionConfig:
     @property
     def bytes_per_second(self) -> int:
         return self.bytes_per_frame * self.sample_rate
+
+    @property
+    def metered_channels(self) -> int:
+        """How many times a second of this session's audio is metered: once per channel transcribed."""
+        return self.channels if self.multichannel else 1
+
+    @property
+    def bytes_per_metered_second(self) -> int:
+        """Bytes of audio that make one metered second (quota and usage count these, not wall seconds)."""
+        return self.bytes_per_second // self.metered_channels
 
     def to_dict(self) -> dict[str, Any]:
         """Every field, plain (msgpack/JSON-safe): to hand a session to a worker or store a job."""
@@ -127,6 +142,7 @@ CLIENT_FIELDS = {
     "final_model",
     "final_choice",
     "hotwords",
+    "multichannel",
 }
 
 
@@ -160,7 +176,13 @@ def parse_start(
     encoding = message.get("encoding", "pcm_s16le")
     if encoding not in ENCODINGS:
         raise ConfigError(f"'encoding' must be one of {', '.join(ENCODINGS)}, got {encoding!r}.")
-    channels = _int_field(message, "channels", 1, 1, 2)
+    multichannel = _bool_field(message, "multichannel", False)
+    channels = _int_field(message, "channels", 1, 1, MAX_CHANNELS)
+    if channels > MAX_MIXED_CHANNELS and not multichannel:
+        raise ConfigError(
+            f"At most {MAX_MIXED_CHANNELS} channels are mixed down; more need 'multichannel': true "
+            f"(each channel transcribed on its own, up to {MAX_CHANNELS})."
+        )
     model = _model(message, limits, defaults, task)
     _check_task(task, model)
     if model is None:
@@ -208,6 +230,7 @@ def parse_start(
         stable_partials=stable_partials,
         final_model=final_model,
         final_choice=_final_choice(message, limits, final_model),
+        multichannel=multichannel,
     )
 
 

@@ -30,7 +30,8 @@ class TranscriptEvent:
 
     ``language`` is set on finals (the detected one when the session asked for ``auto``);
     ``words`` on finals of sessions that asked for ``word_timestamps``; ``confidence`` on finals
-    of recognizers that measure it (engine/guard.py), in [0, 1].
+    of recognizers that measure it (engine/guard.py), in [0, 1]; ``channel`` (0-based) on every
+    event of a multichannel session (engine/multichannel.py), None when channels are mixed down.
     """
 
     segment: int
@@ -43,6 +44,7 @@ class TranscriptEvent:
     words: tuple[WordTiming, ...] | None = None
     confidence: float | None = None
     stable: str | None = None  # on partials of stable_partials sessions: the text the final goes on from
+    channel: int | None = None
 
     def to_message(self) -> dict[str, Any]:
         message: dict[str, Any] = {
@@ -63,6 +65,8 @@ class TranscriptEvent:
             message["confidence"] = self.confidence
         if self.stable is not None:
             message["stable"] = self.stable
+        if self.channel is not None:
+            message["channel"] = self.channel
         return message
 
     @classmethod
@@ -79,4 +83,5 @@ class TranscriptEvent:
             words=None if words is None else tuple(WordTiming(**w) for w in words),
             confidence=message.get("confidence"),
             stable=message.get("stable"),
+            channel=message.get("channel"),
         )

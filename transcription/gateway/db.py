@@ -28,6 +28,7 @@ def session_start(
         engine=engine,
         sample_rate=config.sample_rate,
         protocol=protocol,
+        channels=config.metered_channels,
     )
 
 
@@ -72,7 +73,7 @@ def resume_point(tenant_id: int, session_id: str) -> tuple[float, int, int]:
 @database_sync_to_async
 def finals_from(tenant_id: int, session_id: uuid.UUID, first_index: int) -> list[TranscriptEvent]:
     return [
-        TranscriptEvent(s.index, s.text, s.start, s.end, is_final=True, reason=s.reason)
+        TranscriptEvent(s.index, s.text, s.start, s.end, is_final=True, reason=s.reason, channel=s.channel)
         for s in selectors.segment_list(tenant_id=tenant_id, session_id=session_id).filter(index__gte=first_index)
     ]
 

@@ -62,11 +62,15 @@ class Failed:
 
 @dataclass(frozen=True)
 class Closed:
-    """The session ended normally; the adapter sends it and closes normally."""
+    """The session ended normally; the adapter sends it and closes normally.
+
+    ``audio_seconds`` is what was metered (once per channel of a multichannel session);
+    ``duration_s`` how long the audio lasted, where it differs (None: the same)."""
 
     session_id: str | None
     audio_seconds: float
     segments: int
+    duration_s: float | None = None
 
 
 @dataclass(frozen=True)

@@ -65,17 +65,24 @@ async def audio_allowed(
 
     The seconds come out of the ledger every concurrent stream shares; should it be unreachable, the
     session falls back on the database's figures (its own audio against what others had metered).
+    Seconds are metered ones (``SessionConfig.bytes_per_metered_second``): a multichannel session's
+    audio counts once per channel.
     """
-    audio_s = nbytes / config.bytes_per_second
+    audio_s = nbytes / config.bytes_per_metered_second
     try:
         granted_s = await credit.spend(audio_s, allowance.quota_seconds, _used_in_db(credit))
     except Exception:
         logger.warning("usage ledger unreachable, cutting on the database's figures", exc_info=True)
-        left_bytes = int(allowance.left_seconds * config.sample_rate) * config.bytes_per_frame - audio_bytes
+        left_bytes = _whole_frames(allowance.left_seconds, config, int) - audio_bytes
         return max(0, min(nbytes, left_bytes))
     if granted_s >= audio_s:
         return nbytes
-    return min(nbytes, round(granted_s * config.sample_rate) * config.bytes_per_frame)
+    return min(nbytes, _whole_frames(granted_s, config, round))
+
+
+def _whole_frames(metered_s: float, config: SessionConfig, to_int: Callable[[float], int]) -> int:
+    """The bytes of whole sample frames that ``metered_s`` metered seconds allow."""
+    return to_int(metered_s * config.sample_rate / config.metered_channels) * config.bytes_per_frame
 
 
 def _used_in_db(credit: StreamCredit) -> Callable[[], Awaitable[float]]:

@@ -66,10 +66,17 @@ class LiveSession:
 
     @property
     def audio_seconds(self) -> float:
+        """Seconds of audio received: where the session's clock stands."""
         return self.audio_bytes / self.config.bytes_per_second
 
+    @property
+    def metered_seconds(self) -> float:
+        """Seconds metered (usage, quota, the session row): the audio once per channel transcribed."""
+        return self.audio_bytes / self.config.bytes_per_metered_second
+
     def closed(self) -> Closed:
-        return Closed(str(self.session_id), round(self.audio_seconds, 3), self.segments)
+        audio_s = round(self.metered_seconds, 3)
+        return Closed(str(self.session_id), audio_s, self.segments, duration_s=round(self.audio_seconds, 3))
 
     async def store_final(self, event: TranscriptEvent) -> None:
         """Keep a final and advance the counters: the one way a final is kept, connected or parked.
@@ -129,7 +136,7 @@ class LiveSession:
         except Exception:
             logger.exception("engine finish failed session_id=%s", self.session_id)
         try:
-            tenant_id, audio_s = self.principal.tenant_id, self.audio_seconds
+            tenant_id, audio_s = self.principal.tenant_id, self.metered_seconds
             op = outbox.close_op(tenant_id, self.session_id, close_reason, audio_s, self.resume_token_hash)
             await outbox.get_outbox().put(op, wait_s=settings.ASR_OUTBOX_WAIT_S)
         except Exception:

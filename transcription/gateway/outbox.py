@@ -62,6 +62,8 @@ def final_op(tenant_id: int, session_id: uuid.UUID, event: TranscriptEvent) -> d
     words = None if event.words is None else [w.to_message() for w in event.words]
     fields = {"segment": event.segment, "text": event.text, "start": event.start, "end": event.end}
     fields |= {"reason": event.reason, "language": event.language, "words": words, "confidence": event.confidence}
+    if event.channel is not None:  # journals written before channels existed replay as they are
+        fields["channel"] = event.channel
     return {"kind": "final", "tenant_id": tenant_id, "session_id": str(session_id), "event": fields}
 
 

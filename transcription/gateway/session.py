@@ -265,7 +265,7 @@ class GatewaySession:
             registry.disconnect(session_id, self)
             registry.park(session_id, self, settings.ASR_RESUME_GRACE_S)
         try:
-            await db.session_interrupt(live.principal.tenant_id, live.session_id, live.audio_seconds)
+            await db.session_interrupt(live.principal.tenant_id, live.session_id, live.metered_seconds)
         except Exception:
             logger.warning("marking the session interrupted failed session_id=%s", session_id, exc_info=True)
 

@@ -88,7 +88,7 @@ async def flush_usage(session: Watched) -> Overdue | None:
         return None
     tenant_id = session.principal.tenant_id
     try:
-        await db.session_meter(tenant_id, live.session_id, live.audio_seconds)
+        await db.session_meter(tenant_id, live.session_id, live.metered_seconds)
     except Exception:
         logger.warning("metering failed, retrying at the next flush session_id=%s", live.session_id, exc_info=True)
     if live.slot_held:

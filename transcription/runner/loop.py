@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from transcription.engine import SessionConfig, StreamingSession
+from transcription.engine import SessionConfig
 from transcription.engine.audio import AudioFormatError
 from transcription.engine.models import ModelSettings, load_models, model_registry
+from transcription.engine.multichannel import EngineSession, open_engine_session
 from transcription.runner.contract import EngineFailure, EventSink, OpenSession, SessionHandle
 from transcription.runner.scheduler import PARTIAL, SPECULATIVE, STALE, URGENT, DecodeScheduler
 
@@ -73,7 +74,7 @@ class SessionLoop(SessionHandle):
         self.drained = asyncio.Event()
         self.drained.set()
         self.done = asyncio.Event()
-        self.engine: StreamingSession | None = None
+        self.engine: EngineSession | None = None
         self.task = asyncio.create_task(self._run(), name=f"asr-session-{self.session_id}")
 
     async def push_audio(self, data: bytes, *, sent_at: float | None = None) -> None:
@@ -113,7 +114,7 @@ class SessionLoop(SessionHandle):
     async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await self.runner.scheduler.run(partial(fn, *args), kind=URGENT)
 
-    async def _decode_partial(self, engine: StreamingSession) -> None:
+    async def _decode_partial(self, engine: EngineSession) -> None:
         """A partial (or a speculative final) at its class's priority; if much fresher audio arrived
         while it waited (``STALE_PARTIAL_S``), take that audio in first and ask again with the same
         place in line.
@@ -142,7 +143,7 @@ class SessionLoop(SessionHandle):
             await self.sink(event)
 
     @staticmethod
-    def _decode_class(engine: StreamingSession) -> int:
+    def _decode_class(engine: EngineSession) -> int:
         """SPECULATIVE for a speculative final, and for an utterance's first partial: until it comes
         the user has seen nothing of what they are saying, the longest wait for news there is."""
         return SPECULATIVE if engine.speculation_due() or not engine.partial_sent else PARTIAL
@@ -151,7 +152,7 @@ class SessionLoop(SessionHandle):
         """Asked on the decode thread: whether less than ``STALE_PARTIAL_S`` of audio waits behind a partial."""
         return self.queued_bytes < STALE_PARTIAL_S * self.config.bytes_per_second
 
-    async def _take_in_queued_audio(self, engine: StreamingSession) -> bool:
+    async def _take_in_queued_audio(self, engine: EngineSession) -> bool:
         """One engine call on the audio queued now (joined by _batch); False if a command is next instead."""
         if not self.commands:
             return True
@@ -184,7 +185,7 @@ class SessionLoop(SessionHandle):
             self.done.set()
             self.drained.set()
 
-    async def _serve(self, engine: StreamingSession) -> None:
+    async def _serve(self, engine: EngineSession) -> None:
         while True:
             now = time.monotonic()
             engine.partial_interval_s = self.runner.scheduler.partial_interval(self.config.partial_interval_s)
@@ -279,9 +280,10 @@ class SessionRunner:
 
     def new_engine_session(
         self, config: SessionConfig, *, resume_at_s: float = 0.0, first_segment: int = 0
-    ) -> StreamingSession:
+    ) -> EngineSession:
+        """A mixed-down session's engine, or a multichannel one's (one stream per channel)."""
         models = load_models(self.model_settings)
-        return StreamingSession(config, models, resume_at_s=resume_at_s, first_segment=first_segment)
+        return open_engine_session(config, models, resume_at_s=resume_at_s, first_segment=first_segment)
 
     def open(self, message: OpenSession, sink: EventSink) -> SessionLoop:
         """Start a session's loop (on the running event loop); its engine is built on an engine thread."""

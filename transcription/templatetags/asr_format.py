@@ -2,6 +2,8 @@
 
 from django import template
 
+from transcription import exports
+
 register = template.Library()
 
 
@@ -11,6 +13,12 @@ def clock(seconds: float | None) -> str:
     total = max(0.0, float(seconds or 0.0))
     minutes, rest = divmod(total, 60)
     return f"{int(minutes)}:{rest:04.1f}"
+
+
+@register.filter
+def channel_label(channel: int | None) -> str:
+    """A multichannel session's channel as people count them: ``Channel 1`` for channel 0."""
+    return exports.channel_label(channel)
 
 
 @register.filter

@@ -235,7 +235,8 @@ class WorkerRuntime:
         session.orphaned = session.finishing = True
         await session.handle.finish("disconnect")
         self._forget(session_id, session)
-        audio_seconds = session.handle.engine.audio_seconds if session.handle.engine else 0.0
+        engine = session.handle.engine
+        audio_seconds = engine.audio_seconds * engine.config.metered_channels if engine else 0.0  # as metered
         silent_s = time.time() - session.handle.last_command_at
         await sync_to_async(_close_orphan)(session.tenant_id, session_id, audio_seconds, silent_s)
         await self._beat_now()
