@@ -178,7 +178,7 @@ async def test_refusals_and_bad_events(server, tenant, eval_dir):
         bad = [
             {
                 "type": "session.update",
-                "session": {"type": "transcription", "audio": {"input": {"format": {"type": "audio/pcmu"}}}},
+                "session": {"type": "transcription", "audio": {"input": {"format": {"type": "audio/g729"}}}},
             },
             {"type": "input_audio_buffer.append", "audio": "***not base64***"},
             {"type": "response.create"},

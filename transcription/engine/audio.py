@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 import soxr
 
-from transcription.engine.config import ENCODINGS, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
+from transcription.engine.config import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, SAMPLE_BYTES
 
 TARGET_RATE = 16000
 
@@ -16,8 +16,8 @@ class AudioFormatError(ValueError):
 
 
 def decode_pcm(data: bytes, *, encoding: str, channels: int) -> np.ndarray:
-    """Bytes in the declared encoding → mono float32 in [-1, 1]."""
-    frame_bytes = ENCODINGS[encoding] * channels
+    """PCM bytes (the gateway decodes the other encodings) → mono float32 in [-1, 1]."""
+    frame_bytes = SAMPLE_BYTES[encoding] * channels
     if len(data) % frame_bytes:
         raise AudioFormatError(
             f"Audio frame of {len(data)} bytes is not a whole number of {encoding} samples "
@@ -139,9 +139,11 @@ def _header_from_fmt(tag: int, channels: int, rate: int, bits: int, *, header_by
         encoding = "pcm_s16le"
     elif tag in (3, 0xFFFE) and bits == 32:
         encoding = "pcm_f32le"
+    elif tag in (6, 7) and bits == 8:  # G.711 A-law, μ-law
+        encoding = "alaw" if tag == 6 else "mulaw"
     else:
         raise AudioFormatError(
-            f"WAV format {tag} with {bits}-bit samples is not supported; send 16-bit PCM or 32-bit float."
+            f"WAV format {tag} with {bits}-bit samples is not supported; send 16-bit PCM, 32-bit float or G.711."
         )
     return WavHeader(
         sample_rate=rate, channels=channels, encoding=encoding, header_bytes=header_bytes, data_bytes=data_bytes

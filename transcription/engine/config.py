@@ -6,7 +6,13 @@ from typing import Any
 from transcription.engine.languages import LanguageModels, model_for_language
 from transcription.engine.registry import ModelInfo
 
-ENCODINGS = {"pcm_s16le": 2, "pcm_f32le": 4}  # bytes per sample
+# What a client may send: raw samples (bytes per sample here), or Opus in an Ogg or WebM container.
+# The gateway decodes mulaw, alaw and opus to pcm_s16le on arrival (transcription/codecs/): past it,
+# a session's audio is PCM (SessionConfig.pcm_encoding).
+SAMPLE_BYTES = {"pcm_s16le": 2, "pcm_f32le": 4, "mulaw": 1, "alaw": 1}
+ENCODINGS = (*SAMPLE_BYTES, "opus")
+OPUS_SAMPLE_RATES = (8000, 12000, 16000, 24000, 48000)  # the rates Opus decodes to
+DEFAULT_SAMPLE_RATES = {"mulaw": 8000, "alaw": 8000, "opus": 48000}  # others: 16000
 MIN_SAMPLE_RATE = 8000
 MAX_SAMPLE_RATE = 48000
 MAX_MIXED_CHANNELS = 2  # mixed down to one stream: mono or stereo, as WAV headers here are
@@ -86,9 +92,14 @@ class SessionConfig:
     multichannel: bool = False
 
     @property
+    def pcm_encoding(self) -> str:
+        """The session's audio past the gateway's decoder: what the client sent if PCM, else pcm_s16le."""
+        return "pcm_f32le" if self.encoding == "pcm_f32le" else "pcm_s16le"
+
+    @property
     def bytes_per_frame(self) -> int:
-        """Bytes of one sample across all channels; every audio frame is a multiple of it."""
-        return ENCODINGS[self.encoding] * self.channels
+        """Bytes of one PCM sample across all channels; every (decoded) audio frame is a multiple of it."""
+        return SAMPLE_BYTES[self.pcm_encoding] * self.channels
 
     @property
     def bytes_per_second(self) -> int:
@@ -172,10 +183,10 @@ def parse_start(
         raise ConfigError(
             f"Unknown field(s) in start: {', '.join(unknown)}. Allowed: {', '.join(sorted(CLIENT_FIELDS))}."
         )
-    sample_rate = _int_field(message, "sample_rate", 16000, MIN_SAMPLE_RATE, MAX_SAMPLE_RATE)
     encoding = message.get("encoding", "pcm_s16le")
     if encoding not in ENCODINGS:
         raise ConfigError(f"'encoding' must be one of {', '.join(ENCODINGS)}, got {encoding!r}.")
+    sample_rate = _sample_rate(message, encoding)
     multichannel = _bool_field(message, "multichannel", False)
     channels = _int_field(message, "channels", 1, 1, MAX_CHANNELS)
     if channels > MAX_MIXED_CHANNELS and not multichannel:
@@ -232,6 +243,16 @@ def parse_start(
         final_choice=_final_choice(message, limits, final_model),
         multichannel=multichannel,
     )
+
+
+def _sample_rate(message: dict[str, Any], encoding: str) -> int:
+    """The start's rate, by default the encoding's usual one; Opus decodes to its own rates only."""
+    default = DEFAULT_SAMPLE_RATES.get(encoding, 16000)
+    rate = _int_field(message, "sample_rate", default, MIN_SAMPLE_RATE, MAX_SAMPLE_RATE)
+    if encoding == "opus" and rate not in OPUS_SAMPLE_RATES:
+        rates = ", ".join(map(str, OPUS_SAMPLE_RATES))
+        raise ConfigError(f"'sample_rate' for opus must be one of {rates} (Opus decodes to these), got {rate}.")
+    return rate
 
 
 def _check_task(task: str, model: ModelInfo | None) -> None:

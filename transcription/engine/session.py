@@ -103,7 +103,7 @@ class StreamingSession:
 
     def accept_audio(self, data: bytes) -> list[TranscriptEvent]:
         """Take raw audio in the session's encoding; return the finals it completed."""
-        samples = decode_pcm(data, encoding=self.config.encoding, channels=self.config.channels)
+        samples = decode_pcm(data, encoding=self.config.pcm_encoding, channels=self.config.channels)
         self.input_samples += len(samples)
         return self._accept_samples(self.resampler.process(samples))
 

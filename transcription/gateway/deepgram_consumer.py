@@ -13,7 +13,7 @@ from urllib.parse import parse_qs
 
 from django.conf import settings
 
-from transcription.engine.config import ENCODINGS
+from transcription.codecs import container_of, wire_frame_bytes
 from transcription.engine_settings import session_limits
 from transcription.gateway import intake
 from transcription.gateway.consumer import SessionConsumer, connection_refusal
@@ -95,10 +95,11 @@ class DeepgramConsumer(SessionConsumer):
         """How much of the first message starts the session: its WAV header, if any, and whole samples."""
         wav = intake.wav_prefix(data)
         if wav is not None:
-            header_bytes, frame = wav.header.header_bytes, ENCODINGS[wav.header.encoding] * wav.header.channels
+            header_bytes, frame = wav.header.header_bytes, wire_frame_bytes(wav.header.encoding, wav.header.channels)
         else:
             assert self.session is not None
-            header_bytes, frame = 0, 2 * int(self.session.traits.implicit_start.get("channels", 1))
+            channels = int(self.session.traits.implicit_start.get("channels", 1))
+            header_bytes, frame = 0, 1 if container_of(data) else 2 * channels
         body = min(len(data), settings.ASR_MAX_FRAME_BYTES) - header_bytes
         return header_bytes + max(body - body % frame, 0)
 
@@ -108,7 +109,7 @@ class DeepgramConsumer(SessionConsumer):
         if live is None:
             return []
         data = self.carry + data
-        frame = live.config.bytes_per_frame
+        frame = wire_frame_bytes(live.config.encoding, live.config.channels)
         whole = len(data) - len(data) % frame
         self.carry = data[whole:]
         step = settings.ASR_MAX_FRAME_BYTES - settings.ASR_MAX_FRAME_BYTES % frame

@@ -52,6 +52,7 @@ class GatewaySession:
         self.live: LiveSession | None = None
         self.connected_at = self.last_activity = time.monotonic()
         self.first_frame = intake.FirstFrame()
+        self.decoding: intake.Decoding | None = None  # the client's encoding to PCM, from the first audio
         self.audio_since_finalize = False
         self.unstarted_counted = False
         self.text_rate = limits.MessageRate.from_settings()
@@ -121,6 +122,8 @@ class GatewaySession:
             elif isinstance(command, Stop):
                 if self.first_frame.declared_empty and not (self.live and self.live.audio_bytes):
                     raise ProtocolError("no_audio", "The WAV header declared no samples and no audio followed.")
+                if self.decoding is not None and self.state is State.STREAMING:
+                    await self._pcm(self.decoding.flush())
                 await self.end(Reason.STOP, utterance_reason="stop")
             # Keepalive: only resets the idle timer, done above.
         except ProtocolError as error:
@@ -189,9 +192,18 @@ class GatewaySession:
         options, data = self.first_frame.take(data, self.live.config if self.live else None)
         if self.state is State.WAITING:  # audio first: a WAV header may say the format
             await self._start(Start({**self.traits.implicit_start, **(options or {})}))
+        assert self.live is not None
+        if self.decoding is None:
+            self.decoding = intake.Decoding(self.live.config)
+        await self._pcm(self.decoding.decode(data))
+
+    async def _pcm(self, data: bytes) -> None:
+        """The session's audio as PCM: within the quota, at the pace allowed, to the engine."""
         live = self.live
         assert live is not None and live.allowance is not None and live.credit is not None
         intake.check_whole_samples(data, live.config)
+        if not data:
+            return
         allowed = await limits.audio_allowed(live.allowance, live.credit, live.config, live.audio_bytes, len(data))
         if allowed:
             await self.pacer.take(allowed / live.config.bytes_per_second)  # a fast client waits here
@@ -200,7 +212,8 @@ class GatewaySession:
             live.audio_bytes += allowed
             self.audio_since_finalize = True
             self.latency.audio_received(live.audio_seconds)
-            await live.handle.push_audio(data[:allowed])
+            for piece in intake.engine_pieces(data[:allowed], live.config):
+                await live.handle.push_audio(piece)
         if allowed < len(data):
             await self.end(Reason.QUOTA_EXCEEDED, utterance_reason="disconnect", error=limits.quota_exceeded())
 

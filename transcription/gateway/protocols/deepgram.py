@@ -21,8 +21,10 @@ from transcription.gateway.errors import (
 from transcription.gateway.events import Closed, Command, Event, Failed, Finalize, Keepalive, Ready, Stop
 from transcription.gateway.protocols.choice import model_for
 
-# Deepgram's encoding names, as ours (more come with the audio-formats issue).
-ENCODINGS = {"linear16": "pcm_s16le"}
+# Deepgram's encoding names, as ours. Opus comes in Ogg or WebM (told by the stream's first bytes);
+# containerized audio may also come without 'encoding', as Deepgram asks.
+ENCODINGS = {"linear16": "pcm_s16le", "linear32": "pcm_f32le", "mulaw": "mulaw", "alaw": "alaw", "opus": "opus",
+             "ogg-opus": "opus"}  # fmt: skip
 # Formatting hints (punctuate, smart_format, numerals...) and any parameter not named here are
 # accepted and ignored: Whisper writes punctuation and case itself.
 # Features we lack: refused when switched on.

@@ -1,10 +1,10 @@
 """OpenAI's Realtime API, transcription sessions (``/v1/realtime?intent=transcription``).
 
 ``session.update`` (and the beta ``transcription_session.update``) set the session before its
-first audio; ``input_audio_buffer.append`` carries base64 PCM, ``.commit`` ends the utterance,
-``.clear`` drops it. Each utterance is a conversation item: speech started and stopped, committed,
-transcription deltas that only append (the engine's ``stable`` partial text, which its final goes on
-from: engine/stabilizer.py) and ``completed`` with the stored final.
+first audio; ``input_audio_buffer.append`` carries base64 audio (PCM at 24 kHz, or G.711 at 8 kHz),
+``.commit`` ends the utterance, ``.clear`` drops it. Each utterance is a conversation item: speech
+started and stopped, committed, transcription deltas that only append (the engine's ``stable``
+partial text, which its final goes on from: engine/stabilizer.py) and ``completed`` with the stored final.
 """
 
 import base64
@@ -23,7 +23,9 @@ from transcription.gateway.protocols.choice import model_for
 
 SAMPLE_RATE = 24000  # OpenAI's audio/pcm: 16-bit mono little-endian at 24 kHz
 DEFAULT_TURN_DETECTION = {"type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300, "silence_duration_ms": 500}
-FORMATS = {"audio/pcm", "pcm16"}  # GA and beta names; audio/pcmu and audio/pcma come with the audio issue
+# GA format types (session.audio.input.format.type) as our encoding and rate; G.711 is 8 kHz.
+FORMATS = {"audio/pcm": ("pcm_s16le", SAMPLE_RATE), "audio/pcmu": ("mulaw", 8000), "audio/pcma": ("alaw", 8000)}
+BETA_FORMATS = {"pcm16": "audio/pcm", "g711_ulaw": "audio/pcmu", "g711_alaw": "audio/pcma"}  # input_audio_format
 
 
 def event_id() -> str:
@@ -75,13 +77,15 @@ class TranscriptionSettings:
             audio_format = audio_format_object.get("type")
             transcription = audio_in.get("transcription")
             has_turn, turn = "turn_detection" in audio_in, audio_in.get("turn_detection")
-            rate = audio_format_object.get("rate", SAMPLE_RATE)
-            if rate != SAMPLE_RATE:
-                raise ProtocolError("invalid_value", f"audio/pcm is 24000 Hz only, got {rate!r}.")
         if audio_format is not None:
-            if not isinstance(audio_format, str) or audio_format not in FORMATS:
-                raise ProtocolError("invalid_value", f"Audio format {audio_format!r} is not supported; use audio/pcm.")
-            self.format_type = audio_format
+            if not isinstance(audio_format, str) or audio_format not in FORMATS.keys() | BETA_FORMATS.keys():
+                names = ", ".join(BETA_FORMATS if beta else FORMATS)
+                raise ProtocolError("invalid_value", f"Audio format {audio_format!r} is not supported; use {names}.")
+            self.format_type = BETA_FORMATS.get(audio_format, audio_format)
+        if not beta:
+            expected = FORMATS[self.format_type][1]
+            if (rate := audio_format_object.get("rate", expected)) != expected:
+                raise ProtocolError("invalid_value", f"{self.format_type} is {expected} Hz only, got {rate!r}.")
         if transcription is not None:
             transcription = _object(transcription, "transcription")
             for name in ("model", "language", "prompt"):
@@ -96,7 +100,8 @@ class TranscriptionSettings:
             self.turn_detection = None if turn is None else {**DEFAULT_TURN_DETECTION, **turn}
 
     def start_options(self, limits: SessionLimits) -> dict[str, Any]:
-        options: dict[str, Any] = {"sample_rate": SAMPLE_RATE, "encoding": "pcm_s16le", "interim_results": True}
+        encoding, rate = FORMATS[self.format_type]
+        options: dict[str, Any] = {"sample_rate": rate, "encoding": encoding, "interim_results": True}
         if self.language:
             options["language"] = str(self.language).split("-")[0].lower()
         if (model := model_for(self.model, limits)) is not None:
@@ -115,9 +120,12 @@ class TranscriptionSettings:
     def public(self, *, beta: bool) -> dict[str, Any]:
         transcription = {"model": self.model, "language": self.language, "prompt": self.prompt}
         if beta:
-            return {"object": "realtime.transcription_session", "input_audio_format": "pcm16",
+            beta_name = next(name for name, ga in BETA_FORMATS.items() if ga == self.format_type)
+            return {"object": "realtime.transcription_session", "input_audio_format": beta_name,
                     "input_audio_transcription": transcription, "turn_detection": self.turn_detection}  # fmt: skip
-        audio_format = {"type": "audio/pcm", "rate": SAMPLE_RATE}
+        audio_format: dict[str, Any] = {"type": self.format_type}
+        if self.format_type == "audio/pcm":
+            audio_format["rate"] = SAMPLE_RATE
         audio_input = {"format": audio_format, "transcription": transcription, "turn_detection": self.turn_detection,
                        "noise_reduction": None}  # fmt: skip
         return {"type": "transcription", "object": "realtime.transcription_session", "audio": {"input": audio_input}}
