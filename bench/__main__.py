@@ -293,6 +293,7 @@ SUBCOMMANDS = {
     "accuracy": "bench.accuracy",
     "noise": "bench.noise",
     "nonspeech": "bench.nonspeech",
+    "results": "bench.results_table",
 }
 
 

@@ -18,13 +18,15 @@ import os
 import random
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from asrclient import StreamError, WavAudio, WavError, read_wav
 from bench.evaluation import ConcatenatedSession, ManifestEntry, concatenate_clips, load_manifest
 
+from . import multichannel, results_log
+from .loadreport import render, render_row, render_side_by_side
 from .loadstats import ClientOutcome, Slo, capacity, level_figures, slo_failures
 from .offline import transcribe_clips_isolated
 from .server import ServerError, cpu_seconds, memory_bytes
@@ -66,12 +68,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--settle-timeout-s", type=float, default=60.0, help="wait for an idle server (default 60)")
     p.add_argument("--drain-timeout-s", type=float, default=120.0, help="per client, after its last frame")
     p.add_argument("--keep-going", action="store_true", help="run every level, even after the SLO broke")
+    p.add_argument(
+        "--multichannel",
+        action="store_true",
+        help="each client streams a stereo call, both channels speaking, each transcribed on its own "
+        "(bench/multichannel.py): figures, SLO and capacity count channels (v1 only)",
+    )
     s = p.add_argument_group("SLO")
     s.add_argument("--slo-final-p95-ms", type=float, default=1300.0, help="default 1300")
     s.add_argument("--slo-partial-gap-ms", type=float, default=1500.0, help="max gap in speech, default 1500")
     s.add_argument("--slo-max-errors", type=int, default=0, help="default 0")
     s.add_argument("--slo-max-wer", type=float, help="e.g. 0.15 (default: not part of the SLO)")
     p.add_argument("--output", type=Path, help="JSON results (default bench/results/load.json)")
+    p.add_argument(
+        "--results",
+        type=Path,
+        default=results_log.DEFAULT_RESULTS,
+        help="append this run's summary to this JSON list (default docs/benchmarks/results.json)",
+    )
+    p.add_argument("--no-results", action="store_true", help="append nothing (a trial run)")
     p.add_argument("--plot", type=Path, help="PNG plot (default: the --output path with .png)")
     p.add_argument("--no-plot", action="store_true", help="write no PNG")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress")
@@ -87,6 +102,7 @@ class ClientPlan:
     offset_s: float
     session: ConcatenatedSession
     audio: WavAudio
+    channel_sessions: tuple[ConcatenatedSession, ...] = ()  # --multichannel: the session of each channel
 
 
 def clip_order(
@@ -167,10 +183,24 @@ async def _clients(
     stop = asyncio.Event()
     sampler = asyncio.create_task(_sample_rss(target.pids, peaks, stop))
     try:
-        return list(await asyncio.gather(*(_client(target, plan, stream_options) for plan in plans)))
+        outcomes = await asyncio.gather(*(_client(target, plan, stream_options) for plan in plans))
+        return [o for plan, outcome in zip(plans, outcomes, strict=True) for o in _per_channel(plan, outcome)]
     finally:
         stop.set()
         await sampler
+
+
+def _per_channel(plan: ClientPlan, outcome: ClientOutcome) -> list[ClientOutcome]:
+    return multichannel.per_channel(plan.channel_sessions, outcome)
+
+
+def _stereo(plans: list[ClientPlan], others: list[ClientPlan], chunk_ms: int) -> list[ClientPlan]:
+    """--multichannel: ``plans``' sessions on channel 0, ``others``' on channel 1."""
+    return [
+        replace(one, audio=multichannel.stereo_audio(one.audio, two.audio, chunk_ms=chunk_ms),
+                channel_sessions=(one.session, two.session))
+        for one, two in zip(plans, others, strict=True)
+    ]  # fmt: skip
 
 
 def run_level(
@@ -240,6 +270,8 @@ def sweep(
     entries: list[ManifestEntry],
     args: argparse.Namespace,
     slo: Slo,
+    *,
+    probe_speed: bool = False,
 ) -> dict[str, Any]:
     """Warm up, then one level per N until the SLO breaks (or every level with --keep-going)."""
     stream_options = {
@@ -254,12 +286,21 @@ def sweep(
     warmup = warm_up(target, entries, stream_options)
     if warmup:
         print(f"warning: warm-up session: {warmup}", file=sys.stderr)
+    speed = machine_speed(target, entries, stream_options) if probe_speed and target.pids else None
     levels: list[dict[str, Any]] = []
+    level_options = dict(stream_options)
+    stereo = getattr(args, "multichannel", False)  # a Namespace made by hand (tests) may not have it
+    if stereo:  # the levels only: warm-up and machine speed stream mono as always
+        level_options["start_options"] = {**stream_options["start_options"], **multichannel.START_OPTIONS}
     for n in args.levels:
         plans = client_plans(entries, n, session_s=args.session_s, gap_s=args.gap_s, ramp_s=args.ramp_s, seed=args.seed)
+        if stereo:
+            seed = args.seed + 1  # another clip order on channel 1
+            others = client_plans(entries, n, session_s=args.session_s, gap_s=args.gap_s, ramp_s=args.ramp_s, seed=seed)
+            plans = _stereo(plans, others, args.chunk_ms)
         print(f"N={n}: {n} clients x ~{args.session_s:g} s in real time ...", file=sys.stderr)
         settled = settle(target, timeout_s=args.settle_timeout_s)
-        level = {"n": n, "settle_before": settled, **run_level(target, plans, stream_options, offline)}
+        level = {"n": n, "settle_before": settled, **run_level(target, plans, level_options, offline)}
         level["slo_failures"] = slo_failures(level, slo)
         level["slo_ok"] = not level["slo_failures"]
         levels.append(level)
@@ -267,70 +308,25 @@ def sweep(
         if not level["slo_ok"] and not args.keep_going:
             break
     broke = next((level["n"] for level in levels if not level["slo_ok"]), None)
-    return {"warmup_problem": warmup, "levels": levels, "capacity": capacity(levels), "first_failing_n": broke}
+    if stereo:
+        channels = multichannel.CHANNELS * capacity(levels)
+        print(f"capacity: {capacity(levels)} stereo sessions, {channels} channels", file=sys.stderr)
+    return {
+        "warmup_problem": warmup,
+        "machine_cpu_s_per_audio_s": speed,
+        "levels": levels,
+        "capacity": capacity(levels),
+        "first_failing_n": broke,
+    }
 
 
-# --- report --------------------------------------------------------------------------------------
-
-
-def _v(value: Any, fmt: str = "{:.0f}") -> str:
-    return "-" if value is None else fmt.format(value)
-
-
-HEADER = (
-    f"{'N':>4} {'final p50':>9} {'p95':>6} {'max':>6} {'gap p95':>8} {'max':>6} {'1st p50':>8} "
-    f"{'WER':>6} {'offl':>6} {'cpu%':>6} {'/box':>5} {'RSS MiB':>9} {'bench%':>7} {'err':>4}  SLO"
-)
-
-
-def render_row(level: dict[str, Any]) -> str:
-    final, gap = level["final_latency_ms"], level["partial_gap_in_speech_ms"]
-    server = level["server"]
-    peaks = dict(server["peak_rss_mib"])
-    first = peaks.pop("gateway", None) or peaks.pop("server", None)
-    rss = "-" if first is None else f"{first:.0f}"
-    if peaks:  # Celery dispatch: the gateway's, then all workers' together
-        rss += f"+{sum(peaks.values()):.0f}"
-    verdict = "ok" if level["slo_ok"] else "FAIL: " + "; ".join(level["slo_failures"])
-    return (
-        f"{level['n']:>4} {_v(final['p50']):>9} {_v(final['p95']):>6} {_v(final['max']):>6} "
-        f"{_v(gap['p95']):>8} {_v(gap['max']):>6} {_v(level['first_partial_ms']['p50']):>8} "
-        f"{_v(level['wer'], '{:.1%}'):>6} {_v(level.get('offline_wer'), '{:.1%}'):>6} "
-        f"{_v(server['cpu_pct']):>6} {_v(server['cpu_pct_of_machine']):>5} "
-        f"{rss:>9} {_v(level['bench_client']['cpu_pct']):>7} {level['errors']:>4}  {verdict}"
-    )
-
-
-def render(figures: dict[str, Any]) -> str:
-    """One row per N, then the capacity and the first errors of any level that had them."""
-    config, slo = figures["config"], figures["slo"]
-    lines = [
-        f"load sweep - {figures['target']['name']}, {config['cpu_count']} cores; sessions of "
-        f"~{config['session_s']:g} s, {config['gap_s']:g} s gaps, real time, starts over {config['ramp_s']:g} s",
-        f"SLO: final p95 <= {_v(slo['final_p95_ms'])} ms, partial gap in speech <= "
-        f"{_v(slo['partial_gap_max_ms'])} ms, errors <= {_v(slo['max_errors'])}"
-        + (f", WER <= {slo['max_wer']:.1%}" if slo["max_wer"] is not None else ""),
-        "latencies in ms; server cpu% of one core (gateway + workers), /box: of all cores; bench%: this "
-        "client's own cpu% of one core; RSS: peak, gateway+workers",
-        "",
-        HEADER,
-        *(render_row(level) for level in figures["levels"]),
-        "",
-        f"capacity: {figures['capacity']} concurrent streams"
-        + (f" (first failing N: {figures['first_failing_n']})" if figures["first_failing_n"] else " (SLO never broke)"),
-    ]
-    if figures.get("warmup_problem"):
-        lines.append(f"WARM-UP PROBLEM: {figures['warmup_problem']}")
-    for level in figures["levels"]:
-        for problem in level["first_errors"]:
-            lines.append(f"  N={level['n']} error: {problem}")
-        if not level["slo_ok"]:
-            worst = ", ".join(
-                f"{g['ms']} ms (client {g['client']}, {g['clip']} at {g['at_s']:g} s)"
-                for g in level["longest_partial_gaps"][:3]
-            )
-            lines.append(f"  N={level['n']} longest partial gaps in speech: {worst or '-'}")
-    return "\n".join(lines)
+def machine_speed(target: Target, entries: list[ManifestEntry], stream_options: dict[str, Any]) -> float | None:
+    """`python -m bench`'s measure of the machine: server CPU seconds per audio second of one
+    real-time stream (20 s of the clips), so runs on faster and slower machines can be told apart."""
+    print("machine speed: one stream of 20 s ...", file=sys.stderr)
+    plans = client_plans(entries, 1, session_s=20.0, gap_s=1.0, ramp_s=0.0, seed=0)
+    speed = run_level(target, plans, stream_options)["server"]["cpu_s_per_audio_s"]
+    return float(speed) if speed is not None else None
 
 
 def _measured(target: Target, outcome: dict[str, Any]) -> dict[str, Any]:
@@ -340,30 +336,11 @@ def _measured(target: Target, outcome: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def render_side_by_side(ours: dict[str, Any], peer: dict[str, Any]) -> str:
-    """Both systems on one table: capacity, and each level both ran."""
-    peer_levels = {level["n"]: level for level in peer["levels"]}
-    lines = [
-        f"side by side - same audio, pacing, model and SLO; capacity: {ours['target']['name']} "
-        f"{ours['capacity']}, {peer['target']['name']} {peer['capacity']}",
-        f"{'N':>4} {'system':<12} {'final p50':>9} {'p95':>6} {'max':>6} {'gap max':>8} {'WER':>6} "
-        f"{'cpu%':>6} {'err':>4}  SLO",
-    ]
-    for level in ours["levels"]:
-        for name, row in (("asrplatform", level), ("peer", peer_levels.get(level["n"]))):
-            if row is None:
-                continue
-            final = row["final_latency_ms"]
-            lines.append(
-                f"{row['n']:>4} {name:<12} {_v(final['p50']):>9} {_v(final['p95']):>6} {_v(final['max']):>6} "
-                f"{_v(row['partial_gap_in_speech_ms']['max']):>8} {_v(row['wer'], '{:.1%}'):>6} "
-                f"{_v(row['server']['cpu_pct']):>6} {row['errors']:>4}  {'ok' if row['slo_ok'] else 'FAIL'}"
-            )
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.multichannel and args.protocol != "v1":
+        print("error: --multichannel streams protocol v1 only", file=sys.stderr)
+        return 2
     if (code := start_run(args, "load" if args.protocol == "v1" else f"load-{args.protocol}")) is not None:
         return code
     slo = Slo(args.slo_final_p95_ms, args.slo_partial_gap_ms, args.slo_max_errors, args.slo_max_wer)
@@ -371,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         entries = load_manifest(args.eval_dir)
         with open_target(args, args.output.parent, protocol=args.protocol) as target:
-            ours = _measured(target, sweep(target, entries, args, slo))
+            ours = _measured(target, sweep(target, entries, args, slo, probe_speed=not args.no_results))
         peer = None
         if args.peer:
             with peer_target(args.peer, args.output.parent) as target:
@@ -392,6 +369,7 @@ def main(argv: list[str] | None = None) -> int:
             "eval_dir": str(args.eval_dir),
             "dispatch": "external" if args.url else args.dispatch,
             "protocol": args.protocol,
+            "multichannel": args.multichannel,
             "cpu_count": os.cpu_count(),
         },
         "slo": slo.as_dict(),
@@ -405,6 +383,8 @@ def main(argv: list[str] | None = None) -> int:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(figures, indent=2, ensure_ascii=False) + "\n")
     print(f"\nwritten: {args.output}", file=sys.stderr)
+    if not args.no_results:
+        _record(args.results, figures, [ours, *([peer] if peer is not None else [])])
     if not args.no_plot:
         from .plot import plot_load
 
@@ -412,3 +392,14 @@ def main(argv: list[str] | None = None) -> int:
         plot_load(figures, png)
         print(f"written: {png}", file=sys.stderr)
     return 0
+
+
+def _record(path: Path, figures: dict[str, Any], runs: list[dict[str, Any]]) -> None:
+    """Each system's sweep as one entry of the results list; the machine's speed is ours (the first run's)."""
+    speed, code = runs[0].get("machine_cpu_s_per_audio_s"), results_log.code_state()
+    entries = [
+        results_log.entry({**run, "slo": figures["slo"]}, config=figures["config"], machine_speed=speed, code=code)
+        for run in runs
+    ]
+    results_log.append(path, entries)
+    print(f"appended {len(entries)} run(s) to {path}", file=sys.stderr)

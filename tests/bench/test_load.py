@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from asrclient import ReceivedMessage, SentFrame, StreamResult
-from bench import load, memory
+from bench import load, memory, results_log, results_table
 from bench.evaluation import ClipSpan, ConcatenatedSession, load_manifest
 from bench.loadstats import Slo, capacity, slo_failures, speech_gaps, speech_regions
 from bench.plot import broken_figures
@@ -183,9 +183,10 @@ def test_a_phrase_without_any_news_is_one_wait_as_long_as_the_phrase():
 
 @pytest.mark.slow
 def test_sweep_against_the_embedded_server_measures_both_levels(tmp_path, eval_dir, capsys):
-    output = tmp_path / "load.json"
+    output, results = tmp_path / "load.json", tmp_path / "results.json"
+    results.write_text(json.dumps([{"system": "an earlier run"}]))
     # SLO loosened so that a busy shared machine still runs both levels; the figures are checked below.
-    argv = ["--levels", "1,2", "--session-s", "10", "--ramp-s", "2", "--output", str(output)]
+    argv = ["--levels", "1,2", "--session-s", "10", "--ramp-s", "2", "--output", str(output), "--results", str(results)]
     argv += ["--eval-dir", str(eval_dir / "real"), "--slo-final-p95-ms", "5000", "--slo-partial-gap-ms", "5000"]
 
     assert load.main(argv) == 0
@@ -207,6 +208,33 @@ def test_sweep_against_the_embedded_server_measures_both_levels(tmp_path, eval_d
     assert figures["capacity"] == 2 and figures["first_failing_n"] is None
     assert output.with_suffix(".png").read_bytes().startswith(b"\x89PNG")
     assert "capacity: 2 concurrent streams" in capsys.readouterr().out
+    earlier, run = json.loads(results.read_text())  # appended to what was there
+    assert earlier == {"system": "an earlier run"}
+    assert run["system"] == "asrplatform" and run["dispatch"] == "local" and run["model"] == "tiny.en"
+    assert run["capacity"] == 2 and [lv["n"] for lv in run["levels"]] == [1, 2] and len(run["commit"]) == 12
+    assert 0.01 < run["machine"]["cpu_s_per_audio_s"] < 2 and run["slo"]["final_p95_ms"] == 5000
+    assert run["levels"][1]["final_ms"]["p95"] == figures["levels"][1]["final_latency_ms"]["p95"]
+
+
+def test_a_results_file_that_is_not_a_list_is_refused_and_left_alone(tmp_path):
+    path = tmp_path / "results.json"
+    path.write_text('{"capacity": 6}')
+    with pytest.raises(ValueError, match="not hold a JSON list"):
+        results_log.append(path, [{"capacity": 8}])
+    assert json.loads(path.read_text()) == {"capacity": 6}
+    new = tmp_path / "new" / "results.json"
+    results_log.append(new, [{"capacity": 8}])
+    results_log.append(new, [{"capacity": 10}])
+    assert json.loads(new.read_text()) == [{"capacity": 8}, {"capacity": 10}]
+
+
+@pytest.mark.parametrize(
+    ("name", "system"),
+    [("asrplatform embedded", "asrplatform"), ("asrplatform celery (2 workers), deepgram protocol", "asrplatform"),
+     ("WhisperLive 0.10.0 (faster_whisper backend)", "whisperlive"), ("WhisperLiveKit 0.2", "whisperlivekit")],
+)  # fmt: skip
+def test_a_run_is_filed_under_its_system(name, system):
+    assert results_log.system_of(name) == system
 
 
 @pytest.mark.slow
@@ -222,3 +250,34 @@ def test_memory_run_samples_rss_before_every_k_sessions_and_after(tmp_path, eval
     assert figures["errors"] == 0 and figures["first_errors"] == []
     assert set(figures["growth_mib"]) == {"gateway"}
     assert figures["warmup"]["sessions"] == 2 and set(figures["warmup"]["growth_mib"]) == {"gateway"}
+
+
+def _run(system="asrplatform", capacity=6, **extra):
+    levels = [
+        {
+            "n": n,
+            "slo_ok": n <= capacity,
+            "final_ms": {"p95": 900.0 + n},
+            "partial_gap_ms": {"max": 1400.0},
+            "wer": 0.05,
+        }
+        for n in (4, 6, 8)
+    ]
+    return {"date": "2026-12-01T16:00:00+0000", "commit": "abc123def456", "system": system, "dispatch": "local",
+            "model": "tiny.en", "machine": {"cpu_s_per_audio_s": 0.226}, "levels": levels, "capacity": capacity,
+            **extra}  # fmt: skip
+
+
+def test_the_results_table_shows_the_latest_runs_newest_first_between_the_pages_markers(tmp_path):
+    runs = [_run(capacity=4), _run(capacity=6, final_model="base", final_choice="confident"), _run("whisperlive", 2)]
+    table = results_table.render(runs, latest=2)
+    rows = [line for line in table.splitlines() if line.startswith("| 2026")]
+    assert len(rows) == 2 and "| whisperlive |" in rows[0] and "finals confident base" in rows[1]
+    assert "| 6 | 906 | 1400 | 5.0% |" in rows[1]  # capacity, then the figures at N=6
+    page = tmp_path / "page.md"
+    page.write_text(f"before\n{results_table.START}\nold table\n{results_table.END}\nafter\n")
+    untouched = tmp_path / "other.md"
+    untouched.write_text("no markers\n")
+    assert results_table.write_pages(table, (page, untouched)) == [page]
+    assert page.read_text() == f"before\n{results_table.START}\n{table}\n{results_table.END}\nafter\n"
+    assert untouched.read_text() == "no markers\n"
