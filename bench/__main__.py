@@ -3,7 +3,8 @@
 `python -m bench load` sweeps concurrent streams up to the SLO (bench/load.py); `python -m bench
 memory` watches the server's memory over many sessions (bench/memory.py). `python -m bench accuracy`
 tables streamed vs offline error rates, clean and noisy (bench/accuracy/, bench/noise.py); `python -m
-bench nonspeech` counts finals where nobody speaks (bench/nonspeech.py).
+bench nonspeech` counts finals where nobody speaks (bench/nonspeech.py); `python -m bench codecs` what
+decoding Opus and G.711 costs beside recognizing (bench/codecs.py).
 
 `python -m bench --dispatch celery` runs the same stream twice in one run, first through the
 embedded server, then through a gateway with Celery dispatch and two inference workers
@@ -293,6 +294,7 @@ SUBCOMMANDS = {
     "accuracy": "bench.accuracy",
     "noise": "bench.noise",
     "nonspeech": "bench.nonspeech",
+    "codecs": "bench.codecs",
     "results": "bench.results_table",
 }
 

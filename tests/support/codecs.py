@@ -6,6 +6,8 @@ import struct
 import av
 import numpy as np
 import soxr
+from av.audio.codeccontext import AudioCodecContext
+from av.audio.stream import AudioStream
 
 
 def _frames(samples: np.ndarray, rate: int, layout: str, size: int = 960):
@@ -51,6 +53,7 @@ def encode_g711(audio: np.ndarray, law: str, *, rate: int = 8000, source_rate: i
     audio = soxr.resample(audio, source_rate, rate, "HQ") if rate != source_rate else audio
     s16 = (np.clip(audio, -1.0, 1.0) * 32767).astype(np.int16)
     codec = av.CodecContext.create(f"pcm_{law}", "w")
+    assert isinstance(codec, AudioCodecContext)
     codec.sample_rate, codec.layout, codec.format = rate, "mono", "s16"
     frame = av.AudioFrame.from_ndarray(s16[None, :], format="s16", layout="mono")
     frame.sample_rate = rate
@@ -147,3 +150,17 @@ def ogg_opus_of_packets(packets: list[bytes], per_page: int = 200) -> bytes:
     for i in range(0, len(packets), per_page):
         pages.append(ogg_page(packets[i : i + per_page], sequence=len(pages)))
     return b"".join(pages)
+
+
+def g711_wav(audio: np.ndarray, law: str, *, rate: int = 8000) -> bytes:
+    """A G.711 WAV file (format 7 μ-law, 6 A-law) of 16 kHz float32 ``audio``, by FFmpeg's muxer."""
+    s16 = (np.clip(soxr.resample(audio, 16000, rate, "HQ"), -1.0, 1.0) * 32767).astype(np.int16)
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="wav") as out:
+        stream = out.add_stream(f"pcm_{law}", rate=rate, layout="mono")
+        assert isinstance(stream, AudioStream)
+        frame = av.AudioFrame.from_ndarray(s16[None, :], format="s16", layout="mono")
+        frame.sample_rate = rate
+        out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return buffer.getvalue()

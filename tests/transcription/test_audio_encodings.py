@@ -18,6 +18,7 @@ from tests.support.codecs import (
     encode_g711,
     encode_opus,
     encode_vorbis_ogg,
+    g711_wav,
     ogg_opus_of_packets,
     ogg_page_starts,
     webm_as_recorded,
@@ -164,6 +165,14 @@ async def test_a_v1_stream_that_starts_as_ogg_without_start_is_opus(server, tena
     messages, code = await v1(server, tenant.raw_key, None, pieces_of(data, len(speech) / 16000))
     assert code == 1000 and messages[0]["config"]["encoding"] == "opus"
     assert messages[0]["config"]["sample_rate"] == 48000
+    assert word_error_rate([references["jfk.wav"]], [text_of(messages)]) <= 0.2
+
+
+async def test_a_g711_wav_file_says_its_format_without_start(server, tenant, eval_dir, references):
+    speech = np.concatenate([clip(eval_dir, "jfk.wav"), np.zeros(24000, np.float32)])
+    data = g711_wav(speech, "alaw")
+    messages, code = await v1(server, tenant.raw_key, None, pieces_of(data, len(speech) / 16000))
+    assert code == 1000 and (messages[0]["config"]["encoding"], messages[0]["config"]["sample_rate"]) == ("alaw", 8000)
     assert word_error_rate([references["jfk.wav"]], [text_of(messages)]) <= 0.2
 
 
