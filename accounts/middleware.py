@@ -25,6 +25,9 @@ logger = logging.getLogger(__name__)
 
 # Paths whose clients cannot send a header or a subprotocol: the key may come as ``?api_key=``.
 QUERY_KEY_PATHS = ("/ws/funasr",)
+# Paths whose clients present the credential in their first message (Twilio's customParameters):
+# a handshake without one is left to the consumer, which calls ``authenticate`` with it.
+DEFERRED_CREDENTIAL_PATHS = ("/ws/twilio",)
 
 
 def api_key_of(scope: dict[str, Any]) -> str | None:
@@ -84,7 +87,6 @@ class ApiKeyAuthMiddleware:
         A rate-limited address is not authenticated at all: ``rate_limited_for_s`` on the scope has
         the consumer answer with the protocol's ``rate_limited`` error.
         """
-        principal = None
         headers = scope.get("headers", [])
         key = api_key_of(scope)
         token = None if key is not None else query_value(scope.get("query_string", b""), "token")
@@ -93,18 +95,29 @@ class ApiKeyAuthMiddleware:
         if key is None and not origin_allowed(header_value(headers, b"origin"), header_value(headers, b"host")):
             logger.warning("websocket origin refused origin=%r", header_value(headers, b"origin"))
             return await WebsocketDenier()(scope, receive, send)
-        address = ratelimit.scope_address(scope)
         presented = key is not None or token is not None
-        if not await ratelimit.aattempt_reserve(action="ws_auth_failure", address=address):
-            blocked_for = await ratelimit.aretry_after_s(action="ws_auth_failure", address=address)
-            logger.warning("websocket auth rate-limited retry_after_s=%d", blocked_for)
-            scope = dict(scope, principal=None, presented_credentials=presented, rate_limited_for_s=blocked_for)
-            return await self.inner(scope, receive, send)
-        if key is not None:
-            principal = await principal_for_key(key)
-        elif token is not None:
-            principal = await principal_for_stream_token(token)
-        if principal is not None:  # only failures count against the address
-            await ratelimit.aattempt_release(action="ws_auth_failure", address=address)
+        if not presented and scope.get("path") in DEFERRED_CREDENTIAL_PATHS:
+            return await self.inner(dict(scope, principal=None, presented_credentials=False), receive, send)
+        principal, blocked_for = await authenticate(scope, key=key, token=token)
         scope = dict(scope, principal=principal, presented_credentials=presented)
+        if blocked_for is not None:
+            scope["rate_limited_for_s"] = blocked_for
         return await self.inner(scope, receive, send)
+
+
+async def authenticate(scope: dict, *, key: str | None, token: str | None) -> tuple[Principal | None, int | None]:
+    """A connection's API key or stream token, counted against its address's failures:
+    (principal, None); (None, None) when refused; (None, retry after s) when the address is blocked."""
+    address = ratelimit.scope_address(scope)
+    if not await ratelimit.aattempt_reserve(action="ws_auth_failure", address=address):
+        blocked_for = await ratelimit.aretry_after_s(action="ws_auth_failure", address=address)
+        logger.warning("websocket auth rate-limited retry_after_s=%d", blocked_for)
+        return None, blocked_for
+    principal = None
+    if key is not None:
+        principal = await principal_for_key(key)
+    elif token is not None:
+        principal = await principal_for_stream_token(token)
+    if principal is not None:  # only failures count against the address
+        await ratelimit.aattempt_release(action="ws_auth_failure", address=address)
+    return principal, None

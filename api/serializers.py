@@ -33,6 +33,7 @@ class SessionSerializer(serializers.ModelSerializer):
             "audio_seconds",
             "source",
             "protocol",
+            "label",
         ]
 
 

@@ -60,6 +60,7 @@ class SessionAdmin(admin.ModelAdmin):
         "tenant",
         "source",
         "protocol",
+        "label",
         "started_at",
         "ended_at",
         "status",
@@ -68,7 +69,7 @@ class SessionAdmin(admin.ModelAdmin):
         "language",
     ]
     list_filter = ["tenant", "source", "protocol", "status", "close_reason", "started_at"]
-    search_fields = ["id", "segments__text"]
+    search_fields = ["id", "label", "segments__text"]
     date_hierarchy = "started_at"
     readonly_fields = [f.name for f in Session._meta.fields]
     inlines = [SegmentInline]

@@ -39,6 +39,7 @@ class Session(models.Model):
         OPENAI_REALTIME = "openai-realtime", "OpenAI Realtime"
         DEEPGRAM = "deepgram", "Deepgram"
         FUNASR = "funasr", "FunASR WebSocket"
+        TWILIO = "twilio", "Twilio Media Streams"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="sessions")
@@ -54,6 +55,8 @@ class Session(models.Model):
     sample_rate = models.PositiveIntegerField(default=16000)
     # Channels transcribed each on its own (multichannel); 1 for mono or mixed-down audio.
     channels = models.PositiveSmallIntegerField(default=1)
+    # What the client's own system calls it, shown in the session list: a Twilio call's SID.
+    label = models.CharField(max_length=100, blank=True, default="")
     # Metered seconds: the audio's duration once per channel transcribed (see duration_s).
     audio_seconds = models.FloatField(default=0.0)
     # SHA-256 of the current resume token (sent once, in 'ready'); when the connection dropped.

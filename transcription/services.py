@@ -35,10 +35,12 @@ def session_start(
     source: str = Session.Source.STREAM,
     protocol: str = Session.Protocol.V1,
     channels: int = 1,
+    label: str = "",
 ) -> Session:
     """The one way a session row is created: live streams (gateway) and file jobs (``source="file"``).
 
-    ``channels``: how many are transcribed each on its own (multichannel), 1 when mixed down."""
+    ``channels``: how many are transcribed each on its own (multichannel), 1 when mixed down;
+    ``label``: the client system's name for it (a Twilio call SID)."""
     session = Session.objects.create(
         id=session_id or uuid.uuid4(),
         resume_token_hash=resume_token_hash,
@@ -50,6 +52,7 @@ def session_start(
         engine=engine,
         sample_rate=sample_rate,
         channels=channels,
+        label=label[:100],
     )
     logger.info("session started session_id=%s tenant_id=%s source=%s", session.id, tenant_id, source)
     return session

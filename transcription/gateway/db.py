@@ -10,6 +10,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 from django.conf import settings
 
+from accounts import services as account_services
 from transcription import selectors, services
 from transcription.engine import SessionConfig, TranscriptEvent
 from transcription.models import Session
@@ -17,7 +18,13 @@ from transcription.models import Session
 
 @database_sync_to_async
 def session_start(
-    principal: Any, config: SessionConfig, engine: str, session_id: uuid.UUID, resume_token_hash: str, protocol: str
+    principal: Any,
+    config: SessionConfig,
+    engine: str,
+    session_id: uuid.UUID,
+    resume_token_hash: str,
+    protocol: str,
+    label: str = "",
 ) -> Session:
     return services.session_start(
         session_id=session_id,
@@ -29,6 +36,7 @@ def session_start(
         sample_rate=config.sample_rate,
         protocol=protocol,
         channels=config.metered_channels,
+        label=label,
     )
 
 
@@ -93,3 +101,9 @@ def session_meter(tenant_id: int, session_id: uuid.UUID, audio_seconds: float) -
 @database_sync_to_async
 def usage_in_month(tenant_id: int, month_start: datetime) -> float:
     return selectors.usage_seconds_this_month(tenant_id=tenant_id, now=month_start)
+
+
+@database_sync_to_async
+def webhook_secret(tenant_id: int) -> str:
+    """The tenant's callback signing secret, made on first need (accounts.services)."""
+    return account_services.webhook_secret_ensure(tenant_id=tenant_id)

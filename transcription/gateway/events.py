@@ -99,3 +99,4 @@ class Traits:
     # The options of a session that starts with audio, under what a WAV header says: a protocol
     # whose settings came with the connection (a query string, a message that did not start it).
     implicit_start: dict[str, Any] = field(default_factory=dict)
+    label: str = ""  # the session row's label (Session.label): the client system's name for it

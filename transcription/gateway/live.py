@@ -97,6 +97,7 @@ class LiveSession:
         target: EventTarget,
         protocol: str,
         allowance: TenantAllowance | None = None,
+        label: str = "",
     ) -> tuple["LiveSession", str]:
         """Admit a new session, give it an engine and a row; returns it with its resume token.
 
@@ -113,7 +114,7 @@ class LiveSession:
             )
             token, token_hash = new_resume_token()
             # The row exists only for sessions a worker took, so a refused start leaves nothing behind.
-            await db.session_start(principal, config, dispatcher.engine_name, session_id, token_hash, protocol)
+            await db.session_start(principal, config, dispatcher.engine_name, session_id, token_hash, protocol, label)
         except BaseException as error:  # no engine, slot or grant outlives a start that failed
             await _let_go(principal, session_id, credit, handle)
             if isinstance(error, WorkerRefusal):

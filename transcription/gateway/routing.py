@@ -8,6 +8,7 @@ from transcription.gateway.consumer import TranscribeConsumer
 from transcription.gateway.deepgram_consumer import DeepgramConsumer
 from transcription.gateway.funasr_consumer import FunasrConsumer
 from transcription.gateway.realtime_consumer import RealtimeConsumer
+from transcription.gateway.twilio_consumer import TwilioConsumer
 
 
 async def not_found(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -27,5 +28,6 @@ websocket_urlpatterns = [
     re_path(r"^v1/listen$", DeepgramConsumer.as_asgi()),
     re_path(r"^ws/funasr$", FunasrConsumer.as_asgi()),
     re_path(r"^v1/realtime$", RealtimeConsumer.as_asgi()),
+    re_path(r"^ws/twilio$", TwilioConsumer.as_asgi()),
     re_path(r"", not_found),  # type: ignore[arg-type]  # an ASGI app: channels routes with Django's re_path
 ]

@@ -148,7 +148,7 @@ class GatewaySession:
 
     async def _open_new(self, config: SessionConfig, allowance: TenantAllowance) -> None:
         self.live, token = await LiveSession.open_new(
-            self.principal, config, self._on_engine_event, self.traits.protocol, allowance
+            self.principal, config, self._on_engine_event, self.traits.protocol, allowance, self.traits.label
         )
         await self._begin_streaming(token)
 
