@@ -1,4 +1,5 @@
-"""Audio files (WAV, FLAC, MP3, OGG/Opus, WebM, M4A) → 16 kHz mono float32, with PyAV (FFmpeg).
+"""Audio files (WAV, FLAC, MP3, OGG/Opus, WebM, M4A) → 16 kHz float32, mono or one stream per
+channel, with PyAV (FFmpeg).
 
 Uploaded files are untrusted: only an allow-list of containers is opened, and every failure
 becomes an :class:`AudioFileError` with a code and a message meant for the uploader.
@@ -98,25 +99,28 @@ def probe(source: Source) -> AudioFileInfo:
         )
 
 
-def decode(source: Source, *, chunk_s: float = 5.0, max_s: float | None = None) -> Iterator[np.ndarray]:
-    """Yield the first audio stream as 16 kHz mono float32 chunks of about ``chunk_s`` seconds.
+def decode(
+    source: Source, *, chunk_s: float = 5.0, max_s: float | None = None, channels: int = 1
+) -> Iterator[np.ndarray]:
+    """Yield the first audio stream as 16 kHz float32 chunks of about ``chunk_s`` seconds: mixed down
+    to mono, or with ``channels`` > 1 its channels kept apart, interleaved (the stream must have as many).
 
     Raises AudioFileError("too_long") as soon as more than ``max_s`` seconds have come out, so a
     file whose header lies about its length still cannot run past the limit.
     """
-    chunk = int(chunk_s * TARGET_RATE)
+    chunk = int(chunk_s * TARGET_RATE) * channels
     limit = None if max_s is None else int(max_s * TARGET_RATE)
     pending: list[np.ndarray] = []
     pending_len = total = 0
     container = _open(source)
     with container:
         stream = container.streams.audio[0]
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=TARGET_RATE)
+        resampler = av.AudioResampler(format="flt", layout=_layout(stream, channels), rate=TARGET_RATE)
         try:
             for frame in _frames(container, stream):
                 for out in resampler.resample(frame):
                     samples = out.to_ndarray().reshape(-1)
-                    total += len(samples)
+                    total += len(samples) // channels
                     if limit is not None and total > limit:
                         raise AudioFileError("too_long", f"The audio is longer than the limit of {max_s:g} s.")
                     pending.append(samples)
@@ -130,6 +134,16 @@ def decode(source: Source, *, chunk_s: float = 5.0, max_s: float | None = None) 
         yield np.concatenate(pending)
     if total == 0:
         raise AudioFileError("no_audio", "The file contains no audio samples.")
+
+
+def _layout(stream: av.AudioStream, channels: int) -> str | av.AudioLayout:
+    """Mono, or the stream's own layout when its channels are kept apart (checked to have ``channels``)."""
+    if channels == 1:
+        return "mono"
+    layout = stream.codec_context.layout
+    if len(layout.channels) != channels:
+        raise AudioFileError("bad_audio", f"The audio has {len(layout.channels)} channel(s), not {channels}.")
+    return layout
 
 
 def _first_frame(container: av.container.InputContainer, stream: av.AudioStream) -> None:

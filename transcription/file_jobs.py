@@ -3,20 +3,21 @@
 An upload becomes a ``FileTranscription`` job plus a ``file`` Session that receives its finals and
 its metered audio seconds, so files share the monthly quota, the usage figures and the transcript
 views with live streams. Jobs run on a Celery file worker (``manage.py asr_file_worker``) with
-Celery dispatch, or in a small thread pool inside the server in embedded mode.
+Celery dispatch, or in a small thread pool inside the server in embedded mode; running one is
+``file_runner.py``'s.
 
 The same engine as live streams (VAD endpointing, then Whisper per utterance, no partials) gives
-files the same segmentation and accuracy as a stream of the same audio.
+files the same segmentation and accuracy as a stream of the same audio. With ``multichannel`` each of
+the file's channels is transcribed on its own, as a live multichannel stream's are, and metered once
+per channel.
 """
 
 import dataclasses
 import logging
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import redis
 from django.conf import settings
@@ -27,23 +28,21 @@ from django.utils import timezone
 from accounts.models import Tenant
 from asrplatform import process_state
 from transcription import audiofile, quota, selectors, services
-from transcription.engine import SessionConfig, StreamingSession
+from transcription.engine import SessionConfig
 from transcription.engine.audio import TARGET_RATE
 from transcription.engine.config import NO_DEFAULTS, ConfigError, SessionDefaults, parse_start
-from transcription.engine.models import load_models
-from transcription.engine_settings import model_settings_from_django, session_limits
+from transcription.engine_settings import session_limits
+from transcription.file_runner import run_job, stalled
 from transcription.models import FileTranscription, Session
 from transcription.quota import LedgerKey
-
-if TYPE_CHECKING:
-    from django.db.models import QuerySet
 
 logger = logging.getLogger(__name__)
 
 PENDING = (FileTranscription.Status.QUEUED, FileTranscription.Status.RUNNING)
-PROGRESS_EVERY_S = 1.0  # wall-clock seconds between progress (and metering) writes
 # What a client may set for a file; the rest of the engine config is fixed for offline decoding.
-CLIENT_OPTIONS = ("language", "model", "word_timestamps", "prompt", "hotwords", "endpointing_ms", "max_utterance_s")
+CLIENT_OPTIONS = (
+    "language", "model", "word_timestamps", "prompt", "hotwords", "endpointing_ms", "max_utterance_s", "multichannel"
+)  # fmt: skip
 
 
 @dataclass
@@ -58,15 +57,18 @@ class JobRefused(Exception):
         return self.message
 
 
-def parse_options(options: dict[str, Any], defaults: SessionDefaults = NO_DEFAULTS) -> SessionConfig:
+def parse_options(
+    options: dict[str, Any], defaults: SessionDefaults = NO_DEFAULTS, *, channels: int = 1
+) -> SessionConfig:
     """Validate the client's options exactly as a stream's ``start`` message is validated, over the
     tenant's ``defaults`` as a stream's are.
 
     ``task`` ("translate" for OpenAI's translations) is the endpoint's choice, checked against the model;
     ``words_when_available`` (Deepgram's, whose results always have words) asks for word timestamps
-    if the model chosen gives them."""
+    if the model chosen gives them. ``channels``: the file's, which a ``multichannel`` job keeps apart."""
     start = {k: v for k, v in options.items() if k in CLIENT_OPTIONS and v is not None}
-    start.update(sample_rate=TARGET_RATE, encoding="pcm_f32le", channels=1, interim_results=False)
+    channels = channels if start.get("multichannel") is True else 1
+    start.update(sample_rate=TARGET_RATE, encoding="pcm_f32le", channels=channels, interim_results=False)
     try:
         config = parse_start(start, session_limits(), task=options.get("task") or "transcribe", defaults=defaults)
     except ConfigError as exc:
@@ -100,13 +102,16 @@ def job_create(
         info = audiofile.probe(upload)
     except audiofile.AudioFileError as exc:
         raise JobRefused(exc.code, str(exc)) from exc
+    if config.multichannel:
+        config = parse_options(options, allowance.defaults, channels=info.channels)
     max_s = settings.ASR_FILE_MAX_DURATION_S
     if info.duration_s is not None and info.duration_s > max_s:
         raise JobRefused(
             "too_long", f"The audio lasts {info.duration_s:.0f} s; files may last at most {max_s:g} s.", 413
         )
     key = LedgerKey.of(tenant_id, timezone.now())
-    reserved_s = _reserve(key, allowance, info.duration_s)
+    declared_s = None if info.duration_s is None else info.duration_s * config.metered_channels
+    reserved_s = _reserve(key, allowance, declared_s)
     try:
         job = _create(
             tenant_id=tenant_id, api_key_id=api_key_id, upload=upload, config=config, info=info, protocol=protocol
@@ -168,6 +173,7 @@ def _create(
             language=config.language,
             engine=config.model or settings.ASR_MODEL,
             sample_rate=info.sample_rate,
+            channels=config.metered_channels,
         )
         job = FileTranscription(
             id=session.id,
@@ -227,17 +233,11 @@ def requeue_stalled(*, older_than_s: float | None = None) -> int:
     """
     if settings.ASR_DISPATCH != "celery":
         return 0
-    ids = list(_stalled(older_than_s).values_list("id", flat=True))
+    ids = list(stalled(older_than_s).values_list("id", flat=True))
     for job_id in ids:
         logger.warning("file job stalled, queued again job_id=%s", job_id)
         enqueue(job_id)
     return len(ids)
-
-
-def _stalled(older_than_s: float | None = None) -> "QuerySet[FileTranscription]":
-    threshold = settings.ASR_FILE_JOB_STALE_S if older_than_s is None else older_than_s
-    cutoff = timezone.now() - timedelta(seconds=threshold)
-    return FileTranscription.objects.filter(status=FileTranscription.Status.RUNNING, session__last_seen_at__lt=cutoff)
 
 
 def _run_logged(job_id: uuid.UUID, *, takeover: bool = False) -> None:
@@ -245,149 +245,3 @@ def _run_logged(job_id: uuid.UUID, *, takeover: bool = False) -> None:
         run_job(job_id, takeover=takeover)
     except Exception:  # a thread pool would swallow it silently
         logger.exception("file job crashed job_id=%s", job_id)
-
-
-def _claim(job_id: uuid.UUID | str, *, takeover: bool = False) -> FileTranscription | None:
-    """Mark the job running. A job found ``running`` is taken again only if its worker died mid-way
-    (no heartbeat for ASR_FILE_JOB_STALE_S, or ``takeover``: a restarted embedded server); a second
-    delivery of a job that runs is dropped. Segments are written idempotently."""
-    with transaction.atomic():
-        job = FileTranscription.objects.select_for_update().filter(pk=job_id).first()
-        if job is None or job.status in (FileTranscription.Status.DONE, FileTranscription.Status.FAILED):
-            return None
-        if (
-            job.status == FileTranscription.Status.RUNNING
-            and not takeover
-            and not _stalled().filter(pk=job.pk).exists()
-        ):
-            logger.info("file job runs elsewhere, this delivery dropped job_id=%s", job.pk)
-            return None
-        job.status = FileTranscription.Status.RUNNING
-        job.started_at = timezone.now()
-        job.processed_s = 0.0
-        job.save(update_fields=["status", "started_at", "processed_s"])
-        Session.objects.filter(pk=job.session_id).update(last_seen_at=timezone.now())
-        return job
-
-
-class _Runner:
-    """One job's run: decode, feed the engine, store finals, report progress, meter, cut at quota."""
-
-    def __init__(self, job: FileTranscription) -> None:
-        self.job = job
-        self.tenant_id = job.tenant_id
-        self.session_id = job.session_id
-        self.engine = StreamingSession(SessionConfig.from_dict(job.options), load_models(model_settings_from_django()))
-        self.allowance = selectors.tenant_allowance(tenant_id=self.tenant_id, excluding_session_id=self.session_id)
-        self.key = LedgerKey.of(self.tenant_id, job.session.started_at)
-        self.granted_s = job.duration_s or 0.0  # a declared duration was taken from the ledger at upload
-        self.samples = 0
-        self.last_report = time.monotonic()
-
-    @property
-    def processed_s(self) -> float:
-        return self.samples / TARGET_RATE
-
-    def run(self) -> Session.CloseReason:
-        """Transcribe the whole file (or up to the quota); the session's close reason."""
-        max_s = settings.ASR_FILE_MAX_DURATION_S
-        with self.job.audio.open("rb") as f:
-            for chunk in audiofile.decode(f, max_s=max_s):
-                allowed = self._allowed(len(chunk))
-                if allowed < len(chunk):
-                    self._feed(chunk[:allowed])
-                    self._store(self.engine.finalize("quota"))
-                    return Session.CloseReason.QUOTA_EXCEEDED
-                self._feed(chunk)
-                if time.monotonic() - self.last_report >= PROGRESS_EVERY_S:
-                    self._report()
-        self._store(self.engine.finalize("stop"))
-        return Session.CloseReason.STOP
-
-    def _allowed(self, samples: int) -> int:
-        """How many more samples the quota lets in: beyond what was granted, more comes from the
-        tenant's ledger a decoded chunk at a time (or from the database's figures without a ledger)."""
-        needed_s = (self.samples + samples) / TARGET_RATE - self.granted_s
-        if needed_s > 0:
-            try:
-                quota_s = self.allowance.quota_seconds
-                self.granted_s += quota.take(self.key, needed_s, quota_s, used_in_db=self._used_in_db)
-            except redis.RedisError:
-                logger.warning("usage ledger unreachable, cutting on the database's figures job_id=%s", self.job.pk)
-                self.granted_s = max(self.granted_s, self.allowance.left_seconds)
-        return max(0, min(samples, int(self.granted_s * TARGET_RATE) - self.samples))
-
-    def _used_in_db(self) -> float:
-        return selectors.usage_seconds_this_month(tenant_id=self.tenant_id, now=self.key.month_start)
-
-    def give_back_unused(self) -> None:
-        try:
-            quota.give_back(self.key, self.granted_s - self.processed_s)
-        except redis.RedisError:
-            logger.warning("returning unused quota failed job_id=%s", self.job.pk)
-
-    def _feed(self, chunk: Any) -> None:
-        self.samples += len(chunk)
-        self._store(self.engine.accept_audio(chunk.tobytes()))
-
-    def _store(self, events: list) -> None:
-        for event in events:
-            if event.is_final:
-                services.segment_store_final(tenant_id=self.tenant_id, session_id=self.session_id, event=event)
-
-    def _report(self) -> None:
-        self.last_report = time.monotonic()
-        FileTranscription.objects.filter(pk=self.job.pk).update(processed_s=self.processed_s)
-        services.session_meter(tenant_id=self.tenant_id, session_id=self.session_id, audio_seconds=self.processed_s)
-        if not selectors.tenant_allowance(tenant_id=self.tenant_id).active:
-            raise audiofile.AudioFileError("forbidden", "The account was suspended while the file was transcribed.")
-
-
-def run_job(job_id: uuid.UUID | str, *, takeover: bool = False) -> None:
-    """Run one job to its end; every outcome is written to the job and its session."""
-    job = _claim(job_id, takeover=takeover)
-    if job is None:
-        return
-    runner: _Runner | None = None
-    close_reason, error = Session.CloseReason.STOP, ("", "")
-    try:
-        runner = _Runner(job)
-        close_reason = runner.run()
-        if close_reason == Session.CloseReason.QUOTA_EXCEEDED:
-            error = ("quota_exceeded", f"The monthly quota ran out after {runner.processed_s:.1f} s of audio.")
-    except audiofile.AudioFileError as exc:
-        close_reason = Session.CloseReason.FORBIDDEN if exc.code == "forbidden" else Session.CloseReason.BAD_REQUEST
-        error = (exc.code, str(exc))
-    except Exception:
-        logger.exception("file job failed job_id=%s", job.pk)
-        close_reason, error = (
-            Session.CloseReason.INTERNAL_ERROR,
-            ("internal_error", "The recognizer failed on this file."),
-        )
-    processed = runner.processed_s if runner else 0.0
-    if runner is not None:
-        runner.give_back_unused()
-    _finish(job, close_reason=close_reason, error=error, processed_s=processed)
-
-
-def _finish(job: FileTranscription, *, close_reason: str, error: tuple[str, str], processed_s: float) -> None:
-    services.session_finish(
-        tenant_id=job.tenant_id, session_id=job.session_id, close_reason=close_reason, audio_seconds=processed_s
-    )
-    failed = close_reason not in (Session.CloseReason.STOP, Session.CloseReason.QUOTA_EXCEEDED)
-    job.status = FileTranscription.Status.FAILED if failed else FileTranscription.Status.DONE
-    job.error_code, job.error_message = error[0], error[1][:300]
-    job.processed_s = processed_s
-    if not failed:
-        job.duration_s = processed_s if close_reason == Session.CloseReason.STOP else job.duration_s
-    job.finished_at = timezone.now()
-    job.audio.delete(save=False)
-    job.save()
-    logger.info(
-        "file job %s job_id=%s tenant_id=%s audio_s=%.1f code=%s",
-        job.status,
-        job.pk,
-        job.tenant_id,
-        processed_s,
-        error[0] or "-",
-    )

@@ -1,7 +1,8 @@
 """An ended file job as Deepgram's pre-recorded response (its SDK's ``ListenV1Response``).
 
-The stored finals become one channel with one alternative (the whole transcript and its words)
-and, when asked, ``utterances``, one per final. Whisper writes punctuation and case itself, so the
+The stored finals become one channel with one alternative (the whole transcript and its words), or
+with ``multichannel`` one such channel per channel of the audio, and, when asked, ``utterances``,
+one per final (with its channel). Whisper writes punctuation and case itself, so the
 transcript is punctuated whatever ``punctuate`` said; each word has Deepgram's bare ``word`` (lower
 case, no punctuation around it) and its ``punctuated_word``. The same JSON is a callback's body.
 """
@@ -46,7 +47,7 @@ def _utterance(job: FileTranscription, segment: Segment) -> dict[str, Any]:
         "start": round(segment.start, 3),
         "end": round(segment.end, 3),
         "confidence": _confidence(words),
-        "channel": 0,
+        "channel": segment.channel or 0,
         "transcript": segment.text.strip(),
         "words": words,
         "speaker": 0,
@@ -57,15 +58,12 @@ def _utterance(job: FileTranscription, segment: Segment) -> dict[str, Any]:
 def response_body(job: FileTranscription, segments: list[Segment], context: dict[str, Any]) -> dict[str, Any]:
     """The response of a done job; ``context`` holds what the request gave (``sha256``, ``utterances``)."""
     spoken = [s for s in segments if s.text.strip()]
-    words = [w for s in spoken for w in _words(s)]
-    alternative = {"transcript": " ".join(s.text.strip() for s in spoken), "confidence": _confidence(words)}
-    channel: dict[str, Any] = {"alternatives": [{**alternative, "words": words}]}
-    if job.session.language == AUTO:
-        detected = Counter(s.language for s in spoken if s.language).most_common(1)
-        channel["detected_language"] = detected[0][0] if detected else ""
-    results: dict[str, Any] = {"channels": [channel]}
+    channels = job.session.channels
+    by_channel = [[s for s in spoken if (s.channel or 0) == c] for c in range(channels)]
+    results: dict[str, Any] = {"channels": [_channel(job, of_channel) for of_channel in by_channel]}
     if context.get("utterances"):
-        results["utterances"] = [_utterance(job, s) for s in spoken]
+        in_time = sorted(spoken, key=lambda s: (s.start, s.channel or 0)) if channels > 1 else spoken
+        results["utterances"] = [_utterance(job, s) for s in in_time]
     model = job.session.engine or settings.ASR_MODEL
     info = model_catalogue().get(model)
     model_info = {"name": model, "version": "asrplatform", "arch": info.engine if info else "whisper"}
@@ -74,12 +72,23 @@ def response_body(job: FileTranscription, segments: list[Segment], context: dict
         "request_id": str(job.pk),
         "sha256": context.get("sha256", ""),
         "created": job.created_at.isoformat().replace("+00:00", "Z"),
-        "duration": round(job.session.audio_seconds, 3),
-        "channels": 1,
+        "duration": round(job.session.duration_s, 3),
+        "channels": channels,
         "models": [model_uuid(model)],
         "model_info": {model_uuid(model): model_info},
     }
     return {"metadata": metadata, "results": results}
+
+
+def _channel(job: FileTranscription, spoken: list[Segment]) -> dict[str, Any]:
+    """One channel's transcript: one alternative, all its words (the detected language if asked)."""
+    words = [w for s in spoken for w in _words(s)]
+    alternative = {"transcript": " ".join(s.text.strip() for s in spoken), "confidence": _confidence(words)}
+    channel: dict[str, Any] = {"alternatives": [{**alternative, "words": words}]}
+    if job.session.language == AUTO:
+        detected = Counter(s.language for s in spoken if s.language).most_common(1)
+        channel["detected_language"] = detected[0][0] if detected else ""
+    return channel
 
 
 def failure(job: FileTranscription) -> DeepgramError:

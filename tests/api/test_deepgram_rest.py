@@ -97,7 +97,7 @@ def test_what_we_cannot_honour_is_a_clear_400(client, jfk):
     with pytest.raises(BadRequestError) as diarize:
         client.listen.v1.media.transcribe_file(request=audio, diarize=True)
     assert diarize.value.status_code == 400 and "diarize" in diarize.value.body["err_msg"]
-    for unsupported in ({"summarize": "v2"}, {"redact": "pci"}, {"sentiment": True}, {"multichannel": True}):
+    for unsupported in ({"summarize": "v2"}, {"redact": "pci"}, {"sentiment": True}):
         with pytest.raises(BadRequestError) as refused:
             client.listen.v1.media.transcribe_file(request=audio, **unsupported)
         assert next(iter(unsupported)) in refused.value.body["err_msg"]

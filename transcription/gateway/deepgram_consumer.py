@@ -82,7 +82,7 @@ class DeepgramConsumer(SessionConsumer):
         for piece in self._pieces(data):
             await self._feed(session, piece)
         if session.live is not None and self.renderer is not None:
-            if (message := self.renderer.utterance_end(session.live.audio_seconds)) is not None:
+            while (message := self.renderer.utterance_end(session.live.audio_seconds)) is not None:
                 await self._send(message)
 
     async def _feed(self, session: GatewaySession, piece: bytes) -> None:

@@ -29,7 +29,7 @@ ENCODINGS = {"linear16": "pcm_s16le", "linear32": "pcm_f32le", "mulaw": "mulaw",
 # accepted and ignored: Whisper writes punctuation and case itself.
 # Features we lack: refused when switched on.
 REFUSED = frozenset(
-    {"diarize", "diarize_model", "multichannel", "redact", "search", "replace", "detect_entities", "detect_language",
+    {"diarize", "diarize_model", "redact", "search", "replace", "detect_entities", "detect_language",
      "language_hint", "callback", "callback_method", "topics", "intents", "sentiment", "summarize", "mip_opt_in"}
 )  # fmt: skip
 OFF = ("false", "0", "")
@@ -102,6 +102,8 @@ def parse_query(query: dict[str, list[str]], limits: SessionLimits) -> ListenReq
     for name in ("sample_rate", "channels"):
         if name in one:
             options[name] = _integer(name, one[name])
+    if "multichannel" in one:
+        options["multichannel"] = _flag("multichannel", one["multichannel"])
     language = _language(one["language"]) if "language" in one else None
     model = model_for(one.get("model"), limits)
     if model is not None:
@@ -202,11 +204,14 @@ class Renderer:
     request: ListenRequest
     model: str
     channels: int = 1
+    multichannel: bool = False  # results per channel: channel_index [channel, channels]
     request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat().replace("+00:00", "Z"))
     audio_hash: Any = field(default_factory=hashlib.sha256)
-    speaking_segment: int | None = None  # the segment SpeechStarted was sent for
-    utterance_end_due: float | None = None  # the last word's end, while an UtteranceEnd is owed
+    # Per channel (0 when mixed down): the segment SpeechStarted was sent for, and the last final
+    # word's end while an UtteranceEnd is owed.
+    speaking_segment: dict[int, int] = field(default_factory=dict)
+    utterance_end_due: dict[int, float] = field(default_factory=dict)
 
     @property
     def model_uuid(self) -> str:
@@ -220,27 +225,34 @@ class Renderer:
             self.request_id = event.session_id
             self.model = str(event.config.get("model") or self.model)
             self.channels = int(event.config.get("channels", 1))
+            self.multichannel = bool(event.config.get("multichannel", False))
             return []
         if isinstance(event, TranscriptEvent):
             return self._transcript(event)
         if isinstance(event, Closed):
-            return [self._metadata(event.audio_seconds)]
+            return [self._metadata(event.audio_seconds if event.duration_s is None else event.duration_s)]
         if isinstance(event, Failed):
             error = event.error
             return [{"type": "Error", "variant": error.code, "description": error.message}]
         return []  # ResumedElsewhere: this protocol cannot resume
 
+    def _channel_index(self, channel: int | None) -> list[int]:
+        """Deepgram's ``[channel, channels]``: [0, 1] unless the session transcribes channels apart."""
+        return [channel or 0, self.channels] if self.multichannel else [0, 1]
+
     def _transcript(self, event: TranscriptEvent) -> list[dict[str, Any]]:
         messages: list[dict[str, Any]] = []
-        if event.text.strip() and self.speaking_segment != event.segment:
-            self.speaking_segment = event.segment
-            self.utterance_end_due = None  # speech again: the last utterance has not ended for good
+        channel = event.channel or 0
+        if event.text.strip() and self.speaking_segment.get(channel) != event.segment:
+            self.speaking_segment[channel] = event.segment
+            self.utterance_end_due.pop(channel, None)  # speech again: the last utterance has not ended for good
             if self.request.vad_events:
-                messages.append({"type": "SpeechStarted", "channel": [0, 1], "timestamp": round(event.start, 3)})
+                started = {"type": "SpeechStarted", "channel": self._channel_index(channel)}
+                messages.append({**started, "timestamp": round(event.start, 3)})
         if event.is_final or self.request.interim_results:
             messages.append(self._results(event))
         if event.is_final and event.text.strip() and self.request.utterance_end_ms is not None:
-            self.utterance_end_due = event.end
+            self.utterance_end_due[channel] = event.end
         return messages
 
     def _results(self, event: TranscriptEvent) -> dict[str, Any]:
@@ -248,7 +260,7 @@ class Renderer:
         confidence = event.confidence if event.is_final and event.confidence is not None else 0.0
         return {
             "type": "Results",
-            "channel_index": [0, 1],
+            "channel_index": self._channel_index(event.channel),
             "start": round(event.start, 3),
             "duration": round(max(event.end - event.start, 0.0), 3),
             "is_final": event.is_final,
@@ -261,12 +273,17 @@ class Renderer:
         }  # fmt: skip
 
     def utterance_end(self, audio_s: float) -> dict[str, Any] | None:
-        """``UtteranceEnd`` once ``utterance_end_ms`` of session audio passed the last final word with no new speech."""
-        due, gap_ms = self.utterance_end_due, self.request.utterance_end_ms
-        if due is None or gap_ms is None or audio_s < due + gap_ms / 1000:
+        """``UtteranceEnd`` once ``utterance_end_ms`` of session audio passed a channel's last final
+        word with no new speech on it (one channel a call: call again while it gives one)."""
+        gap_ms = self.request.utterance_end_ms
+        if gap_ms is None:
             return None
-        self.utterance_end_due = None
-        return {"type": "UtteranceEnd", "channel": [0, 1], "last_word_end": round(due, 3)}
+        ended = [c for c, due in self.utterance_end_due.items() if audio_s >= due + gap_ms / 1000]
+        if not ended:
+            return None
+        channel = min(ended)
+        due = self.utterance_end_due.pop(channel)
+        return {"type": "UtteranceEnd", "channel": self._channel_index(channel), "last_word_end": round(due, 3)}
 
     def _metadata(self, audio_seconds: float) -> dict[str, Any]:
         return {
