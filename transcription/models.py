@@ -53,6 +53,8 @@ class Session(models.Model):
     language = models.CharField(max_length=10, default="en")
     engine = models.CharField(max_length=50, blank=True)
     sample_rate = models.PositiveIntegerField(default=16000)
+    # The audio as the client sent it (start's encoding: pcm_s16le, opus, mulaw…); blank for files.
+    encoding = models.CharField(max_length=12, blank=True, default="")
     # Channels transcribed each on its own (multichannel); 1 for mono or mixed-down audio.
     channels = models.PositiveSmallIntegerField(default=1)
     # What the client's own system calls it, shown in the session list: a Twilio call's SID.

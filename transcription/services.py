@@ -35,11 +35,13 @@ def session_start(
     source: str = Session.Source.STREAM,
     protocol: str = Session.Protocol.V1,
     channels: int = 1,
+    encoding: str = "",
     label: str = "",
 ) -> Session:
     """The one way a session row is created: live streams (gateway) and file jobs (``source="file"``).
 
     ``channels``: how many are transcribed each on its own (multichannel), 1 when mixed down;
+    ``encoding``: the audio as the client sent it (start's ``encoding``; the browser's Opus or PCM);
     ``label``: the client system's name for it (a Twilio call SID)."""
     session = Session.objects.create(
         id=session_id or uuid.uuid4(),
@@ -52,6 +54,7 @@ def session_start(
         engine=engine,
         sample_rate=sample_rate,
         channels=channels,
+        encoding=encoding,
         label=label[:100],
     )
     logger.info("session started session_id=%s tenant_id=%s source=%s", session.id, tenant_id, source)

@@ -1,81 +1,36 @@
-// The recording page: microphone → AudioWorklet (16 kHz s16 frames) → WebSocket protocol v1.
+// The recording page: microphone → Opus (MediaRecorder) or 16 kHz s16 frames (AudioWorklet) →
+// WebSocket protocol v1. The audio menu chooses; the choice is remembered in localStorage, and a
+// browser without one of the two gets the other (capture.js).
 //
 // The page authenticates each WebSocket with a 60-second single-use token minted by the server
 // for the logged-in user; no long-lived key ever reaches the page. If the socket drops, the page
-// reconnects with backoff and resumes the same session (`start` with `resume`). It keeps the most
-// recent audio (bounded) so that it can send the server everything from the `resume_from_s` that
-// the new `ready` asks for: the gap after a blip, or more after a server restart.
+// reconnects with backoff and resumes the same session (`start` with `resume`), sending it again
+// what the new `ready` asks for (`resume_from_s`) as far as the audio mode allows (senders.js).
 
-const SAMPLE_RATE = 16000;
-const FRAME_MS = 100;
-const FRAME_SAMPLES = (SAMPLE_RATE * FRAME_MS) / 1000;
+import { FRAME_MS, OpusCapture, PcmCapture, availableModes, openStream, setUpAudioMenu } from "./capture.js";
+import {
+  ERROR_TEXT,
+  FATAL_CODES,
+  STATE_BADGE,
+  ServerUnreachable,
+  connectErrorText,
+  formatClock,
+  microphoneErrorText,
+} from "./messages.js";
+import { OpusSender, PcmSender } from "./senders.js";
+import { TranscriptView } from "./transcript-view.js";
+
+// Opus is decoded on the server at this rate: Whisper's own, so the engine gets what it reads
+// with no second resampling and a third of the bytes 48 kHz would take past the gateway.
+const START_AUDIO = {
+  pcm: { encoding: "pcm_s16le", sample_rate: 16000 },
+  opus: { encoding: "opus", sample_rate: 16000 },
+};
 const BACKOFF_MS = [500, 1000, 2000, 4000];
 const DEFAULT_GRACE_S = 30;
-// Audio kept for a resume: the server may ask again for up to max_utterance_s before the drop,
-// plus the gap itself (at most the grace period).
-const MAX_HISTORY_FRAMES = Math.round((60 * 1000) / FRAME_MS);
-
-const ERROR_TEXT = {
-  unauthenticated: "Your login has expired. Reload the page, log in again and press Start.",
-  quota_exceeded:
-    "This workspace has used its audio quota for the month, so recording stopped. What was said so far is saved.",
-  concurrency_limit:
-    "Your workspace already has the maximum number of recordings running. Stop one of them and try again.",
-  no_capacity: "The recognizer is busy right now. Please try again in a minute.",
-  overloaded: "The recognizer is busy right now. Please try again in a minute.",
-  idle_timeout: "Recording stopped because no audio reached the server for a while.",
-  session_limit: "This recording reached the maximum length and was stopped. It is saved.",
-  internal_error: "Something went wrong on the server. What was said so far is saved.",
-  rate_limited: "Too many failed sign-in attempts came from this network. Wait a few minutes, then press Start.",
-  forbidden: "This account or key has been disabled. What was said so far is saved.",
-};
-// Refusals that a later reconnect attempt cannot fix.
-const FATAL_CODES = new Set([
-  "quota_exceeded",
-  "concurrency_limit",
-  "session_limit",
-  "idle_timeout",
-  "rate_limited",
-  "forbidden",
-]);
-
-const STATE_BADGE = {
-  idle: "Ready",
-  starting: "Starting",
-  recording: "Live",
-  reconnecting: "Reconnecting",
-  stopping: "Finishing",
-  done: "Saved",
-};
 
 const $ = (selector, root = document) => root.querySelector(selector);
-
-function formatTime(seconds) {
-  const whole = Math.max(0, seconds);
-  const minutes = Math.floor(whole / 60);
-  const rest = whole - minutes * 60;
-  return `${minutes}:${rest.toFixed(1).padStart(4, "0")}`;
-}
-
-function formatClock(seconds) {
-  const s = Math.floor(seconds);
-  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
-}
-
-// "zh" → the menu's own name for it, else the browser's name for the language, else the code.
-function languageName(code, select) {
-  const option = Array.from(select.options).find((o) => o.value === code);
-  if (option && code !== "auto") return option.textContent.trim();
-  try {
-    return new Intl.DisplayNames(["en"], { type: "language" }).of(code) || code;
-  } catch {
-    return code;
-  }
-}
-
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-class ServerUnreachable extends Error {}
 
 class Recorder {
   constructor(root) {
@@ -90,13 +45,8 @@ class Recorder {
       stop: $("#stop", root),
       endpointing: $("#endpointing", root),
       language: $("#language", root),
-      sessionInfo: $("#session-info", root),
-      sessionModel: $("#session-model", root),
-      detectedWrap: $("#detected-wrap", root),
-      detectedLanguage: $("#detected-language", root),
+      audioMode: $("#audio-mode", root),
       status: $("#status", root),
-      transcript: $("#transcript", root),
-      empty: $("#transcript-empty", root),
       clock: $("#clock", root),
       badge: $("#state-badge", root),
       level: $("#level", root),
@@ -106,6 +56,8 @@ class Recorder {
     };
     this.ui.start.addEventListener("click", () => this.start());
     this.ui.stop.addEventListener("click", () => this.stop());
+    setUpAudioMenu(this.ui.audioMode, root);
+    this.view = new TranscriptView(root);
     window.addEventListener("beforeunload", (event) => {
       if (this.isActive()) event.preventDefault();
     });
@@ -115,23 +67,16 @@ class Recorder {
 
   reset() {
     this.ws = null;
-    this.live = false; // the current socket has said ready: frames go straight out
     this.sessionId = null;
     this.resumeToken = null;
     this.graceS = DEFAULT_GRACE_S;
     this.startFields = null;
-    // Audio: frames numbered from Start; the session's time 0 is frame `sessionBase`.
-    this.history = []; // [{n, pcm}] the last MAX_HISTORY_FRAMES frames
-    this.captured = 0; // frames captured so far
-    this.sentFrames = 0; // frames (from Start) the current session has been sent
-    this.sessionBase = 0;
     this.lostSeconds = 0;
+    this.bytesSent = 0;
+    this.captureFinished = Promise.resolve();
     this.stopRequested = false;
     this.reconnects = 0;
-    this.partials = 0;
     this.lastFinal = new Map(); // session id → highest final segment number shown
-    this.segments = new Map(); // "session:segment" → <li>
-    this.sessionOrder = new Map(); // session id → 0, 1, … (a fallback session starts anew)
   }
 
   isActive() {
@@ -146,6 +91,7 @@ class Recorder {
     this.ui.start.disabled = busy;
     this.ui.endpointing.disabled = busy;
     this.ui.language.disabled = busy;
+    this.ui.audioMode.disabled = busy;
     this.ui.stop.disabled = !busy || this.stopRequested;
   }
 
@@ -170,7 +116,16 @@ class Recorder {
   async start() {
     if (this.isActive()) return;
     this.reset();
-    this.clearTranscript();
+    this.mode = this.ui.audioMode.value;
+    this.root.dataset.audioMode = this.mode;
+    const link = {
+      open: () => Boolean(this.ws && this.ws.readyState === WebSocket.OPEN),
+      send: (data) => this.send(data),
+      lose: (seconds) => (this.lostSeconds += seconds),
+    };
+    this.sender = this.mode === "opus" ? new OpusSender(link) : new PcmSender(link);
+    this.view.reset();
+    this.view.clear();
     this.ui.done.hidden = true;
     this.setState("starting");
     this.showStatus("info", "Asking for the microphone…");
@@ -179,7 +134,7 @@ class Recorder {
     } catch (error) {
       this.closeMicrophone();
       this.setState("idle");
-      this.showStatus("error", this.microphoneErrorText(error));
+      this.showStatus("error", microphoneErrorText(error));
       return;
     }
     if (this.stopRequested) {
@@ -191,111 +146,56 @@ class Recorder {
     }
     this.startFields = {
       type: "start",
-      sample_rate: 16000,
-      encoding: "pcm_s16le",
+      ...START_AUDIO[this.mode],
       channels: 1,
       interim_results: true,
       endpointing_ms: Number(this.ui.endpointing.value),
       language: this.ui.language.value,
     };
-    this.showSessionInfo(null);
+    this.view.showSessionInfo(null);
     this.showStatus("info", "Connecting…");
     try {
       await this.connect({ resume: false });
     } catch (error) {
       this.closeMicrophone();
       this.setState("idle");
-      this.showStatus("error", this.connectErrorText(error));
+      this.showStatus("error", connectErrorText(error));
     }
-  }
-
-  microphoneErrorText(error) {
-    if (!window.isSecureContext || !navigator.mediaDevices) {
-      return "The microphone needs a secure connection: open this page over https (or on localhost).";
-    }
-    switch (error && error.name) {
-      case "NotAllowedError":
-      case "SecurityError":
-        return "Microphone access was denied. Allow the microphone for this site (the icon in the address bar) and press Start again.";
-      case "NotFoundError":
-      case "OverconstrainedError":
-        return "No microphone was found. Connect one and press Start again.";
-      case "NotReadableError":
-        return "The microphone could not be opened; another application may be using it.";
-      default:
-        return `The microphone could not be started (${(error && error.message) || error}).`;
-    }
-  }
-
-  connectErrorText(error) {
-    if (error instanceof ServerUnreachable) {
-      return "The server can't be reached. Check your connection and press Start to try again.";
-    }
-    if (error && error.code) return ERROR_TEXT[error.code] || error.message;
-    return `Could not start: ${(error && error.message) || error}`;
   }
 
   async openMicrophone() {
-    if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) throw new Error("insecure context");
-    // Raw audio: browser noise suppression and gain control hurt recognition more than they help.
-    this.stream = await navigator.mediaDevices.getUserMedia({
-      audio: { channelCount: 1, echoCancellation: false, noiseSuppression: false, autoGainControl: false },
-    });
-    this.audioContext = new AudioContext();
-    await this.audioContext.audioWorklet.addModule(this.workletUrl);
-    const source = this.audioContext.createMediaStreamSource(this.stream);
-    this.worklet = new AudioWorkletNode(this.audioContext, "pcm-framer", {
-      numberOfInputs: 1,
-      numberOfOutputs: 1,
-      outputChannelCount: [1],
-      processorOptions: { frameMs: FRAME_MS },
-    });
-    this.worklet.port.onmessage = (event) => this.onFrame(event.data.pcm, event.data.peak);
-    const mute = this.audioContext.createGain();
-    mute.gain.value = 0; // keeps the graph pulling the worklet without playing the microphone back
-    source.connect(this.worklet).connect(mute).connect(this.audioContext.destination);
-    if (this.audioContext.state === "suspended") await this.audioContext.resume();
+    if (!availableModes()[this.mode]) throw new Error("this browser cannot record in this audio mode; choose the other");
+    this.stream = await openStream();
+    const sender = this.sender;
+    if (sender instanceof OpusSender) {
+      const onTick = (seconds, peak) => this.showLevel(seconds, peak);
+      this.capture = sender.capture = new OpusCapture(this.stream, (blob) => sender.onChunk(blob), onTick);
+    } else {
+      this.capture = new PcmCapture(this.stream, this.workletUrl, (pcm, peak) => {
+        sender.onFrame(pcm);
+        this.showLevel(sender.captured * (FRAME_MS / 1000), peak);
+      });
+    }
+    await this.capture.open();
   }
 
   closeMicrophone() {
-    if (this.worklet) this.worklet.port.onmessage = null;
+    if (this.capture) this.capture.close();
     if (this.stream) this.stream.getTracks().forEach((track) => track.stop());
-    if (this.audioContext) this.audioContext.close().catch(() => {});
-    this.stream = this.audioContext = this.worklet = null;
+    this.stream = this.capture = null;
     this.ui.level.style.width = "0%";
   }
 
-  onFrame(pcm, peak) {
-    const frame = { n: this.captured, pcm };
-    this.captured += 1;
-    this.history.push(frame);
-    if (this.history.length > MAX_HISTORY_FRAMES) this.history.shift();
-    const seconds = (this.captured * FRAME_MS) / 1000;
+  showLevel(seconds, peak) {
     this.root.dataset.audioSeconds = seconds.toFixed(1);
     this.ui.clock.textContent = formatClock(seconds);
     this.ui.level.style.width = `${Math.min(100, Math.sqrt(peak) * 100).toFixed(0)}%`;
-    if (this.live && this.sentFrames === frame.n && this.ws && this.ws.readyState === WebSocket.OPEN) {
-      this.ws.send(pcm);
-      this.sentFrames = frame.n + 1;
-    }
   }
 
-  // Send the session everything captured from `fromSeconds` of its time on (cutting into a
-  // frame when that time falls inside one), then let live frames follow.
-  sendFrom(fromSeconds) {
-    const ws = this.ws;
-    if (!ws || ws.readyState !== WebSocket.OPEN) return;
-    const fromSample = this.sessionBase * FRAME_SAMPLES + Math.max(0, Math.round(fromSeconds * SAMPLE_RATE));
-    const oldest = this.history.length ? this.history[0].n * FRAME_SAMPLES : this.captured * FRAME_SAMPLES;
-    if (fromSample < oldest) this.lostSeconds += (oldest - fromSample) / SAMPLE_RATE;
-    for (const frame of this.history) {
-      const start = frame.n * FRAME_SAMPLES;
-      if (start + FRAME_SAMPLES <= fromSample) continue;
-      const skip = Math.max(0, fromSample - start);
-      ws.send(skip ? frame.pcm.slice(skip * 2) : frame.pcm);
-    }
-    this.sentFrames = this.captured;
-    this.live = true;
+  send(data) {
+    this.ws.send(data);
+    this.bytesSent += data.byteLength ?? data.size;
+    this.root.dataset.bytesSent = String(this.bytesSent);
   }
 
   // --- connection ---------------------------------------------------------------------------
@@ -326,7 +226,7 @@ class Recorder {
     const ws = new WebSocket(`${scheme}://${location.host}${this.wsPath}?token=${encodeURIComponent(token)}`);
     ws.binaryType = "arraybuffer";
     this.ws = ws;
-    this.live = false;
+    if (this.sender) this.sender.pause();
     const start = { ...this.startFields };
     if (resume) {
       start.resume = { session_id: this.sessionId, resume_token: this.resumeToken };
@@ -365,30 +265,31 @@ class Recorder {
   onReady(message) {
     const resumed = Boolean(message.resumed) && message.session_id === this.sessionId;
     if (!resumed) {
-      // A new session starts with the first audio it has not had yet.
-      this.sessionBase = this.sessionId ? this.sentFrames : 0;
-      this.sessionOrder.set(message.session_id, this.sessionOrder.size);
+      this.view.addSession(message.session_id);
     }
     this.sessionId = message.session_id;
     this.root.dataset.sessionId = message.session_id;
     this.resumeToken = message.resume_token || null;
     if (message.limits && message.limits.resume_grace_s) this.graceS = message.limits.resume_grace_s;
-    this.showSessionInfo(message.config || null);
+    this.view.showSessionInfo(message.config || null);
     this.setState(this.stopRequested ? "stopping" : "recording");
-    const fallback = (this.sentFrames - this.sessionBase) * (FRAME_MS / 1000);
-    this.sendFrom(resumed ? (message.resume_from_s ?? fallback) : 0);
-    if (this.stopRequested) this.sendStop();
+    this.sender.onReady(!resumed, message.resume_from_s);
+    if (this.stopRequested) this.captureFinished.then(() => this.sendStop());
     else if (!this.reconnects) this.showStatus("info", "Listening… speak now.");
   }
 
   onMessage(message) {
-    if (message.type === "partial" || message.type === "final") this.showSegment(message);
+    if (message.type === "final") {
+      const shown = this.lastFinal.get(this.sessionId) ?? -1;
+      this.lastFinal.set(this.sessionId, Math.max(message.segment, shown));
+    }
+    if (message.type === "partial" || message.type === "final") this.view.showSegment(message, this.sessionId);
     else if (message.type === "closed") this.onClosedMessage(message);
   }
 
   onSocketClosed(event, serverError) {
     this.ws = null;
-    this.live = false;
+    if (this.sender) this.sender.pause();
     if (this.state === "done") return;
     if (serverError) {
       this.finish();
@@ -402,6 +303,7 @@ class Recorder {
 
   async reconnect() {
     this.setState("reconnecting");
+    this.sender.onDrop();
     this.showStatus("warning", "Connection lost — reconnecting…");
     const droppedAt = performance.now();
     for (let attempt = 0; ; attempt++) {
@@ -445,13 +347,16 @@ class Recorder {
 
   // --- stopping -----------------------------------------------------------------------------
 
+  // The capture's last audio (an Opus recorder's final piece comes after its stop()) goes out or
+  // is held before the v1 stop, so the last sentence gets its final.
   stop() {
     if (!this.isActive() || this.stopRequested) return;
     this.stopRequested = true;
-    this.closeMicrophone();
+    const capture = this.capture;
+    this.captureFinished = (capture ? capture.finish() : Promise.resolve()).finally(() => this.closeMicrophone());
     this.setState(this.state === "recording" ? "stopping" : this.state);
     this.showStatus("info", "Finishing the last sentence…");
-    if (this.state === "stopping") this.sendStop();
+    if (this.state === "stopping") this.captureFinished.then(() => this.sendStop());
   }
 
   sendStop() {
@@ -466,7 +371,7 @@ class Recorder {
   }
 
   finish() {
-    this.live = false;
+    if (this.sender) this.sender.pause();
     this.closeMicrophone();
     this.stopRequested = false;
     this.setState("done");
@@ -483,77 +388,6 @@ class Recorder {
     this.ui.done.hidden = false;
     this.ui.doneText.textContent = complete ? `Transcript saved — ${detail}.` : "The transcript so far is saved.";
     this.ui.doneLink.href = this.transcriptUrlTemplate.replace("00000000-0000-0000-0000-000000000000", this.sessionId);
-  }
-
-  // --- transcript ---------------------------------------------------------------------------
-
-  clearTranscript() {
-    this.ui.transcript.querySelectorAll("li.seg").forEach((li) => li.remove());
-    this.ui.empty.hidden = false;
-  }
-
-  // The model the server chose (ready) and, once a final says it, the language it heard.
-  showSessionInfo(config) {
-    const { sessionInfo, sessionModel, detectedWrap } = this.ui;
-    if (!config) {
-      sessionInfo.hidden = true;
-      detectedWrap.hidden = true;
-      delete this.root.dataset.model;
-      delete this.root.dataset.detectedLanguage;
-      return;
-    }
-    sessionModel.textContent = config.model || "default";
-    this.root.dataset.model = config.model || "";
-    sessionInfo.hidden = false;
-  }
-
-  showDetectedLanguage(code) {
-    if (!code || this.root.dataset.detectedLanguage === code) return;
-    this.root.dataset.detectedLanguage = code;
-    this.ui.detectedLanguage.textContent = languageName(code, this.ui.language);
-    this.ui.detectedWrap.hidden = false;
-  }
-
-  showSegment(message) {
-    if (message.type === "final" && message.text && message.text.trim()) this.showDetectedLanguage(message.language);
-    const session = this.sessionId;
-    const key = `${session}:${message.segment}`;
-    let item = this.segments.get(key);
-    if (item && item.classList.contains("final")) return; // a final re-sent after resuming
-    if (message.type === "final") {
-      this.lastFinal.set(session, Math.max(message.segment, this.lastFinal.get(session) ?? -1));
-    } else {
-      this.partials += 1;
-      this.root.dataset.partials = String(this.partials);
-    }
-    if (!item) {
-      item = document.createElement("li");
-      item.className = "seg";
-      item.dataset.order = String(this.sessionOrder.get(session) * 1e6 + message.segment);
-      item.dataset.segment = String(message.segment);
-      item.innerHTML = '<span class="seg-time"></span><span class="seg-text"></span>';
-      this.insertInOrder(item);
-      this.segments.set(key, item);
-    }
-    this.ui.empty.hidden = true;
-    const isFinal = message.type === "final";
-    item.classList.toggle("final", isFinal);
-    item.classList.toggle("partial", !isFinal);
-    $(".seg-time", item).textContent = isFinal ? `${formatTime(message.start)} – ${formatTime(message.end)}` : formatTime(message.start);
-    $(".seg-text", item).textContent = message.text || (isFinal ? "" : "…");
-    if (isFinal && !message.text.trim()) item.classList.add("blank");
-    item.scrollIntoView({ block: "nearest" });
-  }
-
-  insertInOrder(item) {
-    const order = Number(item.dataset.order);
-    for (const other of this.ui.transcript.querySelectorAll("li.seg")) {
-      if (Number(other.dataset.order) > order) {
-        other.before(item);
-        return;
-      }
-    }
-    this.ui.transcript.append(item);
   }
 
   // A test hook (and a way to try the resume path by hand): drop the socket as a network blip would.

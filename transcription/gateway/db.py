@@ -36,6 +36,7 @@ def session_start(
         sample_rate=config.sample_rate,
         protocol=protocol,
         channels=config.metered_channels,
+        encoding=config.encoding,
         label=label,
     )
 
