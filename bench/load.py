@@ -338,8 +338,8 @@ def _measured(target: Target, outcome: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.multichannel and args.protocol != "v1":
-        print("error: --multichannel streams protocol v1 only", file=sys.stderr)
+    if args.multichannel and (args.protocol != "v1" or args.peer):
+        print("error: --multichannel streams protocol v1 only, to our server (not to a --peer)", file=sys.stderr)
         return 2
     if (code := start_run(args, "load" if args.protocol == "v1" else f"load-{args.protocol}")) is not None:
         return code
@@ -349,10 +349,10 @@ def main(argv: list[str] | None = None) -> int:
         entries = load_manifest(args.eval_dir)
         with open_target(args, args.output.parent, protocol=args.protocol) as target:
             ours = _measured(target, sweep(target, entries, args, slo, probe_speed=not args.no_results))
-        peer = None
-        if args.peer:
-            with peer_target(args.peer, args.output.parent) as target:
-                peer = _measured(target, sweep(target, entries, args, slo))
+        peers = []
+        for name in dict.fromkeys(args.peer):  # each peer once, in the order given
+            with peer_target(name, args.output.parent) as target:
+                peers.append(_measured(target, sweep(target, entries, args, slo)))
     except (StreamError, ServerError, WavError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -376,15 +376,16 @@ def main(argv: list[str] | None = None) -> int:
         **ours,
     }
     print(render(figures))
-    if peer is not None:
-        figures["peer"] = peer
-        print("\n" + render({**figures, **peer}))
-        print("\n" + render_side_by_side(figures, peer))
+    if peers:
+        figures["peers"] = peers
+        for peer in peers:
+            print("\n" + render({**figures, **peer}))
+        print("\n" + render_side_by_side(figures, peers))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(figures, indent=2, ensure_ascii=False) + "\n")
     print(f"\nwritten: {args.output}", file=sys.stderr)
     if not args.no_results:
-        _record(args.results, figures, [ours, *([peer] if peer is not None else [])])
+        _record(args.results, figures, [ours, *peers])
     if not args.no_plot:
         from .plot import plot_load
 

@@ -65,22 +65,25 @@ def render(figures: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def render_side_by_side(ours: dict[str, Any], peer: dict[str, Any]) -> str:
-    """Both systems on one table: capacity, and each level both ran."""
-    peer_levels = {level["n"]: level for level in peer["levels"]}
+def render_side_by_side(ours: dict[str, Any], peers: list[dict[str, Any]]) -> str:
+    """Every system on one table: capacities, then each level as every system ran it."""
+    from .results_log import system_of
+
+    systems = [("asrplatform", ours), *((system_of(peer["target"]["name"]), peer) for peer in peers)]
+    by_n = [(name, {level["n"]: level for level in run["levels"]}) for name, run in systems]
+    capacities = ", ".join(f"{run['target']['name']} {run['capacity']}" for _, run in systems)
     lines = [
-        f"side by side - same audio, pacing, model and SLO; capacity: {ours['target']['name']} "
-        f"{ours['capacity']}, {peer['target']['name']} {peer['capacity']}",
-        f"{'N':>4} {'system':<12} {'final p50':>9} {'p95':>6} {'max':>6} {'gap max':>8} {'WER':>6} "
+        f"side by side - same audio, pacing, model and SLO; capacity: {capacities}",
+        f"{'N':>4} {'system':<14} {'final p50':>9} {'p95':>6} {'max':>6} {'gap max':>8} {'WER':>6} "
         f"{'cpu%':>6} {'err':>4}  SLO",
     ]
     for level in ours["levels"]:
-        for name, row in (("asrplatform", level), ("peer", peer_levels.get(level["n"]))):
-            if row is None:
+        for name, levels in by_n:
+            if (row := levels.get(level["n"])) is None:
                 continue
             final = row["final_latency_ms"]
             lines.append(
-                f"{row['n']:>4} {name:<12} {_v(final['p50']):>9} {_v(final['p95']):>6} {_v(final['max']):>6} "
+                f"{row['n']:>4} {name:<14} {_v(final['p50']):>9} {_v(final['p95']):>6} {_v(final['max']):>6} "
                 f"{_v(row['partial_gap_in_speech_ms']['max']):>8} {_v(row['wer'], '{:.1%}'):>6} "
                 f"{_v(row['server']['cpu_pct']):>6} {row['errors']:>4}  {'ok' if row['slo_ok'] else 'FAIL'}"
             )

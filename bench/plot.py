@@ -8,6 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+PEER_COLORS = ("grey", "tab:purple", "tab:brown")  # one per peer run beside ours
+
 
 def _series(levels: list[dict[str, Any]], key: str, stat: str) -> list[float]:
     return [float("nan") if level[key][stat] is None else level[key][stat] for level in levels]
@@ -56,15 +58,15 @@ def plot_load(figures: dict[str, Any], path: Path) -> None:
         wer.axhline(100 * slo["max_wer"], color="red", linestyle="--", label=f"SLO {slo['max_wer']:.0%}")
     wer.set_ylabel("WER %")
     wer.set_xlabel("concurrent real-time streams (N)")
-    peer = figures.get("peer")
-    if peer:  # the peer's p95 and WER, dashed grey, on the same axes
+    peers = figures.get("peers") or ([figures["peer"]] if figures.get("peer") else [])  # "peer": older runs
+    for peer, color in zip(peers, PEER_COLORS, strict=False):  # each peer's p95 and WER, dashed, on the same axes
         peer_ns = [level["n"] for level in peer["levels"]]
         name = peer["target"]["name"].split(" (")[0]
-        lat.plot(peer_ns, _series(peer["levels"], "final_latency_ms", "p95"), "s--", color="grey", label=f"{name} p95")
+        lat.plot(peer_ns, _series(peer["levels"], "final_latency_ms", "p95"), "s--", color=color, label=f"{name} p95")
         peer_gap = _series(peer["levels"], "partial_gap_in_speech_ms", "max")
-        gap.plot(peer_ns, peer_gap, "^--", color="grey", label=f"{name} max")
+        gap.plot(peer_ns, peer_gap, "^--", color=color, label=f"{name} max")
         peer_wer = [float("nan") if lv["wer"] is None else 100 * lv["wer"] for lv in peer["levels"]]
-        wer.plot(peer_ns, peer_wer, "o--", color="grey", label=f"{name} WER")
+        wer.plot(peer_ns, peer_wer, "o--", color=color, label=f"{name} WER")
     failed = [level for level in levels if not level["slo_ok"]]
     if failed:
         first = failed[0]
@@ -86,7 +88,7 @@ def plot_load(figures: dict[str, Any], path: Path) -> None:
         f"({config['cpu_count']} cores, ~{config['session_s']:g} s sessions in real time)",
         fontsize=11,
     )
-    lat.set_xticks(sorted(set(ns) | {level["n"] for level in (peer or {}).get("levels", [])}))
+    lat.set_xticks(sorted(set(ns) | {level["n"] for peer in peers for level in peer["levels"]}))
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

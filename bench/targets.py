@@ -75,10 +75,24 @@ def add_target_arguments(p: argparse.ArgumentParser) -> None:
     c.add_argument("--worker-loglevel", default="INFO", help="workers' --loglevel (default INFO)")
     p.add_argument(
         "--peer",
-        choices=("whisperlive",),
-        help="after our server, run the same benchmark against this peer (same model, audio, pacing) "
-        "and report both; install it first: python -m bench.peers.whisperlive install",
+        type=_peer_names,
+        action="extend",
+        default=[],
+        metavar="PEER[,PEER]",
+        help=f"after our server, run the same benchmark against each peer ({', '.join(PEERS)}; same model, "
+        "audio, pacing) and report all side by side; repeat or list with commas; install each first: "
+        "python -m bench.peers.PEER install",
     )
+
+
+PEERS = ("whisperlive", "whisperlivekit")
+
+
+def _peer_names(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names or any(name not in PEERS for name in names):
+        raise argparse.ArgumentTypeError(f"peers are {', '.join(PEERS)}; not {text!r}")
+    return names
 
 
 def check_target_arguments(args: argparse.Namespace) -> str | None:
@@ -87,12 +101,20 @@ def check_target_arguments(args: argparse.Namespace) -> str | None:
         return "--url needs --api-key (or ASR_API_KEY)"
     if args.url and args.dispatch != "local":
         return "--dispatch celery starts its own servers; it does not take --url"
-    if getattr(args, "peer", None):
-        from .peers.whisperlive.install import installed
-
-        if not installed():
-            return "WhisperLive is not installed; run: python -m bench.peers.whisperlive install"
+    for peer in getattr(args, "peer", None) or []:
+        if not _peer_installed(peer):
+            return f"{peer} is not installed; run: python -m bench.peers.{peer} install"
     return None
+
+
+def _peer_installed(name: str) -> bool:
+    if name == "whisperlivekit":
+        from .peers.whisperlivekit.install import installed as kit_installed
+
+        return kit_installed()
+    from .peers.whisperlive.install import installed
+
+    return installed()
 
 
 def start_run(args: argparse.Namespace, stem: str) -> int | None:
@@ -182,18 +204,25 @@ def _celery(args: argparse.Namespace, results_dir: Path, protocol: str) -> Itera
 
 @contextmanager
 def peer_target(name: str, results_dir: Path) -> Iterator[Target]:
-    """A peer system serving the same tiny.en CTranslate2 model, streamed with its own protocol."""
-    from .peers.whisperlive import WhisperLiveServer, stream_whisperlive
+    """A peer system (one of `PEERS`) serving the same tiny.en CTranslate2 model, streamed with its own protocol."""
+    from .peers.process import PeerProcess
 
-    assert name == "whisperlive", name
-    server = WhisperLiveServer(log_path=results_dir / "whisperlive.log")
-    print(f"starting WhisperLive on port {server.port} ...", file=sys.stderr)
+    server: PeerProcess
+    if name == "whisperlivekit":
+        from .peers.whisperlivekit import WhisperLiveKitServer, stream_whisperlivekit
+
+        server = WhisperLiveKitServer(log_path=results_dir / "whisperlivekit.log")
+        title, stream = "WhisperLiveKit 0.2.26 (faster-whisper, LocalAgreement)", stream_whisperlivekit
+    else:
+        from .peers.whisperlive import WhisperLiveServer, stream_whisperlive
+
+        assert name == "whisperlive", name
+        server = WhisperLiveServer(log_path=results_dir / "whisperlive.log")
+        title, stream = "WhisperLive 0.10.0 (faster_whisper backend)", stream_whisperlive
+    print(f"starting {server.label} on port {server.port} ...", file=sys.stderr)
     with server:
-        stream = functools.partial(stream_whisperlive, server.url)
         info = {"model_dir": str(server.model_dir), "threads": server.threads}
-        yield Target(
-            "WhisperLive 0.10.0 (faster_whisper backend)", server.url, stream, {"server": server.pid}, info=info
-        )
+        yield Target(title, server.url, functools.partial(stream, server.url), {"server": server.pid}, info=info)
 
 
 def _named(name: str, protocol: str) -> str:
