@@ -5,7 +5,7 @@
 // Opus: MediaRecorder encodes the microphone to Opus in WebM (Ogg where that is what the browser
 // records) and hands over a piece of the container every TIMESLICE_MS; about 9 times smaller on
 // the wire than PCM (docs/benchmarks.md#the-recording-page-opus-or-pcm). A container cannot be
-// restarted at an arbitrary instant, so a new connection gets a new recorder (`restart`).
+// entered at an arbitrary instant, so a new connection gets a new recorder (`record`).
 
 export const FRAME_MS = 100;
 export const TIMESLICE_MS = 100; // short, so partials stay as live as with 100 ms PCM frames
@@ -104,15 +104,16 @@ export class PcmCapture {
   }
 }
 
-// Microphone → MediaRecorder (Opus) → onChunk(Blob) every TIMESLICE_MS; onTick(seconds, peak)
-// every FRAME_MS for the clock and the level meter (the meter only where Web Audio exists).
+// Microphone → MediaRecorders (Opus): each `record` is a new recorder, a new container from that
+// instant, handing over a piece every TIMESLICE_MS; several may run at once (senders.js keeps one
+// in reserve for a resume). onTick(seconds, peak) every FRAME_MS for the clock and the level meter
+// (the meter only where Web Audio exists).
 export class OpusCapture {
-  constructor(stream, onChunk, onTick) {
+  constructor(stream, onTick) {
     this.stream = stream;
-    this.onChunk = onChunk;
     this.onTick = onTick;
     this.mimeType = opusMimeType();
-    this.recorder = null;
+    this.recorders = new Set();
     this.finished = false; // stopped for good: no new recorder
   }
 
@@ -127,25 +128,33 @@ export class OpusCapture {
     }
     this.startedAt = performance.now();
     this.ticker = setInterval(() => this.tick(), FRAME_MS);
-    this.restart();
   }
 
-  // A new recorder, so a new container from now on; the old one's remaining pieces are dropped.
-  restart() {
-    this.dropRecorder();
+  // A new container from now: {startS, ...}; onChunk(blob) gets its pieces until it is dropped.
+  record(onChunk) {
+    if (this.finished) return null;
     const recorder = new MediaRecorder(this.stream, {
       mimeType: this.mimeType,
       audioBitsPerSecond: OPUS_BITS_PER_SECOND,
     });
+    const handle = { recorder, startS: this.seconds(), dropped: false };
     recorder.ondataavailable = (event) => {
-      if (this.recorder === recorder && event.data.size) this.onChunk(event.data);
+      if (!handle.dropped && event.data.size) onChunk(event.data);
     };
-    this.stopped = new Promise((resolve) => {
+    handle.stopped = new Promise((resolve) => {
       recorder.onstop = resolve;
       recorder.onerror = resolve;
     });
-    this.recorder = recorder;
+    this.recorders.add(handle);
     recorder.start(TIMESLICE_MS);
+    return handle;
+  }
+
+  // No more pieces from this one.
+  drop(handle) {
+    handle.dropped = true;
+    this.recorders.delete(handle);
+    if (handle.recorder.state !== "inactive") handle.recorder.stop();
   }
 
   // Seconds since the microphone opened.
@@ -162,24 +171,17 @@ export class OpusCapture {
     this.onTick(this.seconds(), peak);
   }
 
-  // Stop recording; resolves once the recorder's last piece (which comes after stop()) is handed over.
+  // Stop recording; resolves once each recorder's last piece (which comes after stop()) is handed over.
   async finish() {
     this.finished = true;
-    const recorder = this.recorder;
-    if (!recorder || recorder.state === "inactive") return;
-    recorder.stop();
-    await this.stopped;
-  }
-
-  dropRecorder() {
-    const recorder = this.recorder;
-    this.recorder = null;
-    if (recorder && recorder.state !== "inactive") recorder.stop();
+    const handles = [...this.recorders];
+    for (const handle of handles) if (handle.recorder.state !== "inactive") handle.recorder.stop();
+    await Promise.all(handles.map((handle) => handle.stopped));
   }
 
   close() {
     clearInterval(this.ticker);
-    this.dropRecorder();
+    for (const handle of [...this.recorders]) this.drop(handle);
     if (this.audioContext) this.audioContext.close().catch(() => {});
     this.audioContext = this.analyser = null;
   }

@@ -72,6 +72,7 @@ class Recorder {
     this.graceS = DEFAULT_GRACE_S;
     this.startFields = null;
     this.lostSeconds = 0;
+    delete this.root.dataset.lostSeconds;
     this.bytesSent = 0;
     this.captureFinished = Promise.resolve();
     this.stopRequested = false;
@@ -121,7 +122,10 @@ class Recorder {
     const link = {
       open: () => Boolean(this.ws && this.ws.readyState === WebSocket.OPEN),
       send: (data) => this.send(data),
-      lose: (seconds) => (this.lostSeconds += seconds),
+      lose: (seconds) => {
+        this.lostSeconds += seconds;
+        this.root.dataset.lostSeconds = this.lostSeconds.toFixed(2);
+      },
     };
     this.sender = this.mode === "opus" ? new OpusSender(link) : new PcmSender(link);
     this.view.reset();
@@ -168,8 +172,7 @@ class Recorder {
     this.stream = await openStream();
     const sender = this.sender;
     if (sender instanceof OpusSender) {
-      const onTick = (seconds, peak) => this.showLevel(seconds, peak);
-      this.capture = sender.capture = new OpusCapture(this.stream, (blob) => sender.onChunk(blob), onTick);
+      this.capture = new OpusCapture(this.stream, (seconds, peak) => this.showLevel(seconds, peak));
     } else {
       this.capture = new PcmCapture(this.stream, this.workletUrl, (pcm, peak) => {
         sender.onFrame(pcm);
@@ -177,6 +180,7 @@ class Recorder {
       });
     }
     await this.capture.open();
+    if (sender instanceof OpusSender) sender.attach(this.capture);
   }
 
   closeMicrophone() {
@@ -282,6 +286,7 @@ class Recorder {
     if (message.type === "final") {
       const shown = this.lastFinal.get(this.sessionId) ?? -1;
       this.lastFinal.set(this.sessionId, Math.max(message.segment, shown));
+      this.sender.onFinal();
     }
     if (message.type === "partial" || message.type === "final") this.view.showSegment(message, this.sessionId);
     else if (message.type === "closed") this.onClosedMessage(message);
