@@ -71,6 +71,8 @@ def entry(
         "dispatch": config["dispatch"] if ours else None,
         "workers": target.get("workers") if ours else None,  # Celery inference workers; None embedded
         "protocol": config["protocol"] if ours else target["name"],
+        # --multichannel: stereo sessions, each channel transcribed apart; capacity counts sessions
+        "multichannel": bool(config.get("multichannel", False)),
         "model": os.environ.get("ASR_MODEL", "tiny.en"),
         "final_model": (os.environ.get("ASR_FINAL_MODEL") or None) if ours else None,
         "final_choice": (os.environ.get("ASR_FINAL_CHOICE") or None) if ours else None,

@@ -33,6 +33,8 @@ def _setting(run: dict[str, Any]) -> str:
     parts = [run["dispatch"] + (f" ({run['workers']} workers)" if run.get("workers") else "")]
     if run.get("protocol") not in (None, "v1"):
         parts.append(run["protocol"])
+    if run.get("multichannel"):
+        parts.append("multichannel stereo: capacity in sessions of 2 channels")
     if run.get("final_model"):
         parts.append(f"finals {run.get('final_choice') or 'final_model'} {run['final_model']}")
     return "asrplatform " + ", ".join(parts)
@@ -40,16 +42,23 @@ def _setting(run: dict[str, Any]) -> str:
 
 def render(runs: list[dict[str, Any]], latest: int) -> str:
     lines = [
-        "| date | commit | system | model | machine CPU s/audio s | capacity "
+        "| date | commit | system | model | 1 stream: CPU s/audio s | capacity "
         "| at capacity: final p95 ms | gap max ms | WER |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
+    notes: list[str] = []
     for run in runs[-latest:][::-1]:
+        if run.get("note"):  # a caveat recorded with the run (e.g. a shared machine): shown, not hidden
+            if run["note"] not in notes:
+                notes.append(run["note"])
+            marker = f" (note {notes.index(run['note']) + 1})"
+        else:
+            marker = ""
         met = [level for level in run["levels"] if level["slo_ok"]]
         best = max(met, key=lambda level: level["n"]) if met else None
         commit = (run.get("commit") or "-") + ("*" if run.get("tree_differs") else "")
         lines.append(
-            f"| {run['date'][:16]} | {commit} | {_setting(run)} | {run.get('model') or '-'} "
+            f"| {run['date'][:16]} | {commit} | {_setting(run)}{marker} | {run.get('model') or '-'} "
             f"| {_fmt(run['machine'].get('cpu_s_per_audio_s'), '{:.3f}')} | {run['capacity']} "
             f"| {_fmt(best and best['final_ms']['p95'], '{:.0f}')} "
             f"| {_fmt(best and best['partial_gap_ms']['max'], '{:.0f}')} "
@@ -57,9 +66,12 @@ def render(runs: list[dict[str, Any]], latest: int) -> str:
         )
     note = (
         f"The latest {min(latest, len(runs))} of {len(runs)} runs in `docs/benchmarks/results.json`, newest first "
-        "(`python -m bench results --write`); * marks a run whose tree differed from its commit."
+        "(`python -m bench results --write`); * marks a run whose tree differed from its commit. "
+        "1 stream: the server's CPU seconds per audio second of one real-time stream at the start of the run, "
+        "the machine's speed for runs of one configuration (machines of this kind differ about 1.7 times)."
     )
-    return "\n".join([note, "", *lines])
+    footnotes = [f"{i}. {text}" for i, text in enumerate(notes, 1)]
+    return "\n".join([note, "", *lines, *([""] + footnotes if footnotes else [])])
 
 
 def write_pages(table: str, pages: tuple[Path, ...] = PAGES) -> list[Path]:

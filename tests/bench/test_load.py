@@ -269,10 +269,14 @@ def _run(system="asrplatform", capacity=6, **extra):
 
 
 def test_the_results_table_shows_the_latest_runs_newest_first_between_the_pages_markers(tmp_path):
+    shared = "machine shared with a test run"
     runs = [_run(capacity=4), _run(capacity=6, final_model="base", final_choice="confident"), _run("whisperlive", 2)]
+    runs[2]["note"] = shared
     table = results_table.render(runs, latest=2)
     rows = [line for line in table.splitlines() if line.startswith("| 2026")]
-    assert len(rows) == 2 and "| whisperlive |" in rows[0] and "finals confident base" in rows[1]
+    assert len(rows) == 2 and "| whisperlive (note 1) |" in rows[0] and "finals confident base |" in rows[1]
+    assert table.endswith(f"\n\n1. {shared}")
+    assert "multichannel stereo: capacity in sessions" in results_table.render([_run(multichannel=True)], latest=1)
     assert "| 6 | 906 | 1400 | 5.0% |" in rows[1]  # capacity, then the figures at N=6
     page = tmp_path / "page.md"
     page.write_text(f"before\n{results_table.START}\nold table\n{results_table.END}\nafter\n")
