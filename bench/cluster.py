@@ -26,7 +26,7 @@ import redis
 
 from transcription.runner import registry
 
-from .server import ROOT, GatewayServer, ServerError, stop_process
+from .server import ROOT, GatewayServer, ServerError, read_tail, stop_process
 
 logger = logging.getLogger(__name__)
 
@@ -109,10 +109,7 @@ class WorkerPool:
         return self.log_dir / f"{self.log_prefix}{name}.log"
 
     def log_tail(self, name: str, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path(name).read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
+        return read_tail(self.log_path(name), lines)
 
     def start(self, name: str) -> None:
         command = [sys.executable, "manage.py", "asr_worker", "--name", name, "--loglevel", self.loglevel]

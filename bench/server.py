@@ -42,6 +42,14 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float = 15) -> None:
         process.wait(timeout=5)
 
 
+def read_tail(path: Path, lines: int = 20) -> str:
+    """The last ``lines`` of a log file; "" when it cannot be read."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
 def _stat_fields(pid: int) -> list[str]:
     text = Path(f"/proc/{pid}/stat").read_text()
     return text[text.rindex(")") + 2 :].split()  # fields from "state" on; comm may hold spaces
@@ -176,10 +184,7 @@ class GatewayServer:
         raise ServerError(f"the server did not listen within {self.startup_timeout:.0f} s")
 
     def log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
+        return read_tail(self.log_path, lines)
 
     def stop(self) -> None:
         if self.process is not None:

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Self
 
-from bench.server import ServerError, free_port
+from bench.server import ServerError, free_port, read_tail, stop_process
 
 
 def default_model_dir() -> Path:
@@ -108,20 +108,11 @@ class PeerProcess:
         raise ServerError(f"{self.label} did not listen within {self.startup_timeout:.0f} s:\n{self.log_tail()}")
 
     def log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
+        return read_tail(self.log_path, lines)
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=5)
+        if self.process is not None:
+            stop_process(self.process)
 
     def __enter__(self) -> Self:
         try:
