@@ -1,8 +1,8 @@
 """Liveness and readiness for load balancers and orchestrators.
 
 ``/healthz``: the process answers (restart it if not). ``/readyz``: it can serve, its database and
-(when configured) Redis answer within a couple of seconds; a load balancer stops routing to it
-while this says 503.
+(when configured) Redis answer within a couple of seconds, and in embedded mode its models are in
+memory; a load balancer stops routing to it while this says 503.
 """
 
 import logging
@@ -46,7 +46,21 @@ def _redis() -> str:
         client.close()
 
 
+def _models() -> str | None:
+    """The embedded engine's models: "loading" while preloading, then "ok" or "failed"; None where
+    they are not preloaded here (Celery workers decode, or ASR_PRELOAD is off)."""
+    if settings.ASR_DISPATCH != "local":
+        return None
+    from transcription.dispatch import get_dispatcher
+
+    state = getattr(get_dispatcher(), "models_state", "not preloaded")
+    return None if state == "not preloaded" else state
+
+
 def readyz(request: HttpRequest) -> JsonResponse:
     checks = {"database": _database(), "redis": _redis()}
+    models = _models()
+    if models is not None:
+        checks["models"] = models
     ready = all(value in ("ok", "not configured") for value in checks.values())
     return JsonResponse({"status": "ready" if ready else "unavailable", "checks": checks}, status=200 if ready else 503)

@@ -6,12 +6,16 @@ server does (Channels, the database, the engine) and nothing the benchmark itsel
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -160,7 +164,7 @@ class GatewayServer:
         self.api_key = lines[-1].strip()
 
     def launch(self) -> None:
-        """Start the server and wait until it accepts connections."""
+        """Start the server and wait until it accepts connections and has its models in memory."""
         command = [sys.executable, "-m", "asrplatform.server", "--host", "127.0.0.1", "--port", str(self.port)]
         if self.tls:
             command += ["--ssl-keyfile", str(self.tls[0]), "--ssl-certfile", str(self.tls[1])]
@@ -168,7 +172,9 @@ class GatewayServer:
         self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=log)
         log.close()
         logger.info("server starting pid=%d port=%d", self.process.pid, self.port)
+        deadline = time.monotonic() + self.startup_timeout
         self._wait_until_listening()
+        self._wait_while_models_load(deadline)
 
     def _wait_until_listening(self) -> None:
         deadline = time.monotonic() + self.startup_timeout
@@ -182,6 +188,30 @@ class GatewayServer:
             except OSError:
                 time.sleep(0.2)
         raise ServerError(f"the server did not listen within {self.startup_timeout:.0f} s")
+
+    def _wait_while_models_load(self, deadline: float) -> None:
+        """Until /readyz no longer says the models are loading, so a measured or tested first session
+        is not the one that waits for them (a server that is unready for another reason is left
+        to its caller)."""
+        context = ssl._create_unverified_context() if self.tls else None  # the tests' own certificate
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise ServerError(f"the server exited with {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(f"{self.http_url}/readyz", timeout=5, context=context) as response:
+                    body = response.read()
+            except urllib.error.HTTPError as error:
+                body = error.read()
+            except OSError:
+                body = b"{}"
+            try:
+                state = json.loads(body).get("checks", {}).get("models")
+            except ValueError:
+                state = None
+            if state != "loading":
+                return
+            time.sleep(0.2)
+        raise ServerError(f"the server's models did not load within {self.startup_timeout:.0f} s")
 
     def log_tail(self, lines: int = 20) -> str:
         return read_tail(self.log_path, lines)

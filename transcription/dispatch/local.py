@@ -37,8 +37,16 @@ class LocalDispatcher(Dispatcher):
         return self.runner.languages()
 
     def preload(self) -> None:
-        """Load the models in the background so the first session does not wait for them."""
-        self.runner.preload()
+        """Load the models (the deployment's final model too) in the background so the first
+        session does not wait for them."""
+        from django.conf import settings
+
+        self.runner.preload(tuple(name for name in [settings.ASR_FINAL_MODEL] if name))
+
+    @property
+    def models_state(self) -> str:
+        """ "loading", "ok", "failed" or "not preloaded", for /readyz."""
+        return self.runner.models_state
 
     def close(self) -> None:
         self.scheduler.shutdown()

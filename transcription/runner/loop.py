@@ -14,6 +14,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -247,6 +248,7 @@ class SessionRunner:
         self.model_settings = models
         self.max_backlog_s = max_backlog_s
         self.scheduler = DecodeScheduler(workers, intake_threads=intake_threads, thrifty=thrifty_finals)
+        self.models_state = "not preloaded"  # /readyz: "loading" until preload() has them in memory
 
     @classmethod
     def from_settings(cls, *, max_backlog_s: float | None = None) -> "SessionRunner":
@@ -270,9 +272,29 @@ class SessionRunner:
     def languages(self) -> tuple[str, ...]:
         return model_registry(self.model_settings).default_info().languages
 
-    def preload(self) -> None:
-        """Load the models in the background so the first session does not wait for them."""
-        self.scheduler.submit(partial(load_models, self.model_settings))
+    def preload(self, extra_models: tuple[str, ...] = ()) -> None:
+        """Load the models in the background so the first session does not wait for them.
+
+        ``extra_models``: others every session may use (the deployment's final model). Until they
+        are in memory ``models_state`` is "loading" and ``/readyz`` says 503, so a load balancer
+        does not send the first streams to a process that would fall seconds behind on them.
+        """
+        self.models_state = "loading"
+        future = self.scheduler.submit(partial(self._load_for_serving, extra_models))
+        future.add_done_callback(self._preloaded)
+
+    def _load_for_serving(self, extra_models: tuple[str, ...]) -> None:
+        models = load_models(self.model_settings)
+        for name in extra_models:
+            models.recognizer_for(name)
+
+    def _preloaded(self, future: "Future[None]") -> None:
+        error = future.exception()
+        if error is None:
+            self.models_state = "ok"
+        else:
+            logger.error("preloading the models failed: %s", error)
+            self.models_state = "failed"
 
     def load(self) -> None:
         """Load the models now, on this thread."""
