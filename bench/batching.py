@@ -30,12 +30,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--eval-dir", type=Path, default=DEFAULT_EVAL)
     parser.add_argument("--sizes", default="1,2,4,8", help="batch sizes (default 1,2,4,8)")
     parser.add_argument("--window-s", type=int, default=10, help="encoder window for every utterance (default 10)")
+    parser.add_argument("--model", default="tiny.en", help="a Whisper model of the registry (default tiny.en)")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    parser.add_argument("--compute-type", default="int8", help="CTranslate2 compute type (default int8)")
     args = parser.parse_args(argv)
 
     from faster_whisper.audio import pad_or_trim
     from faster_whisper.tokenizer import Tokenizer
 
-    recognizer = load_models(ModelSettings()).recognizer_for("")
+    settings = ModelSettings(device=args.device, compute_type=args.compute_type, default_model=args.model)
+    recognizer = load_models(settings).recognizer_for("")
     assert isinstance(recognizer, WhisperRecognizer), "the default model must be a Whisper one"
     model = recognizer.model
     tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language="en")
@@ -43,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     frames = args.window_s * 100
     clips = [c[: args.window_s * 16000 - 16000] for c in _clips(args.eval_dir)]
     features = [pad_or_trim(model.feature_extractor(c)[:, :frames], frames) for c in clips]
-    print(f"{len(clips)} utterances, encoder window {args.window_s} s, tiny.en int8, {model.model.device}")
+    print(f"{len(clips)} utterances, encoder window {args.window_s} s, {args.model} {args.compute_type}, {args.device}")
     print(f"{'batch':>5} {'CPU ms/utt':>11} {'wall ms/utt':>12} {'wall ms/batch':>14}")
     model.model.generate(model.encode(features[0]), [prompt], beam_size=1, max_length=64)  # warm-up
     for size in (int(s) for s in args.sizes.split(",")):

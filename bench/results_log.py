@@ -76,6 +76,9 @@ def entry(
         "model": os.environ.get("ASR_MODEL", "tiny.en"),
         "final_model": (os.environ.get("ASR_FINAL_MODEL") or None) if ours else None,
         "final_choice": (os.environ.get("ASR_FINAL_CHOICE") or None) if ours else None,
+        "device": os.environ.get("ASR_DEVICE", "cpu") if ours else None,
+        # cross-session batching (ASR_BATCH_WINDOW_MS; 0: off)
+        "batch_window_ms": int(os.environ.get("ASR_BATCH_WINDOW_MS") or 0) if ours else None,
         "machine": {"cpu_count": config["cpu_count"], "cpu_s_per_audio_s": machine_speed},
         "load": {k: config[k] for k in ("session_s", "gap_s", "ramp_s", "seed", "chunk_ms", "endpointing_ms")},
         "slo": figures["slo"],

@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from transcription.engine.batching import BatchSettings
 from transcription.engine.config import SessionLimits
 from transcription.engine.languages import ANY_LANGUAGE, LanguageModels, LanguageModelsError, parse_language_models
 from transcription.engine.models import ModelSettings, model_registry
@@ -25,6 +26,11 @@ def model_settings_from_django() -> ModelSettings:
         funasr_dirs=tuple(d for d in settings.ASR_FUNASR_MODEL_DIR.split(",") if d.strip()),
         fit_window=settings.ASR_WHISPER_FIT_WINDOW,
         decode_workers=settings.ASR_DECODE_WORKERS,
+        batching=BatchSettings(
+            window_ms=settings.ASR_BATCH_WINDOW_MS,
+            max_size=settings.ASR_BATCH_MAX,
+            final_wait_ms=settings.ASR_BATCH_FINAL_WAIT_MS,
+        ),
     )
 
 

@@ -212,6 +212,13 @@ ASR_WHISPER_FIT_WINDOW = env_bool("ASR_WHISPER_FIT_WINDOW", True)
 # default cores / replicas). 2: a partial need not wait for another session's long final.
 ASR_DECODE_WORKERS = env_int("ASR_DECODE_WORKERS", 2)
 ASR_LOCAL_WORKERS = env_int("ASR_LOCAL_WORKERS", 2)
+# Cross-session batching (transcription/engine/batching.py), for GPUs: concurrent Whisper decodes of
+# one model run as one batch. A partial's decode waits up to ASR_BATCH_WINDOW_MS for others (0: off,
+# the default: on a CPU it does not pay), a final's up to ASR_BATCH_FINAL_WAIT_MS. Batches need
+# decodes in flight together: raise ASR_LOCAL_WORKERS (decode threads) to ASR_BATCH_MAX or more.
+ASR_BATCH_WINDOW_MS = env_int("ASR_BATCH_WINDOW_MS", 0)
+ASR_BATCH_MAX = env_int("ASR_BATCH_MAX", 8)
+ASR_BATCH_FINAL_WAIT_MS = env_int("ASR_BATCH_FINAL_WAIT_MS", 2)
 # Threads besides those that run only audio intake and finals, so a session's VAD never waits
 # behind other sessions' decodes (transcription/dispatch/scheduler.py). 0: no intake lane.
 ASR_INTAKE_THREADS = env_int("ASR_INTAKE_THREADS", 1)

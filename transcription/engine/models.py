@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from transcription.engine.batching import BatchSettings
 from transcription.engine.install import package_dir
 from transcription.engine.registry import ModelInfo, ModelRegistry, build_registry
 
@@ -35,6 +36,7 @@ class ModelSettings:
     funasr_dirs: tuple[str, ...] = ()  # downloaded FunASR model folders (ASR_FUNASR_MODEL_DIR)
     fit_window: bool = True  # Whisper encodes only the utterance's share of its 30 s window
     decode_workers: int = 1  # Whisper decodes that may run at once (CTranslate2 num_workers)
+    batching: BatchSettings = BatchSettings()  # cross-session batches of Whisper decodes (off)
 
 
 def tiny_en_dir() -> Path:
@@ -85,7 +87,7 @@ def load_recognizer(info: ModelInfo, settings: ModelSettings) -> object:
     threads = settings.cpu_threads or max(1, (os.cpu_count() or 1) // max(1, settings.decode_workers))
     key = (
         *(info.engine, info.path, settings.device, settings.compute_type, threads, settings.beam_size),
-        *(settings.fit_window, settings.decode_workers),
+        *(settings.fit_window, settings.decode_workers, settings.batching),
     )
     with _lock:
         if key in _recognizers:
@@ -113,6 +115,7 @@ def _build_recognizer(info: ModelInfo, settings: ModelSettings, threads: int) ->
             name=info.name,
             fit_window=settings.fit_window,
             decode_workers=settings.decode_workers,
+            batching=settings.batching,
         )
     if info.engine == "paraformer-streaming":
         from transcription.engine.funasr_adapters import ParaformerStreamingRecognizer

@@ -10,14 +10,16 @@ has not seen yet, a non-incremental one re-decodes it all.
 import functools
 import logging
 import math
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 
 from transcription import instruments
 from transcription.engine import guard
+from transcription.engine.batching import BatchSettings, DecodeBatcher, DecodeRequest
 from transcription.engine.config import SessionConfig
 from transcription.engine.context import Context, echoes, shares_phrase
 from transcription.engine.registry import AUTO
@@ -43,6 +45,7 @@ FIT_FINALS_FROM_S = 4.0  # finals shorter than this are decoded with the full 30
 # ../shared/eval cost one word in 137 (bench.models: WER 4.4 % vs 3.6 %; 12 s cost two).
 THRIFTY_SHORT_FINAL_WINDOW_S = 15
 TOKENS_PER_S = 8  # fitted decoding's token budget per second of audio: fast speech is ~4
+BATCH_PROMPT_STEP = 16  # with batching, context prompts are cut to a multiple of this many tokens
 # Greedy decoding of Whisper's translate task loops: base on ../shared/eval/zh/asr_example.wav gave
 # "Welcome to the video to the video …" for 400 tokens on three VAD cuts of four; a 5-beam search
 # ended on all four, for ~1.5x the CPU.
@@ -132,9 +135,11 @@ class WhisperRecognizer:
         name: str = "",
         fit_window: bool = True,
         decode_workers: int = 1,
+        batching: BatchSettings | None = None,
     ) -> None:
         """``fit_window``: encode only as much of Whisper's 30 s window as the utterance needs
-        (see :meth:`_recognize_fitted`); False always takes faster-whisper's own path."""
+        (see :meth:`_recognize_fitted`); False always takes faster-whisper's own path.
+        ``batching``: fitted decodes of concurrent sessions run as one batch (engine/batching.py)."""
         from faster_whisper import WhisperModel
 
         self.model = WhisperModel(
@@ -149,6 +154,17 @@ class WhisperRecognizer:
         self.name = name or model_dir.name
         self.fit_window = fit_window
         self._tokenizers: dict[str, Tokenizer] = {}
+        self._suppressed: dict[str, tuple[int, ...]] = {}
+        self.batcher = (
+            DecodeBatcher(
+                self._generate_batch,
+                max_size=batching.max_size,
+                window_s=batching.window_ms / 1000,
+                urgent_wait_s=batching.final_wait_ms / 1000,
+            )
+            if batching is not None and batching.window_ms > 0 and batching.max_size > 1
+            else None
+        )
 
     def transcribe(
         self, audio: np.ndarray, *, language: str, beam_size: int | None = None, fit_window: bool | None = None
@@ -255,8 +271,12 @@ class WhisperRecognizer:
         duration_s = len(audio) / SAMPLE_RATE
         frames = min(MAX_FITTED_S, max(min_window_s, math.ceil(duration_s + 1))) * FRAMES_PER_S
         features = model.feature_extractor(audio)
-        encoded = model.encode(pad_or_trim(features[:, :frames], frames))
+        window = pad_or_trim(features[:, :frames], frames)
         previous = tokenizer.encode(" " + prompt.strip()) if prompt.strip() else []
+        if self.batcher is not None and len(previous) > BATCH_PROMPT_STEP:
+            # CTranslate2 batches only prompts whose start token is at one position: keep the last
+            # whole steps of the context, so that sessions' prompts line up in a few lengths.
+            previous = previous[-(len(previous) // BATCH_PROMPT_STEP * BATCH_PROMPT_STEP) :]
         # With a prefix, faster-whisper's prompt leaves hotwords out; the prefix's tokens follow the
         # start sequence, and the decoder goes on from them.
         forced = tokenizer.encode(" " + prefix.strip()) if prefix.strip() else []
@@ -265,16 +285,12 @@ class WhisperRecognizer:
             hotwords=" ".join(hotwords) or None,
         )  # fmt: skip
         budget = int(duration_s * TOKENS_PER_S) + 8
-        result = model.model.generate(
-            encoded,
-            [tokens],
-            beam_size=beam_size or self.beam_size,
-            max_length=len(tokens) + budget,
-            return_scores=True,
-            return_no_speech_prob=True,
-            suppress_blank=True,
-            suppress_tokens=get_suppressed_tokens(tokenizer, (-1,)),
-        )[0]
+        suppressed = self._suppressed.get(language)
+        if suppressed is None:
+            suppressed = self._suppressed[language] = tuple(get_suppressed_tokens(tokenizer, (-1,)))
+        key = (frames, beam_size or self.beam_size, suppressed, tokens.index(tokenizer.sot))
+        request = DecodeRequest(window, tokens, len(tokens) + budget)
+        result = self.batcher.run(key, request) if self.batcher else self._generate_batch(key, [request])[0]
         ids = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
         if forced and ids[: len(forced)] == forced:
             ids = ids[len(forced) :]  # the result holds the prefix's tokens: keep what follows them
@@ -291,6 +307,24 @@ class WhisperRecognizer:
         if not any(ch.isalnum() for ch in text):
             return None  # only punctuation: what Whisper makes of noise; the 30 s window judges it
         return Transcription(text, language, avg_logprob=avg_logprob, no_speech_prob=result.no_speech_prob)
+
+    def _generate_batch(self, key: Hashable, requests: Sequence[DecodeRequest]) -> list[Any]:
+        """One encoder pass and one ``generate`` for requests that share ``key`` (window, beam,
+        suppressed tokens, where the prompt's start token is). A request whose own token budget is
+        below the batch's may run past it; its caller then sees the budget used up, as it would
+        have alone (a loop: decoded again)."""
+        _, beam_size, suppressed, _ = cast(tuple[int, int, tuple[int, ...], int], key)
+        encoded = self.model.encode(np.stack([r.features for r in requests]))
+        return self.model.model.generate(
+            encoded,
+            [r.prompt for r in requests],
+            beam_size=beam_size,
+            max_length=max(r.max_length for r in requests),
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=list(suppressed),
+        )
 
     def recognize_after(
         self,

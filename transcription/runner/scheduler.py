@@ -38,6 +38,8 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
+from transcription.engine.batching import set_urgent
+
 URGENT, SPECULATIVE, PARTIAL = 0, 1, 2
 MAX_PARTIAL_INTERVAL_S = 1.2  # keeps "a partial at least every 1.5 s" while decodes take ~0.3 s
 
@@ -141,6 +143,7 @@ class DecodeScheduler:
                     return  # closed, and nothing left that this thread may run
                 kind, _, _, fn, still_wanted, future = heapq.heappop(self._heap)
                 self._waiting[kind] -= 1
+            set_urgent(kind == URGENT)  # a batched decode (engine/batching.py) waits less for others
             self._run_one(fn, still_wanted, future)
 
     @staticmethod
