@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--levels", type=_levels, default=list(DEFAULT_LEVELS), help="concurrent clients per level")
     p.add_argument("--session-s", type=float, default=60.0, help="audio per client session (default 60)")
     p.add_argument("--gap-s", type=float, default=1.0, help="silence between clips (default 1)")
+    p.add_argument("--speed-probe-s", type=float, default=20.0, help="the machine-speed stream's audio (default 20)")
     p.add_argument("--ramp-s", type=float, default=3.0, help="client starts spread over this (default 3)")
     p.add_argument("--seed", type=int, default=1, help="clip order of each client (default 1)")
     p.add_argument(
@@ -286,7 +287,8 @@ def sweep(
     warmup = warm_up(target, entries, stream_options)
     if warmup:
         print(f"warning: warm-up session: {warmup}", file=sys.stderr)
-    speed = machine_speed(target, entries, stream_options) if probe_speed and target.pids else None
+    probe_s = getattr(args, "speed_probe_s", 20.0)
+    speed = machine_speed(target, entries, stream_options, probe_s) if probe_speed and target.pids else None
     levels: list[dict[str, Any]] = []
     level_options = dict(stream_options)
     stereo = getattr(args, "multichannel", False)  # a Namespace made by hand (tests) may not have it
@@ -320,11 +322,13 @@ def sweep(
     }
 
 
-def machine_speed(target: Target, entries: list[ManifestEntry], stream_options: dict[str, Any]) -> float | None:
+def machine_speed(
+    target: Target, entries: list[ManifestEntry], stream_options: dict[str, Any], session_s: float = 20.0
+) -> float | None:
     """`python -m bench`'s measure of the machine: server CPU seconds per audio second of one
     real-time stream (20 s of the clips), so runs on faster and slower machines can be told apart."""
-    print("machine speed: one stream of 20 s ...", file=sys.stderr)
-    plans = client_plans(entries, 1, session_s=20.0, gap_s=1.0, ramp_s=0.0, seed=0)
+    print(f"machine speed: one stream of {session_s:g} s ...", file=sys.stderr)
+    plans = client_plans(entries, 1, session_s=session_s, gap_s=1.0, ramp_s=0.0, seed=0)
     speed = run_level(target, plans, stream_options)["server"]["cpu_s_per_audio_s"]
     return float(speed) if speed is not None else None
 

@@ -356,6 +356,11 @@ ASR_WORKER_MAX_LAG_S = env_float("ASR_WORKER_MAX_LAG_S", 2.0)
 # A worker drops (finalizing and storing) a session it has not heard from for this long.
 ASR_WORKER_SESSION_IDLE_S = env_float("ASR_WORKER_SESSION_IDLE_S", 120.0)
 ASR_WORKER_OPEN_TIMEOUT_S = env_float("ASR_WORKER_OPEN_TIMEOUT_S", 10.0)
+# The gateway sends a session's audio to its worker in tasks of this much audio (the VAD's step, so
+# no cut waits for it), not one task per client frame: a Celery task costs the worker ~3 ms of its
+# main thread, and a phone line sends 50 frames a second. Audio held longer than the step's time
+# (a client that paused) goes at once. 0: a task per frame.
+ASR_CELERY_AUDIO_STEP_MS = env_int("ASR_CELERY_AUDIO_STEP_MS", 200)
 ASR_FINISH_TIMEOUT_S = env_float("ASR_FINISH_TIMEOUT_S", 60.0)
 
 # REST API: API keys (Bearer) or a logged-in member's session; everything scoped to the caller's tenant.

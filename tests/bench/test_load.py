@@ -186,7 +186,8 @@ def test_sweep_against_the_embedded_server_measures_both_levels(tmp_path, eval_d
     output, results = tmp_path / "load.json", tmp_path / "results.json"
     results.write_text(json.dumps([{"system": "an earlier run"}]))
     # SLO loosened so that a busy shared machine still runs both levels; the figures are checked below.
-    argv = ["--levels", "1,2", "--session-s", "10", "--ramp-s", "2", "--output", str(output), "--results", str(results)]
+    argv = ["--levels", "1,2", "--session-s", "8", "--ramp-s", "2", "--output", str(output), "--results", str(results)]
+    argv += ["--speed-probe-s", "5"]
     argv += ["--eval-dir", str(eval_dir / "real"), "--slo-final-p95-ms", "5000", "--slo-partial-gap-ms", "5000"]
 
     assert load.main(argv) == 0

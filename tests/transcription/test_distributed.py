@@ -44,16 +44,18 @@ def three_utterances(eval_dir) -> bytes:
     return clips_s16(eval_dir, CLIPS, gap_s=1.5)
 
 
-async def stream(raw_key: str, pcm: bytes, *, pace_s: float = 0.0, on_frame=None) -> Transcript:
+async def stream(
+    raw_key: str, pcm: bytes, *, pace_s: float = 0.0, on_frame=None, frame_bytes: int = 3200
+) -> Transcript:
     comm = communicator(raw_key)
     await comm.connect()
     transcript = Transcript()
     try:
         await send_json(comm, {"type": "start"})
-        for i in range(0, len(pcm), 3200):
-            await comm.send_to(bytes_data=pcm[i : i + 3200])
+        for i in range(0, len(pcm), frame_bytes):
+            await comm.send_to(bytes_data=pcm[i : i + frame_bytes])
             if on_frame is not None:
-                await on_frame(i // 3200, transcript, comm)
+                await on_frame(i // frame_bytes, transcript, comm)
             if pace_s:
                 await asyncio.sleep(pace_s)
         await send_json(comm, {"type": "stop"})
@@ -84,6 +86,21 @@ async def test_finals_through_workers_match_embedded_mode(tenant_a, three_uttera
     assert word_error_rate(REFERENCES, [f["text"] for f in distributed.finals]) == 0.0
     session = await Session.objects.aget(pk=distributed.messages[0]["session_id"])
     assert await session.segments.acount() == 3 and session.close_reason == "stop"
+
+
+async def test_a_phone_line_s_20_ms_frames_reach_the_worker_in_vad_steps_with_the_same_finals(
+    tenant_a, three_utterances, settings, cluster
+):
+    """A Celery task per client frame cost the worker ~3 ms of its main thread each: 50 a second per
+    phone line. The gateway sends ASR_CELERY_AUDIO_STEP_MS of audio per task instead."""
+    before = await scrape(settings)
+    transcript = await stream(tenant_a.raw_key, three_utterances, frame_bytes=640)
+    after = await scrape(settings)
+
+    assert transcript.close_code == 1000
+    assert word_error_rate(REFERENCES, [f["text"] for f in transcript.finals]) == 0.0
+    tasks = sample(after, "asr_dispatch_lag_seconds_count") - sample(before, "asr_dispatch_lag_seconds_count")
+    assert tasks == -(-len(three_utterances) // 6400)  # not one per 640-byte frame: ten times fewer
 
 
 async def test_the_gateway_subscribes_to_no_task_results(tenant_a, three_utterances, cluster):
@@ -288,10 +305,10 @@ async def test_metrics_count_one_dispatch_lag_per_audio_command_and_show_each_wo
     transcript = await stream(tenant_a.raw_key, pcm)
     after = await scrape(settings)
     assert transcript.close_code == 1000 and [f["text"] for f in transcript.finals]
-    frames = -(-len(pcm) // 3200)
+    tasks = -(-len(pcm) // 6400)  # 100 ms frames, sent two to a task (ASR_CELERY_AUDIO_STEP_MS)
     count = sample(after, "asr_dispatch_lag_seconds_count") - sample(before, "asr_dispatch_lag_seconds_count")
     total = sample(after, "asr_dispatch_lag_seconds_sum") - sample(before, "asr_dispatch_lag_seconds_sum")
-    assert count == frames  # every audio command's lag came back with the session's results
+    assert count == tasks  # every audio command's lag came back with the session's results
     assert 0 <= total / count < 1.0
     for name in ("w1", "w2"):
         assert sample(after, f'asr_worker_queue_depth{{worker="{name}"}}') == 0

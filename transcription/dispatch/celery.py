@@ -66,6 +66,12 @@ class CelerySessionHandle(SessionHandle):
         self.finished = asyncio.Event()
         self.lock = asyncio.Lock()  # keeps audio in order across a failover's replay
         self.tasks: list[asyncio.Task] = []
+        # Audio not yet sent: it goes in tasks of ASR_CELERY_AUDIO_STEP_MS of audio (see push_audio).
+        self.step_bytes = config.bytes_per_second * settings.ASR_CELERY_AUDIO_STEP_MS // 1000
+        self.held: list[bytes] = []
+        self.held_bytes = 0
+        self.held_since = 0.0  # wall time of the oldest held piece: the task's sent_at
+        self.flush_timer: asyncio.TimerHandle | None = None
 
     async def open(self) -> None:
         self.layer = get_channel_layer()
@@ -80,14 +86,54 @@ class CelerySessionHandle(SessionHandle):
         self.tasks.append(asyncio.create_task(self._monitor()))
 
     async def push_audio(self, data: bytes) -> None:
+        """Hold the audio until a VAD step of it is here (or it has waited that long), then send it
+        as one task: the worker's VAD takes audio in those steps anyway, so no cut comes later."""
         async with self.lock:
             if self.finished.is_set():
                 return
             self.replay.append(data)
-            await self._command("asr.audio", data, time.time())
+            if not self.held:
+                self.held_since = time.time()
+            self.held.append(data)
+            self.held_bytes += len(data)
+            if self.held_bytes >= self.step_bytes:
+                await self._send_held()
+            elif self.flush_timer is None:
+                delay_s = settings.ASR_CELERY_AUDIO_STEP_MS / 1000
+                self.flush_timer = asyncio.get_running_loop().call_later(delay_s, self._flush_later)
+
+    def _flush_later(self) -> None:
+        self.flush_timer = None
+        if self.held:
+            task = asyncio.create_task(self._flush_held())
+            self.tasks.append(task)
+            task.add_done_callback(lambda done: self.tasks.remove(done) if done in self.tasks else None)
+
+    async def _flush_held(self) -> None:
+        async with self.lock:
+            await self._send_held()
+
+    async def _send_held(self) -> None:
+        """Send the held audio as one task (the lock held)."""
+        if self.flush_timer is not None:
+            self.flush_timer.cancel()
+            self.flush_timer = None
+        if not self.held:
+            return
+        data = self.held[0] if len(self.held) == 1 else b"".join(self.held)
+        self.held, self.held_bytes = [], 0
+        await self._command("asr.audio", data, self.held_since)
+
+    def _drop_held(self) -> None:
+        """Forget the held audio: a replay from ``self.replay`` (which holds it) sends it instead."""
+        if self.flush_timer is not None:
+            self.flush_timer.cancel()
+            self.flush_timer = None
+        self.held, self.held_bytes = [], 0
 
     async def finalize(self) -> None:
         async with self.lock:
+            await self._send_held()
             await self._command("asr.finalize")
 
     async def finish(self, reason: str) -> None:
@@ -95,6 +141,7 @@ class CelerySessionHandle(SessionHandle):
             if not self.finished.is_set():
                 async with self.lock:
                     self.finish_reason = reason
+                    await self._send_held()
                     await self._command("asr.finish", reason)
                 try:
                     await asyncio.wait_for(asyncio.shield(self.finished.wait()), settings.ASR_FINISH_TIMEOUT_S)
@@ -199,6 +246,7 @@ class CelerySessionHandle(SessionHandle):
         audio of its open utterance. ``stale`` stays set until all of it is published."""
         async with self.lock:
             self.stale = True
+            self._drop_held()  # in the replay below
             if exclude:
                 # A session that is already running must move even if every worker is busy.
                 await self._assign(exclude=exclude, max_lag_s=float("inf"))
@@ -300,6 +348,7 @@ class CelerySessionHandle(SessionHandle):
         return self.dispatcher.redis()
 
     def _stop_tasks(self) -> None:
+        self._drop_held()
         for task in self.tasks:
             if task is not asyncio.current_task():
                 task.cancel()

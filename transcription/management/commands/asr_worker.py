@@ -38,6 +38,11 @@ class Command(BaseCommand):
         set_runtime(runtime)
         worker_ready.connect(lambda **kw: runtime.mark_ready(), weak=False)
         worker_shutdown.connect(lambda **kw: runtime.stop(), weak=False)
+        # Without kombu's ack emulation: with it each task costs two more Redis transactions on this
+        # process's main thread (its unacked bookkeeping) to redeliver, hours later, a task whose
+        # worker died. A session's audio is never redelivered that way: its queue goes with its
+        # worker, and the gateway replays the open utterance to the next one (dispatch/celery.py).
+        app.conf.broker_transport_options = {**settings.CELERY_BROKER_TRANSPORT_OPTIONS, "ack_emulation": False}
         app.worker_main(
             [
                 "worker",
