@@ -37,6 +37,10 @@ def _setting(run: dict[str, Any]) -> str:
         parts.append("multichannel stereo: capacity in sessions of 2 channels")
     if run.get("final_model"):
         parts.append(f"finals {run.get('final_choice') or 'final_model'} {run['final_model']}")
+    if run.get("device") not in (None, "cpu"):
+        parts.append(run["device"])
+    if run.get("batch_window_ms"):
+        parts.append(f"batching {run['batch_window_ms']} ms")
     return "asrplatform " + ", ".join(parts)
 
 

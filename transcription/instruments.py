@@ -31,8 +31,16 @@ SUPPRESSED = Counter(
 )
 DISPATCH_LAG = Histogram(
     "asr_dispatch_lag_seconds",
-    "From the gateway publishing a session's audio to its Celery worker taking it (worker clock minus gateway clock).",
+    "From the gateway receiving a session's audio (the oldest piece of a task) to its Celery worker taking it"
+    " (worker clock minus gateway clock).",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+    registry=REGISTRY,
+)
+
+DECODE_BATCH = Histogram(
+    "asr_decode_batch_size",
+    "Whisper decodes run together in one batch (ASR_BATCH_WINDOW_MS; nothing is counted while it is off).",
+    buckets=(1, 2, 4, 8, 16, 32),
     registry=REGISTRY,
 )
 
@@ -51,6 +59,10 @@ def count_suppressed(reason: str) -> None:
 
 def observe_dispatch_lag(seconds: float) -> None:
     DISPATCH_LAG.observe(max(seconds, 0.0))  # hosts' clocks may disagree by a little
+
+
+def observe_decode_batch(size: int) -> None:
+    DECODE_BATCH.observe(size)
 
 
 def mark_process_dead(pid: int) -> None:

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from transcription import instruments
+
 _decode_kind = threading.local()
 
 
@@ -116,3 +118,4 @@ class DecodeBatcher:
             self.batches += 1
             self.requests += len(batch.requests)
             batch.done.set()
+        instruments.observe_decode_batch(len(batch.requests))
