@@ -48,7 +48,8 @@ class HumanPrinter:
             self._clear()
             if text:
                 start, end = _num(msg.get("start")), _num(msg.get("end"))
-                self.out.write(f"[{start:7.2f} -{end:7.2f}] {text}\n")
+                speaker = f"Channel {int(msg['channel']) + 1}: " if isinstance(msg.get("channel"), int) else ""
+                self.out.write(f"[{start:7.2f} -{end:7.2f}] {speaker}{text}\n")
         elif kind == "error":
             self._clear()
         elif kind in ("ready", "closed"):
@@ -83,6 +84,12 @@ def build_parser(prog: str = "asrclient") -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print each server message as a JSON line")
     p.add_argument("--endpointing-ms", type=int, help="trailing silence that ends an utterance")
     p.add_argument("--language", help="language code, e.g. en")
+    p.add_argument(
+        "--multichannel",
+        action="store_true",
+        help="transcribe each channel of the file on its own (a stereo call: agent and caller), "
+        "finals marked with their channel; by default the channels are mixed down",
+    )
     p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the end after stop")
     p.add_argument("-v", "--verbose", action="count", default=0, help="log to stderr (-vv: debug)")
     return p
@@ -94,6 +101,8 @@ async def _run(args: argparse.Namespace, audio: WavAudio, ssl_context: ssl.SSLCo
         options["language"] = args.language
     if args.endpointing_ms is not None:
         options["endpointing_ms"] = args.endpointing_ms
+    if audio.channels > 1:
+        options["multichannel"] = True
     printer = None if args.json else HumanPrinter()
     stop_event = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -143,7 +152,7 @@ def main(argv: list[str] | None = None, *, prog: str = "asrclient") -> int:
     level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
     logging.basicConfig(stream=sys.stderr, format="%(levelname)s %(name)s %(message)s", level=level)
     try:
-        audio = read_wav(args.wav)
+        audio = read_wav(args.wav, keep_channels=args.multichannel)
         check_sendable(audio, args.chunk_ms)
     except WavError as exc:
         print(f"error: {args.wav}: {exc}", file=sys.stderr)

@@ -153,7 +153,7 @@ async def stream_audio(
     """
     check_sendable(audio, chunk_ms)
     start: dict[str, Any] = {"type": "start", "sample_rate": audio.sample_rate}
-    start.update(encoding="pcm_s16le", channels=1)
+    start.update(encoding="pcm_s16le", channels=audio.channels)
     start.update(start_options or {})
     result = StreamResult(url=url, sample_rate=audio.sample_rate, realtime=realtime)
     # websockets refuses ssl=None for wss:// and any ssl for ws://
@@ -232,7 +232,8 @@ async def send_frames(
             await asyncio.sleep(delay)
         pcm = audio.samples[begin : begin + step]
         if len(pcm) < min_samples:  # the server refuses frames under 20 ms
-            pcm = np.concatenate([pcm, np.zeros(min_samples - len(pcm), dtype=pcm.dtype)])
+            pad = np.zeros((min_samples - len(pcm), *pcm.shape[1:]), dtype=pcm.dtype)
+            pcm = np.concatenate([pcm, pad])
         await ws.send(pcm.astype("<i2").tobytes())
         end = begin + len(pcm)
         frame = SentFrame(index, time.monotonic(), scheduled, begin, end, end / audio.sample_rate)

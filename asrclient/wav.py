@@ -18,6 +18,7 @@ logger = logging.getLogger(__name__)
 MIN_SAMPLE_RATE = 8000
 MAX_SAMPLE_RATE = 48000
 MAX_FRAME_BYTES = 64 * 1024
+MAX_CHANNELS = 8  # the most channels the server transcribes apart (multichannel)
 MIN_FRAME_MS = 20
 
 _WAVE_FORMAT_PCM = 0x0001
@@ -33,12 +34,18 @@ class WavError(ValueError):
 
 @dataclass(frozen=True)
 class WavAudio:
-    """Mono 16-bit audio at the file's own rate: exactly what is sent as pcm_s16le."""
+    """16-bit audio at the file's own rate: exactly what is sent as pcm_s16le. Mono (a 1-D array)
+    unless read with ``keep_channels``: then frames of interleaved channels, shape (frames, channels)."""
 
     sample_rate: int
-    samples: np.ndarray  # int16, mono
+    samples: np.ndarray  # int16: (frames,) mono, or (frames, channels)
     source_channels: int = 1
     source_format: str = "pcm_s16le"
+
+    @property
+    def channels(self) -> int:
+        """Channels sent: 1 for mixed-down audio."""
+        return int(self.samples.shape[1]) if self.samples.ndim == 2 else 1
 
     @classmethod
     def from_float(cls, samples: np.ndarray, sample_rate: int) -> WavAudio:
@@ -90,7 +97,7 @@ def _parse_chunks(data: bytes) -> tuple[bytes, bytes]:
     return fmt, payload
 
 
-def _decode(fmt: bytes, payload: bytes) -> WavAudio:
+def _decode(fmt: bytes, payload: bytes, keep_channels: bool = False) -> WavAudio:
     if len(fmt) < 16:
         raise WavError(f"'fmt ' chunk too short ({len(fmt)} bytes)")
     tag, channels, rate, _byte_rate, block_align, bits = struct.unpack_from("<HHIIHH", fmt)
@@ -112,7 +119,9 @@ def _decode(fmt: bytes, payload: bytes) -> WavAudio:
     if n_frames == 0:
         raise WavError("no audio samples in the file")
     raw = payload[: n_frames * block_align]
-    if kind == "pcm_s16le" and channels == 1:
+    if kind == "pcm_s16le" and (channels == 1 or keep_channels):
+        if channels > 1:
+            return WavAudio(rate, np.frombuffer(raw, dtype="<i2").reshape(n_frames, channels).copy(), channels, kind)
         samples = np.frombuffer(raw, dtype="<i2").copy()
         return WavAudio(rate, samples, channels, kind)
     if bits == 24:
@@ -125,12 +134,15 @@ def _decode(fmt: bytes, payload: bytes) -> WavAudio:
         x = (np.frombuffer(raw, dtype="u1").astype(np.float64) - 128.0) / 128.0
     else:
         x = np.frombuffer(raw, dtype=_PCM_DTYPES[bits]).astype(np.float64) / float(2 ** (bits - 1))
-    mono = x.reshape(n_frames, channels).mean(axis=1)
-    return WavAudio(rate, _float_to_int16(mono), channels, kind)
+    frames = x.reshape(n_frames, channels)
+    if keep_channels and channels > 1:
+        return WavAudio(rate, _float_to_int16(frames), channels, kind)
+    return WavAudio(rate, _float_to_int16(frames.mean(axis=1)), channels, kind)
 
 
-def read_wav(path: str | os.PathLike[str]) -> WavAudio:
-    """Read a PCM (8/16/24/32-bit) or IEEE-float WAV, mixed down to mono 16-bit.
+def read_wav(path: str | os.PathLike[str], *, keep_channels: bool = False) -> WavAudio:
+    """Read a PCM (8/16/24/32-bit) or IEEE-float WAV as 16-bit, mixed down to mono unless
+    ``keep_channels`` (then each channel is kept, for a multichannel session).
 
     Raises WavError with a one-line reason for anything malformed or empty.
     """
@@ -138,7 +150,7 @@ def read_wav(path: str | os.PathLike[str]) -> WavAudio:
         data = Path(path).read_bytes()
     except OSError as exc:
         raise WavError(f"cannot read the file: {exc.strerror or exc}") from exc
-    return _decode(*_parse_chunks(data))
+    return _decode(*_parse_chunks(data), keep_channels=keep_channels)
 
 
 def check_sendable(audio: WavAudio, chunk_ms: int) -> None:
@@ -150,9 +162,13 @@ def check_sendable(audio: WavAudio, chunk_ms: int) -> None:
         )
     if not MIN_FRAME_MS <= chunk_ms <= 1000:
         raise WavError(f"--chunk-ms must be between {MIN_FRAME_MS} and 1000, not {chunk_ms}")
-    if frame_samples(audio.sample_rate, chunk_ms) * 2 > MAX_FRAME_BYTES:
+    if audio.channels > MAX_CHANNELS:
+        raise WavError(f"{audio.channels} channels: the server transcribes at most {MAX_CHANNELS} apart")
+    if frame_samples(audio.sample_rate, chunk_ms) * 2 * audio.channels > MAX_FRAME_BYTES:
         limit = MAX_FRAME_BYTES
-        raise WavError(f"{chunk_ms} ms at {audio.sample_rate} Hz exceeds {limit} bytes per frame")
+        raise WavError(
+            f"{chunk_ms} ms at {audio.sample_rate} Hz x {audio.channels} channels exceeds {limit} bytes per frame"
+        )
 
 
 def frame_samples(sample_rate: int, chunk_ms: int) -> int:

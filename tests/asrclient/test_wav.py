@@ -86,6 +86,25 @@ def test_stereo_wav_is_mixed_down_to_mono_at_its_own_rate(tmp_path: Path) -> Non
     assert np.max(np.abs(audio.samples.astype(np.int32) - mono / 2)) <= 0.5
 
 
+def test_keep_channels_gives_each_channel_as_it_was_for_a_multichannel_session(tmp_path: Path) -> None:
+    speech = read_wav(REAL / "new-home.wav").samples
+    frames = np.stack([speech, np.zeros_like(speech), speech // 2], axis=1)
+    path = tmp_path / "three.wav"
+    _write_wav(path, frames, 16000)
+    audio = read_wav(path, keep_channels=True)
+    assert audio.channels == 3 and audio.num_samples == len(speech)
+    np.testing.assert_array_equal(audio.samples, frames)
+    assert read_wav(path).channels == 1  # mixed down unless asked
+
+
+def test_more_channels_than_the_server_transcribes_apart_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "nine.wav"
+    _write_wav(path, np.zeros((1600, 9), dtype=np.int16), 16000)
+    with pytest.raises(WavError, match="at most 8"):
+        check_sendable(read_wav(path, keep_channels=True), 100)
+    check_sendable(read_wav(path), 100)  # mixed down: one channel
+
+
 def test_stereo_with_identical_channels_mixes_to_the_same_signal(tmp_path: Path) -> None:
     mono = read_wav(REAL / "cards-002.wav").samples
     path = tmp_path / "dual.wav"
