@@ -5,14 +5,23 @@ fewer errors than base, in noise base makes fewer (docs/benchmarks.md, Accuracy)
 its own decode: the mean log-probability per token, which it also uses to judge a decode failed
 (``log_prob_threshold``). With ``"final_choice": "confident"`` a final is decoded by the session's
 model and by its final model, and the decode with the higher mean log-probability is the final.
-It costs both decodes for every final; partials stay with the session's model alone.
+It costs both decodes for every final; partials stay with the session's model alone. The two
+decodes run side by side (the final model's on a thread of this module's own pool), so the final
+waits for the slower one, not for both in turn: CTranslate2 releases the GIL, and each model has
+replicas of its own.
 """
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from transcription.engine.recognizer import RecognizerStream, Transcription
+
+# The final models' decodes of every confident session in this process; a final that finds them
+# all busy waits for one, which bounds the extra decodes to this many at once.
+SIDE_DECODES = 4
+_side = ThreadPoolExecutor(max_workers=SIDE_DECODES, thread_name_prefix="asr-confident")
 
 
 class ConfidentStream:
@@ -34,11 +43,18 @@ class ConfidentStream:
         thrifty: bool = False,
         prefix: str = "",
     ) -> Transcription:
-        results = [
-            stream.decode(audio, utterance=utterance, final=final, beam_size=beam_size, thrifty=thrifty, prefix=prefix)
-            for stream in self.streams
-        ]
-        return max(results, key=surety)  # the first on a tie: the session's own model
+        def run(stream: RecognizerStream) -> Transcription:
+            return stream.decode(
+                audio, utterance=utterance, final=final, beam_size=beam_size, thrifty=thrifty, prefix=prefix
+            )
+
+        first, second = self.streams
+        other = _side.submit(run, second)
+        try:
+            mine = run(first)
+        finally:
+            theirs = other.result()  # waited for even when ours failed: a stream decodes one at a time
+        return max((mine, theirs), key=surety)  # the first on a tie: the session's own model
 
     def remember(self, final: str, language: str | None) -> None:
         for stream in self.streams:
