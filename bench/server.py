@@ -173,11 +173,10 @@ class GatewayServer:
         log.close()
         logger.info("server starting pid=%d port=%d", self.process.pid, self.port)
         deadline = time.monotonic() + self.startup_timeout
-        self._wait_until_listening()
+        self._wait_until_listening(deadline)
         self._wait_while_models_load(deadline)
 
-    def _wait_until_listening(self) -> None:
-        deadline = time.monotonic() + self.startup_timeout
+    def _wait_until_listening(self, deadline: float) -> None:
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
                 code = self.process.returncode
